@@ -1,0 +1,38 @@
+"""Helpers shared by the op files."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` back down to ``shape``: the backward of NumPy broadcasting.
+
+    Broadcasting prepends axes and stretches size-1 axes; the gradient of a stretched value is
+    the sum over the copies it was stretched into.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad.reshape(shape)
+
+
+def lift(value: Any, like: Any = None) -> Any:
+    """Wrap a non-Tensor operand as a constant Tensor, matching ``like``'s float dtype.
+
+    ``x * 2`` on a float64 tensor stays float64 (a Python scalar does not promote or demote).
+    """
+    from ..tensor import Tensor, _as_array
+    if isinstance(value, Tensor):
+        return value
+    array = _as_array(value)
+    if like is not None and isinstance(like, Tensor) and like.dtype.kind == "f" and array.dtype.kind in "fiu" \
+            and not isinstance(value, np.ndarray):
+        array = array.astype(like.dtype)
+    return Tensor(array)

@@ -1,0 +1,90 @@
+"""Elementwise arithmetic with NumPy broadcasting, and matrix multiplication.
+
+Each op's forward and its local derivative sit side by side; broadcasting in forward is undone
+by ``unbroadcast`` (a sum) in backward.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import Context, Function
+from ..tensor import Tensor
+from ._util import lift, unbroadcast
+
+
+class Add(Function):
+    """z = a + b;  dz/da = 1, dz/db = 1."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.shapes = (a.shape, b.shape)
+        return a + b
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a_shape, b_shape = ctx.shapes
+        return unbroadcast(grad, a_shape), unbroadcast(grad, b_shape)
+
+
+class Mul(Function):
+    """z = a * b;  dz/da = b, dz/db = a."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        a, b = ctx.saved_tensors
+        da = unbroadcast(grad * b, a.shape) if ctx.needs_input_grad[0] else None
+        db = unbroadcast(grad * a, b.shape) if ctx.needs_input_grad[1] else None
+        return da, db
+
+
+class MatMul(Function):
+    """Z = A @ B (batched like np.matmul);  dA = dZ @ B^T, dB = A^T @ dZ."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError("matmul: both operands need at least 1 dimension, got shapes "
+                             f"{a.shape} and {b.shape}")
+        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align: expected "
+                             f"a.shape[-1] == b.shape[{-2 if b.ndim > 1 else 0}], got {a.shape[-1]} and "
+                             f"{b.shape[-2 if b.ndim > 1 else 0]}")
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        a, b = ctx.saved_tensors
+        # Promote vectors to matrices so one formula covers every case, then undo it.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = grad
+        if b.ndim == 1:
+            g2 = np.expand_dims(g2, -1)
+        if a.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
+        da = db = None
+        if ctx.needs_input_grad[0]:
+            da = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        if ctx.needs_input_grad[1]:
+            db = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+        return da, db
+
+
+def add(a: Any, b: Any) -> Tensor:
+    return Add.apply(lift(a, b), lift(b, a))
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    return Mul.apply(lift(a, b), lift(b, a))
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    return MatMul.apply(lift(a, b), lift(b, a))

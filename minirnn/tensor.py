@@ -1,0 +1,298 @@
+"""``Tensor``: a NumPy array plus what the tape needs to differentiate through it.
+
+Methods and operators are spelled as in PyTorch (``x @ w``, ``x.tanh()``, ``x.sum(axis)``,
+``x[idx]``); each one is a thin call into :mod:`minirnn.ops`, where the ``Function`` pairs live.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import autograd
+from .autograd import Hook, Node
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _as_array(value: Any) -> np.ndarray:
+    """Lists and Python scalars become float32; NumPy arrays keep their dtype."""
+    if isinstance(value, Tensor):
+        return value.data
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, np.generic):
+        return np.asarray(value)
+    array = np.asarray(value)
+    if array.dtype.kind in "fiu" or array.size == 0:
+        return array.astype(np.float32)
+    if array.dtype.kind == "b":
+        return array
+    raise TypeError(f"Tensor(): expected numbers, a list of numbers or an ndarray, got {type(value).__name__} "
+                    f"(dtype {array.dtype})")
+
+
+class Tensor:
+    """An n-dimensional array on the autograd tape.
+
+    Attributes:
+        data: the values, a NumPy array (float32 by default; float64 supported everywhere;
+            integer and bool arrays are allowed for indices and masks but cannot require grad).
+        requires_grad: whether backward() computes a gradient for this tensor.
+        grad: after backward(), d loss / d self as a NumPy array of ``data``'s shape (leaves only).
+    """
+
+    __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
+
+    def __init__(self, data: Any, requires_grad: bool = False):
+        self.data: np.ndarray = _as_array(data)
+        self.grad: np.ndarray | None = None
+        self._node: Node | None = None
+        self._output_index = 0
+        self._hooks: list[Hook] = []
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _from_op(cls, data: np.ndarray, node: Node | None, output_index: int) -> Tensor:
+        t = cls.__new__(cls)
+        t.data, t.grad, t._node, t._output_index, t._hooks = data, None, node, output_index, []
+        t.requires_grad = node is not None
+        return t
+
+    # ------------------------------------------------------------------ autograd
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self.data.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"only float32/float64 tensors can require gradients, got dtype {self.data.dtype}")
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    @property
+    def grad_fn(self) -> Node | None:
+        """The tape node that produced this tensor (None for leaves and under no_grad)."""
+        return self._node
+
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d self / d leaf into ``leaf.grad`` for every leaf that requires grad.
+
+        ``grad`` defaults to 1 for a one-element tensor; otherwise it must have this shape.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward(): this tensor does not require grad and has no graph "
+                               "(did you create it under no_grad() or from detached inputs?)")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward(): grad can be implicit only for a one-element tensor, "
+                                   f"this one has shape {self.data.shape}; pass grad=")
+            seed = np.ones_like(self.data)
+        else:
+            seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
+            if seed.shape != self.data.shape:
+                raise ValueError(f"backward(): grad has shape {seed.shape}, expected {self.data.shape}")
+        autograd.run_backward(self, seed, retain_graph=retain_graph)
+
+    def _accumulate(self, grad: np.ndarray) -> None:
+        for hook in self._hooks:
+            replaced = hook(grad)
+            if replaced is not None:
+                grad = np.asarray(replaced, dtype=grad.dtype)
+        self.grad = grad.copy() if self.grad is None else self.grad + grad
+
+    def register_hook(self, hook: Hook) -> None:
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a non-None return replaces it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook(): this tensor does not require grad")
+        if self._node is None:
+            self._hooks.append(hook)
+        else:
+            self._node.output_hooks[self._output_index].append(hook)
+
+    def detach(self) -> Tensor:
+        """The same values, cut from the graph (shares memory, requires_grad=False)."""
+        return Tensor(self.data)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ------------------------------------------------------------------ array-like
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(f"item(): only one-element tensors can be converted, got shape {self.data.shape}")
+        return self.data.item()
+
+    def astype(self, dtype: Any) -> Tensor:
+        from . import ops
+        return ops.cast(self, dtype)
+
+    def float(self) -> Tensor:
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(np.float64)
+
+    def __repr__(self) -> str:
+        grad = f", grad_fn=<{self._node.name}>" if self._node is not None else (
+            ", requires_grad=True" if self.requires_grad else "")
+        return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}, dtype={self.data.dtype}{grad})"
+
+    # ------------------------------------------------------------------ operators
+    def __add__(self, other: Any) -> Tensor:
+        from . import ops
+        return ops.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        from . import ops
+        return ops.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        from . import ops
+        return ops.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        from . import ops
+        return ops.sub(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        from . import ops
+        return ops.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        from . import ops
+        return ops.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        from . import ops
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        from . import ops
+        return ops.div(other, self)
+
+    def __neg__(self) -> Tensor:
+        from . import ops
+        return ops.neg(self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        from . import ops
+        return ops.pow(self, exponent)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        from . import ops
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        from . import ops
+        return ops.matmul(other, self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        from . import ops
+        return ops.getitem(self, index)
+
+    # Comparisons return plain bool arrays wrapped in (non-differentiable) Tensors.
+    def __lt__(self, other: Any) -> Tensor:
+        return Tensor(self.data < _as_array(other))
+
+    def __le__(self, other: Any) -> Tensor:
+        return Tensor(self.data <= _as_array(other))
+
+    def __gt__(self, other: Any) -> Tensor:
+        return Tensor(self.data > _as_array(other))
+
+    def __ge__(self, other: Any) -> Tensor:
+        return Tensor(self.data >= _as_array(other))
+
+    # ------------------------------------------------------------------ methods
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        from . import ops
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        from . import ops
+        return ops.mean(self, axis, keepdims)
+
+    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        from . import ops
+        return ops.max(self, axis, keepdims)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        from . import ops
+        return ops.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+
+    def view(self, *shape: Any) -> Tensor:
+        return self.reshape(*shape)
+
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
+        from . import ops
+        return ops.transpose(self, dim0, dim1)
+
+    @property
+    def T(self) -> Tensor:
+        from . import ops
+        return ops.permute(self, tuple(reversed(range(self.ndim))))
+
+    def permute(self, *dims: Any) -> Tensor:
+        from . import ops
+        return ops.permute(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
+
+    def exp(self) -> Tensor:
+        from . import ops
+        return ops.exp(self)
+
+    def log(self) -> Tensor:
+        from . import ops
+        return ops.log(self)
+
+    def tanh(self) -> Tensor:
+        from . import ops
+        return ops.tanh(self)
+
+    def sigmoid(self) -> Tensor:
+        from . import ops
+        return ops.sigmoid(self)
+
+    def relu(self) -> Tensor:
+        from . import ops
+        return ops.relu(self)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        from . import ops
+        return ops.softmax(self, axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        from . import ops
+        return ops.log_softmax(self, axis)
+
+    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        from . import ops
+        return ops.clip(self, min, max)
+
+    def split(self, split_size_or_sections: Any, axis: int = 0) -> tuple[Tensor, ...]:
+        from . import ops
+        return ops.split(self, split_size_or_sections, axis)
