@@ -12,3 +12,4 @@ from .tensor import Tensor  # noqa: F401
 from . import ops  # noqa: F401
 
 __version__ = "0.1.0"
+from .random import manual_seed  # noqa: F401
