@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
@@ -143,18 +144,21 @@ class Function:
         record = is_grad_enabled() and any(needs)
         ctx = Context(needs)
         raw = tuple(a.data if isinstance(a, Tensor) else a for a in args)
+        hook = _profiler_hook
+        start = time.perf_counter() if hook is not None else 0.0
         out = cls.forward(ctx, *raw, **kwargs)
         outputs = out if isinstance(out, tuple) else (out,)
         outputs = tuple(np.asarray(o) for o in outputs)
         node = Node(cls, ctx, args, outputs) if record else None
         tensors = tuple(Tensor._from_op(o, node, i) for i, o in enumerate(outputs))
-        if _profiler_hook is not None:
-            _profiler_hook.on_forward(cls, node, outputs)
+        if hook is not None:
+            hook.on_forward(cls, node, outputs, time.perf_counter() - start)
         return tensors if isinstance(out, tuple) else tensors[0]
 
 
-# Set by minirnn.profile(): an object with on_forward(cls, node, outputs) and a
-# timed_backward(node) context manager. None when no profiler is active.
+# Set by minirnn.profile(): an object with on_forward(cls, node, outputs, seconds) (node is None
+# when nothing was recorded), a timed_backward(node) context manager and on_free(node) (called
+# when backward frees the node's saved arrays). None when no profiler is active.
 _profiler_hook: Any = None
 
 
@@ -224,6 +228,8 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
                                f"expected {len(node.inputs)} (one per input)")
         if not retain_graph:
             node.ctx.free()
+            if _profiler_hook is not None:
+                _profiler_hook.on_free(node)
         for x, g in zip(node.inputs, input_grads):
             if g is None or not isinstance(x, Tensor) or not x.requires_grad:
                 continue
