@@ -13,3 +13,5 @@ from . import ops  # noqa: F401
 
 __version__ = "0.1.0"
 from .random import manual_seed  # noqa: F401
+from .profiler import profile  # noqa: E402,F401
+from . import graph  # noqa: E402,F401
