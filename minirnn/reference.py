@@ -1,0 +1,270 @@
+"""A plain-NumPy recurrent layer: backpropagation through time, written to be read.
+
+This module has exactly the interface of the fused C++ kernels in ``minirnn._C``::
+
+    rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths) -> (y, h_n, c_n, workspace)
+    rnn_backward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, y, workspace, dy, dh_n, dc_n)
+        -> (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)
+
+so it serves three purposes: the oracle the kernels are tested against, the NumPy peer in the
+benchmarks, and the teaching text of BPTT. It follows the same recipe as the kernels: one GEMM
+for the input projection of all steps, a recurrent GEMM plus a pointwise pass per step, and the
+weight gradients as GEMMs over all steps after the backward loop.
+
+Legend: T time steps, B batch, I input features, H hidden units, G gates per unit
+(1 for ``rnn_tanh``/``rnn_relu``, 4 for ``lstm``: i f g o, 3 for ``gru``: r z n).
+Layout and gate order are PyTorch's: ``x`` (T, B, I), ``w_ih`` (G*H, I), ``w_hh`` (G*H, H),
+``b_ih``/``b_hh`` (G*H,) or both None, ``h0``/``c0`` (B, H) (``c0`` for lstm only, else None).
+
+Per step, with ``a_t = x_t W_ih^T + b_ih`` and ``r_t = h_{t-1} W_hh^T + b_hh`` (both (B, G*H)):
+
+* Elman:  ``h_t = tanh(a_t + r_t)`` (or relu).
+* LSTM:   ``i, f, g, o = sigmoid, sigmoid, tanh, sigmoid`` of the four H-wide slices of
+  ``a_t + r_t``;  ``c_t = f * c_{t-1} + i * g``;  ``h_t = o * tanh(c_t)``.
+* GRU:    ``r = sigmoid(a_r + r_r)``, ``z = sigmoid(a_z + r_z)``,
+  ``n = tanh(a_n + r * r_n)``;  ``h_t = (1 - z) * n + z * h_{t-1}``.
+
+Variable lengths: with ``lengths`` (B,) int64 in [0, T] (any order), sequence b takes part in
+steps ``t < lengths[b]`` only. Past its end its state is carried unchanged and its output is
+zero, so ``y`` (T, B, H) is zero where ``t >= lengths[b]`` and ``h_n``/``c_n`` hold the state
+after its own last step (``h0``/``c0`` when its length is 0).
+
+The workspace is one 1-D array holding what backward needs (see :func:`workspace_views`): the
+activated gates of every step, plus for lstm the cell states and for gru ``r_n`` (the recurrent
+part of the n gate, which the reset gate multiplies).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: Gates per hidden unit, by mode.
+NUM_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+Arrays = tuple[np.ndarray, ...]
+
+
+# ---------------------------------------------------------------------------- validation
+def _check_array(name: str, a: object, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"rnn: {name}: expected an ndarray, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"rnn: {name}: expected dtype {dtype} (the dtype of x), got {a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"rnn: {name}: expected shape {shape}, got {a.shape}")
+
+
+def check_forward_args(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+                       b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
+                       c0: np.ndarray | None, lengths: np.ndarray | None) -> None:
+    """Raise TypeError/ValueError naming the argument unless the layer arguments agree.
+
+    Checks the mode, ranks, shapes and dtypes (float32 or float64, all the same as ``x``),
+    bias both-or-neither, ``c0`` present exactly for lstm, and ``lengths`` int64 (B,) in [0, T].
+    """
+    if mode not in NUM_GATES:
+        raise ValueError(f"rnn: mode: expected one of {sorted(NUM_GATES)}, got {mode!r}")
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"rnn: x: expected an ndarray, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"rnn: x: expected dtype float32 or float64, got {x.dtype}")
+    if x.ndim != 3:
+        raise ValueError(f"rnn: x: expected 3 dimensions (T, B, I), got shape {x.shape}")
+    if not isinstance(w_hh, np.ndarray) or w_hh.ndim != 2:
+        raise ValueError(f"rnn: w_hh: expected a 2-D ndarray (G*H, H), got "
+                         f"{getattr(w_hh, 'shape', type(w_hh).__name__)}")
+    T, B, I = x.shape
+    H = w_hh.shape[1]
+    GH = NUM_GATES[mode] * H
+    _check_array("w_ih", w_ih, (GH, I), x.dtype)
+    _check_array("w_hh", w_hh, (GH, H), x.dtype)
+    if (b_ih is None) != (b_hh is None):
+        raise ValueError("rnn: b_ih, b_hh: expected both or neither, got only one")
+    if b_ih is not None:
+        _check_array("b_ih", b_ih, (GH,), x.dtype)
+        _check_array("b_hh", b_hh, (GH,), x.dtype)
+    _check_array("h0", h0, (B, H), x.dtype)
+    if mode == "lstm":
+        _check_array("c0", c0, (B, H), x.dtype)
+    elif c0 is not None:
+        raise ValueError(f"rnn: c0: expected None for mode {mode!r}, got an array")
+    if lengths is not None:
+        _check_array("lengths", lengths, (B,), np.dtype(np.int64))
+        if lengths.size and (lengths.min() < 0 or lengths.max() > T):
+            raise ValueError(f"rnn: lengths: expected values in [0, {T}], got "
+                             f"min {lengths.min()} and max {lengths.max()}")
+
+
+# ---------------------------------------------------------------------------- workspace
+def _extra_slots(mode: str) -> int:
+    """(T, B, H) arrays kept beside the gates: lstm the cell states c_t, gru r_n."""
+    return 1 if mode in ("lstm", "gru") else 0
+
+
+def workspace_size(mode: str, T: int, B: int, H: int) -> int:
+    """Elements of the workspace: T*B*(G*H) gates + T*B*H per extra slot."""
+    return T * B * H * (NUM_GATES[mode] + _extra_slots(mode))
+
+
+def workspace_views(mode: str, workspace: np.ndarray, T: int, B: int,
+                    H: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Views of the workspace: ``gates`` (T, B, G*H) and ``extra`` (T, B, H) or None."""
+    GH = NUM_GATES[mode] * H
+    gates = workspace[:T * B * GH].reshape(T, B, GH)
+    extra = workspace[T * B * GH:].reshape(T, B, H) if _extra_slots(mode) else None
+    return gates, extra
+
+
+def step_mask(lengths: np.ndarray | None, T: int, B: int) -> np.ndarray:
+    """(T, B, 1) bool: True where sequence b takes part in step t (``t < lengths[b]``)."""
+    if lengths is None:
+        return np.ones((T, B, 1), dtype=bool)
+    return (np.arange(T)[:, None] < lengths[None, :])[:, :, None]
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * v))  # = 1 / (1 + exp(-v)), without overflow
+
+
+# ---------------------------------------------------------------------------- forward
+def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+                b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
+                c0: np.ndarray | None, lengths: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """Run one recurrent layer over all T steps (equations in the module docstring).
+
+    Returns ``y`` (T, B, H), ``h_n`` (B, H), ``c_n`` (B, H) for lstm else None, and the
+    workspace (1-D) that :func:`rnn_backward` reads.
+    """
+    check_forward_args(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths)
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    workspace = np.empty(workspace_size(mode, T, B, H), dtype=x.dtype)
+    gates, extra = workspace_views(mode, workspace, T, B, H)  # (T, B, G*H), (T, B, H)
+    mask = step_mask(lengths, T, B)                             # (T, B, 1)
+    a = x @ w_ih.T                                               # (T, B, G*H): one GEMM for all steps
+    if b_ih is not None:
+        a += b_ih
+    y = np.zeros((T, B, H), dtype=x.dtype)
+    h = h0.copy()                                                # (B, H)
+    c = None if c0 is None else c0.copy()                        # (B, H)
+    for t in range(T):
+        r = h @ w_hh.T                                           # (B, G*H)
+        if b_hh is not None:
+            r += b_hh
+        if mode == "lstm":
+            pre = a[t] + r
+            i, f, g, o = (pre[:, k * H:(k + 1) * H] for k in range(4))
+            i, f, g, o = _sigmoid(i), _sigmoid(f), np.tanh(g), _sigmoid(o)
+            gates[t] = np.concatenate([i, f, g, o], axis=1)
+            c_new = f * c + i * g
+            h_new = o * np.tanh(c_new)
+            c = np.where(mask[t], c_new, c)
+            extra[t] = c                                         # c_t (carried past the end)
+        elif mode == "gru":
+            rz = _sigmoid(a[t, :, :2 * H] + r[:, :2 * H])        # (B, 2H): r and z
+            n = np.tanh(a[t, :, 2 * H:] + rz[:, :H] * r[:, 2 * H:])
+            gates[t] = np.concatenate([rz, n], axis=1)
+            extra[t] = r[:, 2 * H:]                              # r_n = h W_hn^T + b_hn
+            z = rz[:, H:]
+            h_new = (1 - z) * n + z * h
+        else:
+            pre = a[t] + r
+            h_new = np.tanh(pre) if mode == "rnn_tanh" else np.maximum(pre, 0)
+            gates[t] = h_new
+        h = np.where(mask[t], h_new, h)
+        y[t] = np.where(mask[t], h_new, 0)
+    return y, h, c, workspace
+
+
+# ---------------------------------------------------------------------------- backward
+def _step_backward(mode: str, dh: np.ndarray, dc: np.ndarray | None, gates: np.ndarray,
+                   extra: np.ndarray | None, c_prev: np.ndarray | None, h_prev: np.ndarray,
+                   H: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Local derivatives of one step, given dL/dh_t (and dL/dc_t for lstm), all (B, .).
+
+    ``gates`` (B, G*H) are the step's activated gates, ``extra`` (B, H) its workspace slot
+    (lstm: c_t, gru: r_n), ``c_prev`` c_{t-1} (lstm) and ``h_prev`` h_{t-1}.
+
+    Returns ``da`` (B, G*H) = dL/d(x W_ih^T + b_ih), ``dr`` (B, G*H) = dL/d(h W_hh^T + b_hh),
+    the part of dL/dh_{t-1} that does not pass through ``W_hh`` (gru: ``dh * z``, else 0),
+    and dL/dc_{t-1} (lstm) or None.
+    """
+    if mode == "lstm":
+        i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+        tanh_c = np.tanh(extra)                       # extra = c_t
+        dc = dc + dh * o * (1 - tanh_c ** 2)          # dL/dc_t, through h_t = o * tanh(c_t)
+        da = np.concatenate([dc * g * i * (1 - i),    # d(pre_i), sigmoid' = s(1 - s)
+                             dc * c_prev * f * (1 - f),
+                             dc * i * (1 - g ** 2),   # tanh' = 1 - tanh^2
+                             dh * tanh_c * o * (1 - o)], axis=1)
+        return da, da, np.zeros_like(dh), dc * f
+    if mode == "gru":
+        r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
+        dn = dh * (1 - z) * (1 - n ** 2)              # d(pre_n), pre_n = a_n + r * r_n
+        dr = dn * extra * r * (1 - r)                 # extra = r_n
+        dz = dh * (h_prev - n) * z * (1 - z)
+        da = np.concatenate([dr, dz, dn], axis=1)
+        return da, np.concatenate([dr, dz, dn * r], axis=1), dh * z, None
+    h_t = gates
+    da = dh * (1 - h_t ** 2) if mode == "rnn_tanh" else dh * (h_t > 0)
+    return da, da, np.zeros_like(dh), None
+
+
+def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+                 b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
+                 c0: np.ndarray | None, lengths: np.ndarray | None, y: np.ndarray,
+                 workspace: np.ndarray, dy: np.ndarray, dh_n: np.ndarray,
+                 dc_n: np.ndarray | None) -> tuple[np.ndarray | None, ...]:
+    """Backpropagation through time: gradients of every input given dy, dh_n (and dc_n).
+
+    Walking t = T-1 .. 0 with ``dh`` = dL/dh_t (starting at ``dh_n``):  a sequence active at
+    step t adds its output gradient, ``dh += dy_t``, and sends ``dh`` through the step's local
+    derivatives (:func:`_step_backward`) to ``da_t``, ``dr_t`` and
+    ``dh_{t-1} = dr_t W_hh (+ dh * z for gru)``;  a finished sequence carries ``dh`` unchanged.
+    After the loop, with every step stacked::
+
+        dx = da W_ih          dW_ih = sum_t da_t^T x_t        db_ih = sum_t da_t
+                              dW_hh = sum_t dr_t^T h_{t-1}    db_hh = sum_t dr_t
+
+    Returns ``(dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)``; ``db_*`` are None without bias,
+    ``dc0`` is None except for lstm.
+    """
+    check_forward_args(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths)
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    _check_array("y", y, (T, B, H), x.dtype)
+    _check_array("workspace", workspace, (workspace_size(mode, T, B, H),), x.dtype)
+    _check_array("dy", dy, (T, B, H), x.dtype)
+    _check_array("dh_n", dh_n, (B, H), x.dtype)
+    if mode == "lstm":
+        _check_array("dc_n", dc_n, (B, H), x.dtype)
+    gates, extra = workspace_views(mode, workspace, T, B, H)
+    mask = step_mask(lengths, T, B)
+    # h_{t-1} for every step; y[t-1] equals the state wherever step t is active.
+    h_prev_all = np.concatenate([h0[None], y[:-1]], axis=0) if T else y  # (T, B, H)
+    da_all = np.zeros_like(gates)                                       # (T, B, G*H)
+    dr_all = np.zeros_like(gates)                                       # (T, B, G*H)
+    dh = dh_n.copy()
+    dc = None if dc_n is None else dc_n.copy()
+    for t in reversed(range(T)):
+        m = mask[t]
+        dh_t = dh + dy[t]
+        c_prev = None
+        if mode == "lstm":
+            c_prev = extra[t - 1] if t else c0
+        da, dr, dh_direct, dc_prev = _step_backward(
+            mode, dh_t, dc, gates[t], None if extra is None else extra[t], c_prev, h_prev_all[t], H)
+        da_all[t] = np.where(m, da, 0)
+        dr_all[t] = np.where(m, dr, 0)
+        dh = np.where(m, dh_direct + dr @ w_hh, dh)
+        if dc is not None:
+            dc = np.where(m, dc_prev, dc)
+    da2 = da_all.reshape(T * B, -1)                                     # (T*B, G*H)
+    dr2 = dr_all.reshape(T * B, -1)
+    dx = da_all @ w_ih                                                  # (T, B, I)
+    dw_ih = da2.T @ x.reshape(T * B, -1)                                # (G*H, I)
+    dw_hh = dr2.T @ h_prev_all.reshape(T * B, H)                        # (G*H, H)
+    db_ih = da2.sum(axis=0) if b_ih is not None else None
+    db_hh = dr2.sum(axis=0) if b_hh is not None else None
+    return dx, dw_ih, dw_hh, db_ih, db_hh, dh, dc
