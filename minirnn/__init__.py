@@ -15,3 +15,5 @@ __version__ = "0.1.0"
 from .random import manual_seed  # noqa: F401
 from .profiler import profile  # noqa: E402,F401
 from . import graph  # noqa: E402,F401
+from . import init, nn, optim  # noqa: F401,E402
+from .serialization import load, save  # noqa: F401,E402
