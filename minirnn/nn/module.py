@@ -88,7 +88,7 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter({name!r}): expected a Parameter or None, got "
                             f"{type(param).__name__}")
-        self._discard(name)
+        self._discard(name, keep=self._parameters)
         self._parameters[name] = param
 
     def register_buffer(self, name: str, array: np.ndarray | None, persistent: bool = True) -> None:
@@ -97,7 +97,7 @@ class Module:
         if array is not None and not isinstance(array, np.ndarray):
             raise TypeError(f"register_buffer({name!r}): expected an ndarray or None, got "
                             f"{type(array).__name__}")
-        self._discard(name)
+        self._discard(name, keep=self._buffers)
         self._buffers[name] = array
         if not persistent:
             self._non_persistent.add(name)
@@ -109,12 +109,14 @@ class Module:
             raise TypeError(f"add_module({name!r}): expected a Module or None, got {type(module).__name__}")
         if not isinstance(name, str) or not name or "." in name:
             raise ValueError(f"add_module: expected a non-empty name without '.', got {name!r}")
-        self._discard(name)
+        self._discard(name, keep=self._modules)
         self._modules[name] = module
 
-    def _discard(self, name: str) -> None:
+    def _discard(self, name: str, keep: dict[str, Any]) -> None:
+        """Forget ``name`` everywhere except in ``keep`` (re-assigning there keeps its position)."""
         for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
+            if registry is not keep:
+                registry.pop(name, None)
         self._non_persistent.discard(name)
         self.__dict__.pop(name, None)
 

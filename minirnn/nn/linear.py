@@ -1,0 +1,53 @@
+"""``Linear``: y = x W^T + b."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import init
+from ..tensor import Tensor
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    """Affine map over the last axis: ``y = x @ W^T + b``.
+
+    Shapes: x ``(*, in_features)`` -> y ``(*, out_features)``; ``weight`` ``(out_features,
+    in_features)``, ``bias`` ``(out_features,)`` (torch's layout, so its state_dict loads as is).
+    Init as torch: W and b ~ U(-k, k) with k = 1/sqrt(in_features).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = np.float32,
+                 generator: np.random.Generator | None = None):
+        super().__init__()
+        self.in_features = _check_size("in_features", in_features)
+        self.out_features = _check_size("out_features", out_features)
+        dt = np.dtype(dtype)
+        if dt.kind != "f":
+            raise TypeError(f"Linear: expected a float dtype, got {dt}")
+        bound = 1.0 / math.sqrt(in_features) if in_features else 0.0
+        self.weight = Parameter(init.uniform_(np.empty((out_features, in_features), dt), -bound, bound, generator))
+        if bias:
+            self.bias = Parameter(init.uniform_(np.empty(out_features, dt), -bound, bound, generator))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1:] != (self.in_features,):
+            raise ValueError(f"Linear: expected input with last dimension {self.in_features}, got shape {x.shape}")
+        y = x @ self.weight.T
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def _check_size(name: str, value: Any) -> int:
+    """A non-negative int layer size, or TypeError/ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name}: expected a non-negative int, got {value}")
+    return int(value)

@@ -1,0 +1,162 @@
+"""save/load: bit-identical round trips, nested checkpoints, and refusal of damaged or pickled files."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minirnn
+from minirnn import nn, optim
+
+_UNPICKLED: list[str] = []
+
+
+def _mark() -> str:
+    _UNPICKLED.append("ran")
+    return "ran"
+
+
+class _Payload:
+    """Unpickling this calls _mark(): proof that code would run."""
+
+    def __reduce__(self) -> tuple[Any, tuple]:
+        return _mark, ()
+
+
+def _arrays() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        "fc.weight": rng.standard_normal((3, 4)).astype(np.float32),
+        "fc.bias": rng.standard_normal(4),
+        "ids": rng.integers(-2**40, 2**40, size=(2, 5)),
+        "small": np.array([1, 2, 3], dtype=np.int32),
+        "mask": np.array([True, False]),
+        "scalar": np.array(np.float32(np.pi)),
+        "empty": np.zeros((0, 3)),
+        "strided": rng.standard_normal((4, 6))[:, ::2],
+        "big_endian": np.arange(4, dtype=">f8"),
+        "special": np.array([np.nan, np.inf, -0.0, 5e-324]),
+    }
+
+
+def _assert_identical(a: np.ndarray, b: np.ndarray) -> None:
+    assert isinstance(b, np.ndarray)
+    assert a.dtype == b.dtype and a.shape == b.shape
+    assert np.ascontiguousarray(a).tobytes() == b.tobytes()
+
+
+def test_flat_round_trip_is_bit_identical(tmp_path: Path) -> None:
+    arrays = _arrays()
+    path = tmp_path / "sd.npz"
+    minirnn.save(arrays, path)
+    loaded = minirnn.load(path)
+    assert list(loaded) == list(arrays)
+    for name, array in arrays.items():
+        _assert_identical(array, loaded[name])
+    with np.load(path) as plain:  # readable by numpy alone, under the same names
+        _assert_identical(arrays["fc.weight"], plain["fc.weight"])
+
+
+def test_nested_checkpoint_round_trip(tmp_path: Path) -> None:
+    model = nn.Linear(3, 2)
+    opt = optim.Adam(model.parameters(), lr=0.01, betas=(0.8, 0.9))
+    for p in model.parameters():
+        p.grad = np.ones_like(p.data)
+    opt.step()
+    checkpoint = {"model": model.state_dict(), "optim": opt.state_dict(), "step": 7, "loss": 0.125,
+                  "tag": "run-1", "flags": [True, None, 2.5], "pair": (1, 2), "empty": {}}
+    path = str(tmp_path / "ckpt.npz")
+    minirnn.save(checkpoint, path)
+    loaded = minirnn.load(path)
+    assert loaded["step"] == 7 and type(loaded["step"]) is int
+    assert loaded["loss"] == 0.125 and loaded["tag"] == "run-1"
+    assert loaded["flags"] == [True, None, 2.5] and loaded["pair"] == (1, 2) and loaded["empty"] == {}
+    for name, array in checkpoint["model"].items():
+        _assert_identical(array, loaded["model"][name])
+    restored = optim.Adam(nn.Linear(3, 2).parameters())
+    restored.load_state_dict(loaded["optim"])
+    assert restored.param_groups[0]["betas"] == (0.8, 0.9)
+    state = loaded["optim"]["state"]["0"]
+    assert state["step"] == 1
+    _assert_identical(checkpoint["optim"]["state"]["0"]["exp_avg"], state["exp_avg"])
+
+
+def test_module_round_trip_gives_same_outputs(tmp_path: Path) -> None:
+    a, b = nn.Linear(4, 3, dtype=np.float64), nn.Linear(4, 3, dtype=np.float64)
+    minirnn.save(a.state_dict(), tmp_path / "m.npz")
+    b.load_state_dict(minirnn.load(tmp_path / "m.npz"))
+    x = minirnn.Tensor(np.random.default_rng(1).standard_normal((2, 4)))
+    np.testing.assert_array_equal(a(x).data, b(x).data)
+
+
+@pytest.mark.parametrize("obj,error,match", [
+    ({"x": np.array([1, "a"], dtype=object)}, TypeError, "dtype object"),
+    ({"x": {1: np.ones(2)}}, ValueError, "non-empty strings"),
+    ({"a/b": np.ones(2)}, ValueError, "without '/'"),
+    ({"__minirnn__": 1}, ValueError, "leading '__'"),
+    ({"x": object()}, TypeError, "got object"),
+    ([np.ones(2)], TypeError, "expected a dict"),
+])
+def test_save_refuses_unsupported(tmp_path: Path, obj: Any, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        minirnn.save(obj, tmp_path / "bad.npz")
+    assert os.listdir(tmp_path) == []  # no file and no temporary left behind
+
+
+def _saved(tmp_path: Path) -> Path:
+    path = tmp_path / "ok.npz"
+    minirnn.save({"w": np.arange(64, dtype=np.float64)}, path)
+    return path
+
+
+def test_truncated_file_is_refused(tmp_path: Path) -> None:
+    path = _saved(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="ok.npz"):
+        minirnn.load(path)
+
+
+def test_tampered_file_is_refused(tmp_path: Path) -> None:
+    path = _saved(tmp_path)
+    data = bytearray(path.read_bytes())
+    offset = data.index(np.float64(33).tobytes())
+    data[offset + 7] ^= 0x01  # flip one bit of an array element
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="ok.npz"):
+        minirnn.load(path)
+
+
+def test_not_an_archive_is_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"this is not a zip file at all")
+    with pytest.raises(ValueError, match="junk.npz"):
+        minirnn.load(junk)
+    single = tmp_path / "single.npy"
+    np.save(single, np.ones(3))
+    with pytest.raises(ValueError, match="single .*ndarray"):
+        minirnn.load(single)
+    with pytest.raises(FileNotFoundError):
+        minirnn.load(tmp_path / "missing.npz")
+
+
+def test_pickled_payload_is_refused_and_never_run(tmp_path: Path) -> None:
+    path = tmp_path / "evil.npz"
+    np.savez(path, w=np.ones(2), evil=np.array([_Payload()], dtype=object))
+    _UNPICKLED.clear()
+    with pytest.raises(ValueError, match="evil.npz"):
+        minirnn.load(path)
+    assert _UNPICKLED == []
+    np.load(path, allow_pickle=True)["evil"]  # the payload is live: loading with pickle runs it
+    assert _UNPICKLED == ["ran"]
+
+
+def test_plain_npz_loads_as_flat_dict(tmp_path: Path) -> None:
+    path = tmp_path / "plain.npz"
+    np.savez(path, a=np.arange(3), b=np.eye(2, dtype=np.float32))
+    loaded = minirnn.load(path)
+    assert sorted(loaded) == ["a", "b"]
+    _assert_identical(np.eye(2, dtype=np.float32), loaded["b"])
