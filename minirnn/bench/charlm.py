@@ -1,0 +1,129 @@
+"""End-to-end: characters per second training a character language model, minirnn vs torch.
+
+Model (the same in both, same initial weights, same hyper-parameters):
+    embedding (V, E) -> 2-layer LSTM (E -> H -> H) -> Linear (H -> V) -> cross-entropy
+and one Adam step per batch of B sequences of T characters: chars/s = T * B / seconds per step.
+The text is minirnn's own Python source, so the run needs no download and is reproducible.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .threads import use_threads
+from .timing import Contender, time_interleaved
+
+
+@dataclass(frozen=True)
+class CharLMConfig:
+    """Model and optimiser hyper-parameters shared by both frameworks."""
+
+    T: int = 100
+    B: int = 32
+    embed: int = 64
+    hidden: int = 256
+    layers: int = 2
+    lr: float = 2e-3
+
+
+def corpus() -> tuple[np.ndarray, int]:
+    """minirnn's own source text as int64 character ids, and the vocabulary size V."""
+    package = Path(__file__).resolve().parent.parent
+    text = "".join(p.read_text(encoding="utf-8") for p in sorted(package.rglob("*.py")))
+    chars, ids = np.unique(np.frombuffer(text.encode("utf-8"), np.uint8), return_inverse=True)
+    return ids.astype(np.int64), len(chars)
+
+
+def batches(ids: np.ndarray, cfg: CharLMConfig, count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` (inputs, targets) pairs, each (T, B) int64, from seeded random offsets."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        starts = rng.integers(0, len(ids) - cfg.T - 1, size=cfg.B)
+        window = np.stack([ids[s:s + cfg.T + 1] for s in starts], axis=1)  # (T+1, B)
+        out.append((window[:-1].copy(), window[1:].copy()))
+    return out
+
+
+def _cycle(items: list[Any]) -> Callable[[], Any]:
+    state = {"i": 0}
+
+    def next_item() -> Any:
+        item = items[state["i"] % len(items)]
+        state["i"] += 1
+        return item
+    return next_item
+
+
+def torch_trainer(cfg: CharLMConfig, vocab: int, data: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Any, Callable[[], float]]:
+    """The torch model and a callable doing one training step (returns the loss)."""
+    import torch
+    torch.manual_seed(0)
+    model = torch.nn.ModuleDict({"embedding": torch.nn.Embedding(vocab, cfg.embed),
+                                 "lstm": torch.nn.LSTM(cfg.embed, cfg.hidden, cfg.layers),
+                                 "head": torch.nn.Linear(cfg.hidden, vocab)})
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    batch = _cycle([(torch.from_numpy(x), torch.from_numpy(y)) for x, y in data])
+
+    def step() -> float:
+        x, y = batch()
+        opt.zero_grad(set_to_none=True)
+        logits = model["head"](model["lstm"](model["embedding"](x))[0])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return model, step
+
+
+def minirnn_trainer(cfg: CharLMConfig, vocab: int, data: list[tuple[np.ndarray, np.ndarray]],
+                    state_dict: dict[str, np.ndarray] | None) -> Callable[[], float]:
+    """A callable doing one minirnn training step, from the weights in ``state_dict`` when
+    given (torch's initial weights) or from minirnn's own initialisation."""
+    from .. import nn, optim
+    from ..tensor import Tensor
+
+    class CharLM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = nn.Embedding(vocab, cfg.embed)
+            self.lstm = nn.LSTM(cfg.embed, cfg.hidden, cfg.layers)
+            self.head = nn.Linear(cfg.hidden, vocab)
+
+    model = CharLM()
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+    opt = optim.Adam(model.parameters(), lr=cfg.lr)
+    batch = _cycle([(Tensor(x), Tensor(y)) for x, y in data])
+
+    def step() -> float:
+        x, y = batch()
+        opt.zero_grad()
+        logits = model.head(model.lstm(model.embedding(x))[0])
+        loss = nn.functional.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
+def run_charlm(cfg: CharLMConfig, threads: int, repeats: int, budget_s: float, with_torch: bool) -> dict[str, Any]:
+    """chars/s of each framework (interleaved timing) and each one's first-step loss: from the
+    same weights on the same batch the two agree, a check that the models are the same."""
+    ids, vocab = corpus()
+    data = batches(ids, cfg, count=4)
+    steps: dict[str, Callable[[], float]] = {}
+    init = None
+    if with_torch:
+        model, steps["torch"] = torch_trainer(cfg, vocab, data)
+        init = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    steps["minirnn"] = minirnn_trainer(cfg, vocab, data, init)
+    with use_threads(threads):
+        first_loss = {name: step() for name, step in steps.items()}
+        timings = time_interleaved([Contender(n, s) for n, s in steps.items()], repeats, budget_s)
+    return {"config": asdict(cfg), "vocab": vocab, "threads": threads, "first_loss": first_loss,
+            "median_s": {n: t.median_s for n, t in timings.items()},
+            "chars_per_s": {n: cfg.T * cfg.B / t.median_s for n, t in timings.items()}}

@@ -1,0 +1,97 @@
+"""minirnn's contenders on a :class:`Problem`: the fused layer, the same layer unrolled with
+cells on the tape, and the NumPy reference forward + BPTT.
+
+Each builder does its set-up once (layer made, weights loaded, inputs wrapped) and returns a
+zero-argument callable doing one step: training (forward, then backward of ``sum(y * dy)``
+giving the gradients of every weight and of x) or inference (forward under ``no_grad``).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import nn, ops, reference
+from ..autograd import no_grad
+from ..tensor import Tensor
+from .problem import Problem
+
+Step = Callable[[], None]
+
+
+def _module(problem: Problem, cell: bool) -> Any:
+    """A minirnn layer (or cell) of ``problem``'s mode and size holding ``problem.weights``."""
+    s, mode = problem.shape, problem.mode
+    if mode == "lstm":
+        module = (nn.LSTMCell if cell else nn.LSTM)(s.I, s.H)
+    elif mode == "gru":
+        module = (nn.GRUCell if cell else nn.GRU)(s.I, s.H)
+    else:
+        module = (nn.RNNCell if cell else nn.RNN)(s.I, s.H, nonlinearity=mode.removeprefix("rnn_"))
+    module.load_state_dict({name.removesuffix("_l0"): w for name, w in problem.weights.items()}
+                           if cell else problem.weights)
+    return module
+
+
+def _step(forward: Callable[[Tensor], Tensor], params: list[Tensor], x: Tensor, dy: np.ndarray,
+          train: bool) -> Step:
+    """Wrap ``forward(x) -> y`` as a training step (grads zeroed, ``y.backward(dy)``) or an
+    inference step (under ``no_grad``)."""
+    def training_step() -> None:
+        for p in params:
+            p.grad = None
+        x.grad = None
+        forward(x).backward(dy)
+
+    def inference() -> None:
+        with no_grad():
+            forward(x)
+
+    return training_step if train else inference
+
+
+def fused_step(problem: Problem, train: bool) -> Step:
+    """minirnn's fused layer (``nn.LSTM`` / ``GRU`` / ``RNN``): one tape node per layer call,
+    the whole time loop in C++; ``problem.lengths`` goes to its ``lengths=`` argument."""
+    layer = _module(problem, cell=False)
+    lengths = problem.lengths
+
+    def forward(x: Tensor) -> Tensor:
+        return layer(x, lengths=lengths)[0]
+
+    return _step(forward, list(layer.parameters()), Tensor(problem.x, requires_grad=train), problem.dy, train)
+
+
+def cells_step(problem: Problem, train: bool) -> Step:
+    """The same layer unrolled in Python: one cell call per time step, every op on the tape."""
+    cell = _module(problem, cell=True)
+    s = problem.shape
+    zeros = np.zeros((s.B, s.H), np.float32)
+
+    def forward(x: Tensor) -> Tensor:
+        state: Any = (Tensor(zeros), Tensor(zeros)) if problem.mode == "lstm" else Tensor(zeros)
+        outputs = []
+        for t in range(s.T):
+            state = cell(x[t], state)
+            outputs.append(state[0] if problem.mode == "lstm" else state)
+        return ops.stack(outputs)
+
+    return _step(forward, list(cell.parameters()), Tensor(problem.x, requires_grad=train), problem.dy, train)
+
+
+def numpy_step(problem: Problem, train: bool) -> Step:
+    """The NumPy reference (:mod:`minirnn.reference`): forward, then hand-written BPTT."""
+    s, w = problem.shape, problem.weights
+    zero = np.zeros((s.B, s.H), np.float32)  # h0 and c0, and the (unused) grads of h_n and c_n
+    zero_c = zero if problem.mode == "lstm" else None
+    args = (problem.mode, problem.x, w["weight_ih_l0"], w["weight_hh_l0"], w["bias_ih_l0"], w["bias_hh_l0"],
+            zero, zero_c, problem.lengths)
+
+    def training_step() -> None:
+        y, _, _, workspace = reference.rnn_forward(*args)
+        reference.rnn_backward(*args, y, workspace, problem.dy, zero, zero_c)
+
+    def inference() -> None:
+        reference.rnn_forward(*args)
+
+    return training_step if train else inference

@@ -1,0 +1,112 @@
+"""``minirnn.bench.main``: run the whole comparison and write the table, JSON and chart.
+
+    python -m minirnn bench            # quick: a subset of the grid, all cores, ~2 minutes
+    python -m minirnn bench --full     # the issue's whole grid at 1 thread and at all cores
+"""
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import platform
+from pathlib import Path
+from typing import Any, Callable
+
+from . import report, torch_peer
+from .charlm import CharLMConfig, run_charlm
+from .contenders import cells_step, fused_step, numpy_step
+from .denormals import run_denormals
+from .grid import run_grid
+from .memory import peak_step_bytes, workspace_bytes_per_tbh
+from .problem import FULL_GRID, MODES, QUICK_GRID, Shape, make_problem
+from .targets import as_json, evaluate
+from .threads import all_cores
+from .varlen import run_varlen
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import numpy
+    from .. import __version__
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+        else platform.processor()
+    return {"cpu": model, "cores": all_cores(), "python": platform.python_version(), "numpy": numpy.__version__,
+            "torch": torch_peer.version(), "minirnn": __version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def memory(modes: tuple[str, ...], shapes: tuple[Shape, ...]) -> list[dict[str, Any]]:
+    """Peak traced bytes of one training step of fused, cells and numpy, and the fused
+    workspace's bytes per (T, B, H) element, per mode and shape."""
+    records = []
+    for mode in modes:
+        for shape in shapes:
+            problem = make_problem(mode, shape)
+            peaks = {name: peak_step_bytes(build(problem, True))
+                     for name, build in (("fused", fused_step), ("cells", cells_step), ("numpy", numpy_step))}
+            records.append({"mode": mode, "T": shape.T, "B": shape.B, "I": shape.I, "H": shape.H,
+                            "peak_bytes": peaks, "workspace_bytes_per_tbh": workspace_bytes_per_tbh(problem)})
+    return records
+
+
+def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json", png_path: str | Path | None = None,
+         modes: tuple[str, ...] = MODES, shapes: tuple[Shape, ...] | None = None,
+         threads: tuple[int, ...] | None = None, repeats: int | None = None,
+         charlm: CharLMConfig | None = CharLMConfig(), log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the benchmarks, print the tables and the targets, write JSON (and PNG); return the
+    results dict that went into the JSON.
+
+    ``quick`` picks the defaults: a 3-shape subset of the grid at all cores, 3 repeats, the slow
+    contenders (tape cells, NumPy) skipped above 20 GFLOP per step; otherwise the whole grid at 1
+    thread and at all cores, 7 repeats. ``shapes``, ``threads``, ``repeats`` override them.
+    ``charlm=None`` skips the char-LM run. ``png_path`` needs matplotlib (the plot extra).
+    """
+    cores = all_cores()
+    shapes = shapes if shapes is not None else (QUICK_GRID if quick else FULL_GRID)
+    threads = threads if threads is not None else ((cores,) if quick else tuple(sorted({1, cores})))
+    repeats = repeats if repeats is not None else (3 if quick else 7)
+    budget_s = 1.0 if quick else 5.0
+    slow_max_flops = 2e10 if quick else None
+    with_torch = torch_peer.available()
+    if png_path is not None and importlib.util.find_spec("matplotlib") is None:
+        raise ValueError(f"main: png_path={str(png_path)!r} needs matplotlib (pip install 'minirnn[plot]'), "
+                         "which is not installed")
+    results: dict[str, Any] = {"machine": machine(), "notes": []}
+    results["config"] = {"quick": quick, "modes": list(modes), "shapes": [s.label for s in shapes],
+                         "threads": list(threads), "repeats": repeats, "budget_s": budget_s}
+    if not with_torch:
+        results["notes"].append("torch is not installed: the torch columns and targets are skipped")
+    log(f"minirnn bench ({'quick' if quick else 'full'}) on {results['machine']['cpu']}, {cores} cores")
+
+    log("grid (median ms per step):")
+    grid = run_grid(modes, shapes, threads, repeats, budget_s, with_torch, slow_max_flops, log)
+    results["grid"] = grid
+    results["notes"] += sorted({n for r in grid for n in r["notes"]})
+    results["memory"] = memory(modes, tuple(s for s in shapes if slow_max_flops is None
+                                            or make_problem("lstm", s).flops(True) <= slow_max_flops))
+    results["varlen"] = run_varlen(modes, shapes, max(threads),
+                                   repeats, budget_s, with_torch)
+    results["denormals"] = run_denormals(modes, shapes[min(1, len(shapes) - 1)], max(threads), repeats, budget_s,
+                                         with_torch)
+    results["charlm"] = run_charlm(charlm, max(threads), repeats, budget_s, with_torch) if charlm else None
+    targets = evaluate(grid, results["varlen"], results["denormals"], results["charlm"])
+    results["targets"] = as_json(targets)
+
+    log("")
+    log(report.grid_table(grid))
+    log(report.memory_table(results["memory"]))
+    log(report.timing_table("Variable lengths (training step):", results["varlen"]))
+    log(report.timing_table("Denormals (training step):", results["denormals"], extra="slowdown"))
+    if results["charlm"]:
+        log("char-LM chars/s: " + ", ".join(f"{k} {v:,.0f}" for k, v in results["charlm"]["chars_per_s"].items())
+            + "; first-step loss " + ", ".join(f"{k} {v:.4f}" for k, v in results["charlm"]["first_loss"].items()))
+    for note in results["notes"]:
+        log(f"note: {note}")
+    log(report.targets_table(targets))
+    if json_path is not None:
+        report.write_json(json_path, results)
+        log(f"wrote {json_path}")
+    if png_path is not None:
+        report.write_png(png_path, grid)
+        log(f"wrote {png_path}")
+    return results

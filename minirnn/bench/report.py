@@ -1,0 +1,99 @@
+"""Output of a benchmark run: the stdout table, the JSON file and the optional PNG chart."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .targets import Target
+
+Record = dict[str, Any]
+#: Contenders in column order; a missing one (skipped, or no torch) prints as "-".
+COLUMNS = ("fused", "cells", "numpy", "torch", "floor")
+
+
+def _ms(times: dict[str, float], name: str) -> str:
+    return f"{times[name] * 1e3:10.2f}" if name in times else f"{'-':>10s}"
+
+
+def _ratio(times: dict[str, float], name: str) -> str:
+    return f"{times['fused'] / times[name]:7.2f}" if "fused" in times and name in times else f"{'-':>7s}"
+
+
+def grid_table(records: list[Record]) -> str:
+    """Median ms per step of each contender, fused's ratio to torch, NumPy and the floor
+    (below 1: fused is faster), and fused's GFLOP/s."""
+    head = (f"{'mode':8s} {'T':>4s} {'B':>3s} {'H':>5s} {'thr':>3s} {'task':5s}"
+            + "".join(f"{c + ' ms':>10s}" for c in COLUMNS)
+            + f"{'/torch':>7s}{'/numpy':>7s}{'/floor':>7s}{'GFLOP/s':>9s}")
+    lines = [head, "-" * len(head)]
+    for r in records:
+        t = r["median_s"]
+        gflops = f"{r['flops'] / t['fused'] / 1e9:9.1f}" if "fused" in t else f"{'-':>9s}"
+        lines.append(f"{r['mode']:8s} {r['T']:4d} {r['B']:3d} {r['H']:5d} {r['threads']:3d} {r['task']:5s}"
+                     + "".join(_ms(t, c) for c in COLUMNS)
+                     + _ratio(t, "torch") + _ratio(t, "numpy") + _ratio(t, "floor") + gflops)
+    return "\n".join(lines)
+
+
+def timing_table(title: str, records: list[Record], extra: str = "") -> str:
+    """A small table of ``median_s`` per record (the varlen and denormal runs)."""
+    lines = [title]
+    for r in records:
+        times = "  ".join(f"{name} {s * 1e3:.2f}ms" for name, s in r["median_s"].items())
+        suffix = f"  {extra}: " + ", ".join(f"{k} {v:.2f}x" for k, v in r[extra].items()) if extra else ""
+        lines.append(f"  {r['mode']:8s} T{r['T']} B{r['B']} H{r['H']} threads={r['threads']}:  {times}{suffix}")
+    return "\n".join(lines)
+
+
+def memory_table(records: list[Record]) -> str:
+    """Peak MiB of a training step per contender and the fused workspace's bytes per (T, B, H)."""
+    lines = ["Peak memory of a training step (tracemalloc, MiB) and fused workspace bytes per T*B*H:"]
+    for r in records:
+        peaks = "  ".join(f"{name} {b / 2**20:.2f}" for name, b in r["peak_bytes"].items())
+        lines.append(f"  {r['mode']:8s} T{r['T']} B{r['B']} H{r['H']}:  {peaks}  workspace/TBH "
+                     f"{r['workspace_bytes_per_tbh']:.0f} B")
+    return "\n".join(lines)
+
+
+def targets_table(targets: list[Target]) -> str:
+    lines = ["Targets (goals of issue 4):"]
+    for t in targets:
+        worst = f"  (worst ratio {t.worst:.2f})" if t.worst is not None else ""
+        lines.append(f"  [{t.status:4s}] {t.text}{worst}")
+        lines.extend(f"           miss: {m}" for m in t.misses)
+    return "\n".join(lines)
+
+
+def write_json(path: str | Path, results: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
+
+
+def write_png(path: str | Path, records: list[Record]) -> None:
+    """Bar chart of each contender's training-step time relative to torch (log scale), one
+    panel per mode, at the largest thread count measured. Needs the plot extra (matplotlib)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    train = [r for r in records if r["task"] == "train"]
+    threads = max(r["threads"] for r in train)
+    modes = sorted({r["mode"] for r in train})
+    fig, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 4), squeeze=False)
+    for ax, mode in zip(axes[0], modes):
+        rows = [r for r in train if r["mode"] == mode and r["threads"] == threads]
+        base = "torch" if all("torch" in r["median_s"] for r in rows) else "fused"
+        width = 0.8 / len(COLUMNS)
+        for k, name in enumerate(COLUMNS):
+            xs = [i + k * width for i, r in enumerate(rows) if name in r["median_s"]]
+            ys = [r["median_s"][name] / r["median_s"][base] for r in rows if name in r["median_s"]]
+            ax.bar(xs, ys, width, label=name)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
+        ax.set_xticklabels([f"T{r['T']}\nB{r['B']}\nH{r['H']}" for r in rows], fontsize=8)
+        ax.set_title(f"{mode} training step, {threads} thread(s)")
+        ax.set_ylabel(f"time / {base} (lower is better)")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,76 @@
+"""The issue's speed targets, checked against the measured records (goals, not assertions).
+
+Every target is written as ``value <= limit`` for a time ratio, smaller meaning better for
+minirnn: "2x faster than torch" is ``fused / torch <= 0.5``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+Record = dict[str, Any]
+
+
+@dataclass
+class Target:
+    """One target's verdict: PASS, MISS, or n/a (nothing measured), the worst ratio seen and
+    every point that missed."""
+
+    text: str
+    status: str
+    worst: float | None = None
+    misses: list[str] = field(default_factory=list)
+
+
+def _label(r: Record) -> str:
+    return f"{r['mode']} T{r['T']} B{r['B']} H{r['H']} threads={r['threads']}"
+
+
+def _ratio(r: Record, num: str, den: str) -> float | None:
+    times = r["median_s"]
+    return times[num] / times[den] if num in times and den in times else None
+
+
+def check(text: str, records: list[Record], value: Callable[[Record], float | None],
+          limit: Callable[[Record], float]) -> Target:
+    """``value(r) <= limit(r)`` on every record where ``value`` is defined."""
+    measured = [(r, v) for r in records if (v := value(r)) is not None]
+    if not measured:
+        return Target(text, "n/a")
+    misses = [f"{_label(r)}: {v:.2f} > {limit(r):.2f}" for r, v in measured if v > limit(r)]
+    worst = max(measured, key=lambda rv: rv[1] / limit(rv[0]))[1]
+    return Target(text, "MISS" if misses else "PASS", worst, misses)
+
+
+def evaluate(grid: list[Record], varlen: list[Record], denormals: list[Record],
+             charlm: Record | None) -> list[Target]:
+    """Every target of the issue, in the issue's order, plus the denormal one."""
+    train = [r for r in grid if r["task"] == "train"]
+    infer = [r for r in grid if r["task"] == "infer"]
+    gated = [r for r in train if r["mode"] in ("lstm", "gru")]
+    small = [r for r in gated if r["B"] <= 32 and r["H"] <= 256]
+    large = [r for r in train if r["H"] >= 512]
+    return [
+        check("train LSTM/GRU: fused / torch < 1.0 at every point", gated,
+              lambda r: _ratio(r, "fused", "torch"), lambda r: 1.0),
+        check("train B<=32, H<=256: 2x faster than torch (LSTM), 4x (GRU)", small,
+              lambda r: _ratio(r, "fused", "torch"), lambda r: 0.5 if r["mode"] == "lstm" else 0.25),
+        check("train H>=512: fused / floor <= 1.25", large,
+              lambda r: _ratio(r, "fused", "floor"), lambda r: 1.25),
+        check("train: 3x faster than NumPy at every point, 10x at (100, 1, 64)", train,
+              lambda r: _ratio(r, "fused", "numpy"),
+              lambda r: 0.1 if (r["T"], r["B"], r["H"]) == (100, 1, 64) else 1 / 3),
+        check("infer: fused / torch < 1.0 at every point", infer,
+              lambda r: _ratio(r, "fused", "torch"), lambda r: 1.0),
+        check("char-LM: chars/s at least 1.5x torch's", [charlm] if charlm else [],
+              lambda r: r["chars_per_s"].get("torch", 0) / r["chars_per_s"]["minirnn"]
+              if "torch" in r["chars_per_s"] else None, lambda r: 1 / 1.5),
+        check("varlen: 3x faster than torch's packed path", varlen,
+              lambda r: _ratio(r, "fused", "torch_packed"), lambda r: 1 / 3),
+        check("denormals: fused slows down at most 1.5x", denormals,
+              lambda r: r["slowdown"].get("fused"), lambda r: 1.5),
+    ]
+
+
+def as_json(targets: list[Target]) -> list[dict[str, Any]]:
+    return [asdict(t) for t in targets]

@@ -1,0 +1,60 @@
+"""The timing method: warm-up, then repeated interleaved runs, reported as medians.
+
+Interleaving (contender A, B, C, then B, C, A, ...) spreads slow drifts of the machine -- other
+processes, clock changes -- over all contenders instead of charging them to whichever ran last.
+A short pause before each timed call lets the OpenMP workers of the previous contender stop
+spinning, so they never steal cycles from the next one's BLAS threads.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+PAUSE_S = 0.002
+
+
+@dataclass
+class Contender:
+    """A named zero-argument callable doing one full step (training or inference)."""
+
+    name: str
+    run: Callable[[], object]
+
+
+@dataclass
+class Timing:
+    """Seconds per step: the median and minimum over ``repeats`` timed runs."""
+
+    median_s: float
+    min_s: float
+    repeats: int
+
+
+def time_interleaved(contenders: list[Contender], repeats: int, budget_s: float,
+                     warmup: int = 1) -> dict[str, Timing]:
+    """Time every contender ``repeats`` times, interleaved, after ``warmup`` untimed runs.
+
+    A contender whose warm-up run shows that ``repeats`` runs would exceed ``budget_s`` seconds
+    is timed fewer times (at least once): slow paths (the unrolled tape, NumPy) stay affordable.
+    """
+    if repeats < 1:
+        raise ValueError(f"time_interleaved: expected repeats >= 1, got {repeats}")
+    caps: dict[str, int] = {}
+    for c in contenders:
+        start = time.perf_counter()
+        for _ in range(warmup):
+            c.run()
+        per_run = (time.perf_counter() - start) / max(warmup, 1)
+        caps[c.name] = max(1, min(repeats, int(budget_s / per_run))) if per_run > 0 else repeats
+    samples: dict[str, list[float]] = {c.name: [] for c in contenders}
+    for r in range(repeats):
+        for c in contenders[r % len(contenders):] + contenders[:r % len(contenders)]:
+            if len(samples[c.name]) >= caps[c.name]:
+                continue
+            time.sleep(PAUSE_S)
+            start = time.perf_counter()
+            c.run()
+            samples[c.name].append(time.perf_counter() - start)
+    return {name: Timing(statistics.median(s), min(s), len(s)) for name, s in samples.items()}
