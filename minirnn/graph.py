@@ -131,7 +131,7 @@ def format_bytes(n: int) -> str:
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(n) for n in shape) + ")"
+    return str(tuple(shape))
 
 
 def _outputs_text(record: NodeRecord) -> str:
@@ -162,9 +162,9 @@ def summary(records: list[NodeRecord]) -> str:
 def render_text(tensor: Tensor, names: Mapping[str, Tensor] | None = None) -> str:
     """One line per node in backward order, then a summary line::
 
-        #0  Sum   ()          float64      0 B  <- #1
-        #1  Mul   (2, 3)      float64    96 B  <- #2, w(2, 3)
-        #2  Add   (2, 3)      float64      0 B  <- x(2, 3), const(3)
+        #0  Sum  () float64       0 B  <- #1
+        #1  Mul  (2, 3) float64  96 B  <- #2, w(2, 3)
+        #2  Add  (2, 3) float64   0 B  <- x(2, 3), const(3,)
         3 nodes (1 Sum, 1 Mul, 1 Add), 2 leaves, 96 B saved
 
     Columns: position, op, output shape(s) and dtype, bytes saved for backward, inputs (``#k`` is
@@ -172,7 +172,7 @@ def render_text(tensor: Tensor, names: Mapping[str, Tensor] | None = None) -> st
     """
     records = nodes(tensor, names)
     if not records:
-        return f"leaf tensor {_shape_text(tuple(tensor.shape))} {tensor.dtype}: no graph (nothing recorded)"
+        return f"leaf tensor {_shape_text(tensor.shape)} {tensor.dtype}: no graph (nothing recorded)"
     rows = [(f"#{r.index}", r.name, _outputs_text(r), format_bytes(r.saved_bytes),
              ", ".join(_input_text(x) for x in r.inputs)) for r in records]
     widths = [max(len(row[c]) for row in rows) for c in range(4)]
@@ -216,7 +216,7 @@ def to_dot(tensor: Tensor, names: Mapping[str, Tensor] | None = None, rankdir: s
                 attrs = f" [label={_quote(str(x.output_index))}]" if x.output_index else ""
                 lines.append(f"  {tail} -> n{r.index}{attrs};")
     if not records:
-        label = f"leaf {_shape_text(tuple(tensor.shape))} {tensor.dtype}\n(no graph)"
+        label = f"leaf {_shape_text(tensor.shape)} {tensor.dtype}\n(no graph)"
         lines.append(f"  l0 [shape=ellipse, label={_quote(label)}];")
     return "\n".join(lines + ["}"]) + "\n"
 

@@ -98,7 +98,7 @@ def test_render_text_lines(small):
     assert len(lines) == 4
     assert re.fullmatch(r"#0\s+MatMul\s+\(2, 1\) float64\s+72 B\s+<- #1, const\(3, 1\)", lines[0])
     assert re.fullmatch(r"#1\s+Mul\s+\(2, 3\) float64\s+96 B\s+<- #2, w\(2, 3\)", lines[1])
-    assert re.fullmatch(r"#2\s+Add\s+\(2, 3\) float64\s+0 B\s+<- x\(2, 3\), const\(3\)", lines[2])
+    assert re.fullmatch(r"#2\s+Add\s+\(2, 3\) float64\s+0 B\s+<- x\(2, 3\), const\(3,\)", lines[2])
     assert lines[3] == "3 nodes (1 MatMul, 1 Mul, 1 Add), 2 leaves, 168 B saved"
 
 
@@ -150,7 +150,7 @@ def test_to_dot_escapes_names():
     x = leaf(2)
     text = graph.to_dot(ops.mul(x, x), names={'say "hi" \\o/': x})
     check_dot_syntax(text)
-    assert 'label="say \\"hi\\" \\\\o/\\n(2) float64"' in text
+    assert 'label="say \\"hi\\" \\\\o/\\n(2,) float64"' in text
 
 
 def test_to_dot_of_a_leaf_is_valid():
