@@ -1,12 +1,236 @@
-// bindings.cpp -- the Python module minirnn._C.
+// bindings.cpp -- the Python module minirnn._C: argument validation, then the kernels.
+//
+// Every argument is checked BEFORE any memory is touched; a bad one raises TypeError
+// (wrong dtype) or ValueError (wrong rank / shape / value) naming the argument and
+// saying "expected X, got Y". Non-contiguous (or byte-swapped) arrays are copied to
+// contiguous native ones. T = 0 and B = 0 give empty outputs with h_n = h0.
+// NaN in any input propagates as NaN into the outputs; nothing is checked for finiteness.
+//
+// Legend: T time steps, B batch, I input features, H hidden units, G gates (1, 1, 4, 3).
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
 #include "parallel.h"
+#include "rnn.h"
 
 namespace py = pybind11;
+using minirnn::Mode;
+using minirnn::Sizes;
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::ostringstream s;
+  s << "(";
+  for (size_t k = 0; k < shape.size(); k++) s << (k ? ", " : "") << shape[k];
+  s << (shape.size() == 1 ? ",)" : ")");
+  return s.str();
+}
+
+std::vector<int64_t> shape_of(const py::array& a) { return std::vector<int64_t>(a.shape(), a.shape() + a.ndim()); }
+
+// An absent optional array (None): a null handle, false in a boolean test.
+// (py::array() is NOT that: it is an empty float64 array.)
+py::array no_array() { return py::reinterpret_steal<py::array>(py::handle()); }
+
+// obj -> numpy array of any dtype (no copy when it already is one); None -> empty handle.
+py::array as_array(py::handle obj, const std::string& name) {
+  if (obj.is_none()) return no_array();
+  py::array a = py::array::ensure(obj);
+  if (!a) throw py::type_error(name + ": expected a numpy array, got " + std::string(py::str(py::type::handle_of(obj))));
+  return a;
+}
+
+void check_shape(const py::array& a, const std::string& name, const std::string& letters,
+                 const std::vector<int64_t>& expected) {
+  if (shape_of(a) != expected)
+    throw py::value_error(name + ": expected " + letters + " = " + shape_str(expected) + ", got " +
+                          shape_str(shape_of(a)));
+}
+
+// The arguments shared by rnn_forward and rnn_backward, validated.
+struct Inputs {
+  Mode mode = Mode::rnn_tanh;
+  int64_t G = 1;
+  Sizes sz;
+  bool is_double;
+  py::array x, w_ih, w_hh, b_ih, b_hh, h0, c0;  // contiguous, x's dtype; b_*, c0 may be null (no_array)
+  py::array lengths = no_array();              // int64 (B,), null handle when None
+  std::string mode_name;
+
+  // A float array argument that must have x's dtype; converted to contiguous.
+  py::array float_arg(py::handle obj, const std::string& name) const {
+    py::array a = as_array(obj, name);
+    if (!a) return a;
+    const int want = is_double ? py::dtype::num_of<double>() : py::dtype::num_of<float>();
+    if (a.dtype().num() != want)
+      throw py::type_error(name + ": expected dtype " + (is_double ? "float64" : "float32") +
+                           " (the dtype of x), got " + std::string(py::str(a.dtype())));
+    return py::array::ensure(a, py::array::c_style);  // copies only if needed; keeps the dtype
+  }
+};
+
+Inputs parse_inputs(const std::string& mode, py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih,
+                    py::handle b_hh, py::handle h0, py::handle c0, py::handle lengths) {
+  Inputs in;
+  in.mode_name = mode;
+  if (!minirnn::parse_mode(mode, &in.mode))
+    throw py::value_error("mode: expected one of 'rnn_tanh', 'rnn_relu', 'lstm', 'gru', got '" + mode + "'");
+  in.G = minirnn::num_gates(in.mode);
+  const bool lstm = in.mode == Mode::lstm;
+
+  py::array xa = as_array(x, "x");
+  if (!xa) throw py::type_error("x: expected a float32 or float64 array (T, B, I), got None");
+  const int num = xa.dtype().num();
+  if (num != py::dtype::num_of<float>() && num != py::dtype::num_of<double>())
+    throw py::type_error("x: expected dtype float32 or float64, got " + std::string(py::str(xa.dtype())));
+  in.is_double = num == py::dtype::num_of<double>();
+  if (xa.ndim() != 3)
+    throw py::value_error("x: expected a 3-D array (T, B, I), got shape " + shape_str(shape_of(xa)));
+  in.x = py::array::ensure(xa, py::array::c_style);
+  const int64_t T = xa.shape(0), B = xa.shape(1), I = xa.shape(2);
+
+  in.w_hh = in.float_arg(w_hh, "w_hh");
+  if (!in.w_hh) throw py::value_error("w_hh: expected an array (G*H, H), got None");
+  if (in.w_hh.ndim() != 2)
+    throw py::value_error("w_hh: expected a 2-D array (G*H, H), got shape " + shape_str(shape_of(in.w_hh)));
+  const int64_t H = in.w_hh.shape(1), G = in.G;
+  const std::string gh = "(G*H, H) with G = " + std::to_string(G) + " for mode '" + mode + "'";
+  check_shape(in.w_hh, "w_hh", gh, {G * H, H});
+  in.w_ih = in.float_arg(w_ih, "w_ih");
+  if (!in.w_ih) throw py::value_error("w_ih: expected an array (G*H, I), got None");
+  check_shape(in.w_ih, "w_ih", "(G*H, I)", {G * H, I});
+
+  in.b_ih = in.float_arg(b_ih, "b_ih");
+  in.b_hh = in.float_arg(b_hh, "b_hh");
+  if (bool(in.b_ih) != bool(in.b_hh))
+    throw py::value_error(std::string("b_ih, b_hh: expected both arrays or both None, got ") +
+                          (in.b_ih ? "b_hh=None" : "b_ih=None"));
+  if (in.b_ih) {
+    check_shape(in.b_ih, "b_ih", "(G*H,)", {G * H});
+    check_shape(in.b_hh, "b_hh", "(G*H,)", {G * H});
+  }
+
+  in.h0 = in.float_arg(h0, "h0");
+  if (!in.h0) throw py::value_error("h0: expected an array (B, H), got None");
+  check_shape(in.h0, "h0", "(B, H)", {B, H});
+  in.c0 = in.float_arg(c0, "c0");
+  if (lstm && !in.c0) throw py::value_error("c0: expected an array (B, H) for mode 'lstm', got None");
+  if (!lstm && in.c0) throw py::value_error("c0: expected None for mode '" + mode + "', got an array");
+  if (in.c0) check_shape(in.c0, "c0", "(B, H)", {B, H});
+
+  if (!lengths.is_none()) {
+    py::array la = as_array(lengths, "lengths");
+    const char kind = la.dtype().kind();
+    if (kind != 'i' && kind != 'u')
+      throw py::type_error("lengths: expected an integer array (B,), got dtype " + std::string(py::str(la.dtype())));
+    check_shape(la, "lengths", "(B,)", {B});
+    if (B > 0) {
+      // Compare in numpy's exact integer arithmetic before any cast (uint64 included).
+      py::module_ np = py::module_::import("numpy");
+      py::array bad = np.attr("flatnonzero")(np.attr("logical_or")(la.attr("__lt__")(0), la.attr("__gt__")(T)));
+      if (bad.size() > 0) {
+        const py::object idx = bad.attr("__getitem__")(0);
+        throw py::value_error("lengths: expected values in [0, T] = [0, " + std::to_string(T) + "], got " +
+                              std::string(py::str(la.attr("__getitem__")(idx))) + " at index " +
+                              std::string(py::str(idx)));
+      }
+    }
+    in.lengths = py::array_t<int64_t, py::array::c_style>::ensure(la.attr("astype")(py::dtype::of<int64_t>()));
+  }
+
+  // BLAS takes 32-bit sizes and leading dimensions.
+  if (T * B > INT_MAX || G * H > INT_MAX || I > INT_MAX)
+    throw py::value_error("x, w_ih: sizes too large for 32-bit BLAS: T*B = " + std::to_string(T * B) +
+                          ", G*H = " + std::to_string(G * H) + ", I = " + std::to_string(I));
+  in.sz = Sizes{T, B, I, H};
+  return in;
+}
+
+template <typename scalar_t>
+const scalar_t* ptr(const py::array& a) { return a ? static_cast<const scalar_t*>(a.data()) : nullptr; }
+template <typename scalar_t>
+scalar_t* mut(py::array& a) { return a ? static_cast<scalar_t*>(a.mutable_data()) : nullptr; }
+
+template <typename scalar_t>
+py::array_t<scalar_t> empty(const std::vector<int64_t>& shape) {
+  return py::array_t<scalar_t>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+const int64_t* lengths_ptr(const Inputs& in) { return in.lengths ? static_cast<const int64_t*>(in.lengths.data()) : nullptr; }
+
+template <typename scalar_t>
+py::tuple forward(const Inputs& in) {
+  const Sizes s = in.sz;
+  const bool lstm = in.mode == Mode::lstm;
+  py::array y = empty<scalar_t>({s.T, s.B, s.H});
+  py::array h_n = empty<scalar_t>({s.B, s.H});
+  py::array c_n = lstm ? py::array(empty<scalar_t>({s.B, s.H})) : no_array();
+  py::array ws = empty<scalar_t>({minirnn::workspace_layout(in.mode, s).total});
+  std::fill(mut<scalar_t>(ws), mut<scalar_t>(ws) + ws.size(), scalar_t(0));
+  minirnn::ForwardArgs<scalar_t> a{mut<scalar_t>(y),         mut<scalar_t>(h_n),      mut<scalar_t>(c_n),
+                                   mut<scalar_t>(ws),        ptr<scalar_t>(in.x),     ptr<scalar_t>(in.w_ih),
+                                   ptr<scalar_t>(in.w_hh),   ptr<scalar_t>(in.b_ih),  ptr<scalar_t>(in.b_hh),
+                                   ptr<scalar_t>(in.h0),     ptr<scalar_t>(in.c0),    lengths_ptr(in),
+                                   s};
+  {
+    py::gil_scoped_release release;
+    minirnn::rnn_forward(in.mode, a);
+  }
+  return py::make_tuple(y, h_n, lstm ? py::object(c_n) : py::none(), ws);
+}
+
+template <typename scalar_t>
+py::tuple backward(const Inputs& in, py::handle y, py::handle workspace, py::handle dy, py::handle dh_n,
+                   py::handle dc_n) {
+  const Sizes s = in.sz;
+  const bool lstm = in.mode == Mode::lstm, bias = bool(in.b_ih);
+  py::array ya = in.float_arg(y, "y");  // not needed by the kernels; checked when given
+  if (ya) check_shape(ya, "y", "(T, B, H)", {s.T, s.B, s.H});
+  py::array ws = in.float_arg(workspace, "workspace");
+  const int64_t n_ws = minirnn::workspace_layout(in.mode, s).total;
+  if (!ws) throw py::value_error("workspace: expected the array returned by rnn_forward, got None");
+  check_shape(ws, "workspace", "(size from rnn_forward with the same arguments,)", {n_ws});
+  py::array dya = in.float_arg(dy, "dy");
+  if (dya) check_shape(dya, "dy", "(T, B, H)", {s.T, s.B, s.H});
+  py::array dhn = in.float_arg(dh_n, "dh_n");
+  if (dhn) check_shape(dhn, "dh_n", "(B, H)", {s.B, s.H});
+  py::array dcn = in.float_arg(dc_n, "dc_n");
+  if (dcn && !lstm) throw py::value_error("dc_n: expected None for mode '" + in.mode_name + "', got an array");
+  if (dcn) check_shape(dcn, "dc_n", "(B, H)", {s.B, s.H});
+
+  py::array dx = empty<scalar_t>({s.T, s.B, s.I});
+  py::array dw_ih = empty<scalar_t>({in.G * s.H, s.I});
+  py::array dw_hh = empty<scalar_t>({in.G * s.H, s.H});
+  py::array db_ih = bias ? py::array(empty<scalar_t>({in.G * s.H})) : no_array();
+  py::array db_hh = bias ? py::array(empty<scalar_t>({in.G * s.H})) : no_array();
+  py::array dh0 = empty<scalar_t>({s.B, s.H});
+  py::array dc0 = lstm ? py::array(empty<scalar_t>({s.B, s.H})) : no_array();
+  minirnn::BackwardArgs<scalar_t> a{mut<scalar_t>(dx),     mut<scalar_t>(dw_ih),  mut<scalar_t>(dw_hh),
+                                    mut<scalar_t>(db_ih),  mut<scalar_t>(db_hh),  mut<scalar_t>(dh0),
+                                    mut<scalar_t>(dc0),    ptr<scalar_t>(in.x),   ptr<scalar_t>(in.w_ih),
+                                    ptr<scalar_t>(in.w_hh), ptr<scalar_t>(ws),    ptr<scalar_t>(dya),
+                                    ptr<scalar_t>(dhn),    ptr<scalar_t>(dcn),    lengths_ptr(in),
+                                    s};
+  {
+    py::gil_scoped_release release;
+    minirnn::rnn_backward(in.mode, a);
+  }
+  auto or_none = [](const py::array& arr) { return arr ? py::object(arr) : py::object(py::none()); };
+  return py::make_tuple(dx, dw_ih, dw_hh, or_none(db_ih), or_none(db_hh), dh0, or_none(dc0));
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "minirnn fused RNN kernels (C++17, OpenMP, OpenBLAS)";
+  m.doc() = "minirnn fused RNN kernels (C++17, OpenMP, OpenBLAS). Layout and gate order are PyTorch's.";
   minirnn::init_blas_threads();
 
   m.def("num_threads", &minirnn::num_threads, "Number of OpenMP threads the kernels use.");
@@ -17,4 +241,54 @@ PYBIND11_MODULE(_C, m) {
         minirnn::set_num_threads(n);
       },
       py::arg("n"), "Set the number of OpenMP threads the kernels use (n >= 1).");
+
+  m.def(
+      "workspace_size",
+      [](const std::string& mode, int64_t T, int64_t B, int64_t H) {
+        Mode md;
+        if (!minirnn::parse_mode(mode, &md)) throw py::value_error("mode: unknown mode '" + mode + "'");
+        return minirnn::workspace_layout(md, Sizes{T, B, 0, H}).total;
+      },
+      py::arg("mode"), py::arg("T"), py::arg("B"), py::arg("H"),
+      "Elements in the workspace rnn_forward returns for these sizes.");
+
+  m.def(
+      "rnn_forward",
+      [](const std::string& mode, py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih, py::handle b_hh,
+         py::handle h0, py::handle c0, py::handle lengths) {
+        const Inputs in = parse_inputs(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths);
+        return in.is_double ? forward<double>(in) : forward<float>(in);
+      },
+      py::arg("mode"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
+      py::arg("h0"), py::arg("c0"), py::arg("lengths"),
+      R"doc(Fused forward pass of one single-direction recurrent layer over all T steps.
+
+mode: 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru' (G = 1, 1, 4, 3 gates; PyTorch's gate order).
+x (T, B, I); w_ih (G*H, I); w_hh (G*H, H); b_ih, b_hh (G*H,) or both None; h0 (B, H);
+c0 (B, H) for 'lstm', else None; lengths None or integer (B,) in [0, T], any order.
+All float arrays float32 or all float64.
+
+Returns (y (T, B, H), h_n (B, H), c_n (B, H) or None, workspace (1-D, for rnn_backward)).
+y[t, b] = 0 for t >= lengths[b]; h_n[b] is the state after step lengths[b] - 1 (h0 if 0).
+NaN inputs propagate as NaN.)doc");
+
+  m.def(
+      "rnn_backward",
+      [](const std::string& mode, py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih, py::handle b_hh,
+         py::handle h0, py::handle c0, py::handle lengths, py::handle y, py::handle workspace, py::handle dy,
+         py::handle dh_n, py::handle dc_n) {
+        const Inputs in = parse_inputs(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths);
+        return in.is_double ? backward<double>(in, y, workspace, dy, dh_n, dc_n)
+                            : backward<float>(in, y, workspace, dy, dh_n, dc_n);
+      },
+      py::arg("mode"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
+      py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("y"), py::arg("workspace"), py::arg("dy"),
+      py::arg("dh_n"), py::arg("dc_n"),
+      R"doc(Fused backward-through-time of rnn_forward (same first nine arguments).
+
+y: the forward output (checked, not used; may be None); workspace: from rnn_forward;
+dy (T, B, H), dh_n (B, H), dc_n (B, H, lstm only): gradients of the loss, each may be None (zero).
+dy at padded positions (t >= lengths[b]) is ignored.
+
+Returns (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0); db_* are None without bias, dc0 None unless lstm.)doc");
 }

@@ -1,0 +1,271 @@
+// recurrence.h -- the time loop shared by every cell kind (Elman, LSTM, GRU).
+//
+// Legend: T time steps, B batch, I input features, H hidden units, G gates per unit.
+//
+// Forward (the cuDNN / oneDNN recipe):
+//   1. gates[t] = x[t] W_ih^T + b_ih for all steps at once: one GEMM (T*B, I) x (I, G*H).
+//   2. per step: gh = h_{t-1} W_hh^T, then ONE fused pointwise pass (the Cell) that adds
+//      gh + b_hh, applies the nonlinearities and writes activations, h_t (and c_t) to
+//      the workspace.
+// Backward, steps in reverse:
+//   3. per step: ONE fused pointwise pass (the Cell) turns dL/dh_t (and dL/dc_t) into the
+//      gate gradients dG_t, then dL/dh_{t-1} += dG_t W_hh.
+//   4. after the loop, large GEMMs over all steps: dW_ih = dG^T X, dW_hh = dG^T H_prev,
+//      dX = dG W_ih, and db = column sums of dG.
+//
+// Threads: ONE OpenMP region per call, OpenBLAS single-threaded inside it. Big GEMMs are
+// split into row/column blocks (gemm_block). In the time loop each thread owns a slice of
+// hidden units with ALL the gates of those units: it does its slice's recurrent GEMM and
+// pointwise pass back to back (W_hh repacked once per call so a slice's rows are
+// contiguous), then one barrier per step. Every output element is computed by one thread
+// with the same summation order whatever the thread count.
+//
+// A Cell supplies: G, has_c (LSTM cell state), split_dgh (GRU: the recurrent side of the
+// n gate gradient differs from the input side), and forward_row / backward_row for one
+// batch row and one slice of hidden units of one step. The driver handles lengths: a row
+// past its sequence's end copies its state forward, outputs zero, and passes gradients
+// straight through.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "activations.h"
+#include "parallel.h"
+#include "rnn.h"
+
+namespace minirnn {
+
+// One time step of the forward pass; pointers are already offset to step t.
+template <typename scalar_t>
+struct ForwardStep {
+  scalar_t* gates;         // (B, G*H) in: x_t W_ih^T + b_ih; out: activated gates (Elman: unused after read)
+  const scalar_t* gh;      // (B, G*H) h_{t-1} W_hh^T, columns grouped per slice: see gh_row
+  const scalar_t* b_hh;    // (G*H) zeros when the layer has no bias
+  const scalar_t* h_prev;  // (B, H)
+  const scalar_t* c_prev;  // (B, H) lstm
+  scalar_t* h;             // (B, H) h_t
+  scalar_t* c;             // (B, H) c_t, lstm
+  scalar_t* tanh_c;        // (B, H) tanh(c_t), lstm
+  scalar_t* ghn;           // (B, H) W_hn h_{t-1} + b_hn, gru
+  int64_t G, H;
+
+  // Row b of the recurrent projection for hidden units u: gate g of unit u.begin + k
+  // is at [g * u.size + k].
+  const scalar_t* gh_row(int64_t b, Range u) const { return gh + b * G * H + G * u.begin; }
+};
+
+// One time step of the backward pass; pointers are already offset to step t.
+template <typename scalar_t>
+struct BackwardStep {
+  scalar_t* dgx;           // (B, G*H) dL/d(pre-activation), input side (dX, dW_ih, db_ih)
+  scalar_t* dgh;           // (B, G*H) recurrent side (dh_{t-1}, dW_hh, db_hh); == dgx unless split_dgh
+  scalar_t* dh_prev;       // (B, H) out: the part of dL/dh_{t-1} that does not go through W_hh
+  scalar_t* dc_prev;       // (B, H) out: dL/dc_{t-1}, lstm
+  const scalar_t* dh;      // (B, H) dL/dh_t (dy_t included)
+  const scalar_t* dc;      // (B, H) dL/dc_t from later steps, lstm
+  const scalar_t* gates;   // (B, G*H) activated gates (not for Elman)
+  const scalar_t* h;       // (B, H) h_t
+  const scalar_t* h_prev;  // (B, H) h_{t-1}
+  const scalar_t* c_prev;  // (B, H) c_{t-1}, lstm
+  const scalar_t* tanh_c;  // (B, H) tanh(c_t), lstm
+  const scalar_t* ghn;     // (B, H) W_hn h_{t-1} + b_hn, gru
+  int64_t G, H;
+};
+
+inline bool active(const int64_t* lengths, int64_t b, int64_t t) { return lengths == nullptr || t < lengths[b]; }
+
+inline int64_t max_length(const int64_t* lengths, int64_t T, int64_t B) {
+  if (lengths == nullptr) return T;
+  int64_t m = 0;
+  for (int64_t b = 0; b < B; b++) m = std::max(m, lengths[b]);
+  return m;
+}
+
+template <typename scalar_t>
+void copy_units(scalar_t* dst, const scalar_t* src, Range u) {
+  std::memcpy(dst + u.begin, src + u.begin, sizeof(scalar_t) * u.size);
+}
+
+template <typename scalar_t>
+void zero_units(scalar_t* dst, Range u) {
+  std::fill(dst + u.begin, dst + u.begin + u.size, scalar_t(0));
+}
+
+// Rows of W_hh (G*H, H) for hidden units u -> w_packed rows [G*u.begin, G*(u.begin+u.size)),
+// gate-major within the slice, so the slice's recurrent GEMM is one call.
+template <typename scalar_t>
+void pack_w_hh_slice(scalar_t* w_packed, const scalar_t* w_hh, int64_t G, int64_t H, Range u) {
+  for (int64_t g = 0; g < G; g++)
+    for (int64_t k = 0; k < u.size; k++)
+      std::memcpy(w_packed + (G * u.begin + g * u.size + k) * H, w_hh + (g * H + u.begin + k) * H,
+                  sizeof(scalar_t) * H);
+}
+
+template <typename scalar_t, typename Cell>
+void recurrence_forward(const ForwardArgs<scalar_t>& a) {
+  const int64_t T = a.sizes.T, B = a.sizes.B, I = a.sizes.I, H = a.sizes.H;
+  const int64_t G = Cell::G, GH = G * H, BH = B * H;
+  const WorkspaceLayout L = workspace_layout(Cell::mode, a.sizes);
+  // Elman keeps no gates (backward needs only h): y doubles as its projection buffer.
+  scalar_t* gates = L.gates >= 0 ? a.workspace + L.gates : a.y;  // (T, B, G*H)
+  scalar_t* hs = a.workspace + L.hs;                                // (T+1, B, H)
+  scalar_t* cs = Cell::has_c ? a.workspace + L.cs : nullptr;        // (T+1, B, H)
+  scalar_t* tanh_c = Cell::has_c ? a.workspace + L.tanh_c : nullptr;  // (T, B, H)
+  scalar_t* ghn = L.ghn >= 0 ? a.workspace + L.ghn : nullptr;       // (T, B, H)
+  const int64_t Tmax = max_length(a.lengths, T, B);  // steps t >= Tmax have no active row
+
+  std::vector<scalar_t> scratch(GH * H + B * GH + GH, scalar_t(0));  // one allocation
+  scalar_t* w_packed = scratch.data();      // (G*H, H) W_hh rows grouped per slice
+  scalar_t* gh = w_packed + GH * H;         // (B, G*H) recurrent projection, grouped likewise
+  const scalar_t* b_hh = a.b_hh != nullptr ? a.b_hh : gh + B * GH;  // (G*H) zeros without bias
+
+  std::copy(a.h0, a.h0 + BH, hs);
+  if (Cell::has_c) std::copy(a.c0, a.c0 + BH, cs);
+
+#pragma omp parallel num_threads(num_threads())
+  {
+    FlushDenormals ftz;
+    const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+    const Range u = split(H, nt, tid);  // this thread's hidden units
+    pack_w_hh_slice(w_packed, a.w_hh, G, H, u);
+    linear_block(tid, nt, gates, a.x, a.w_ih, a.b_ih, Tmax * B, GH, I);
+#pragma omp barrier
+    for (int64_t t = 0; t < Tmax; t++) {
+      if (u.size > 0) {
+        const scalar_t* h_prev = hs + t * BH;  // (B, H)
+        gemm<scalar_t>(Trans::no, Trans::yes, B, G * u.size, H, scalar_t(1), h_prev, H, w_packed + G * u.begin * H,
+                       H, scalar_t(0), gh + G * u.begin, GH);
+        const ForwardStep<scalar_t> s{gates + t * B * GH,
+                                      gh,
+                                      b_hh,
+                                      h_prev,
+                                      Cell::has_c ? cs + t * BH : nullptr,
+                                      hs + (t + 1) * BH,
+                                      Cell::has_c ? cs + (t + 1) * BH : nullptr,
+                                      Cell::has_c ? tanh_c + t * BH : nullptr,
+                                      ghn != nullptr ? ghn + t * BH : nullptr,
+                                      G,
+                                      H};
+        scalar_t* y = a.y + t * BH;  // (B, H)
+        for (int64_t b = 0; b < B; b++) {
+          if (active(a.lengths, b, t)) {
+            Cell::forward_row(s, b, u);
+            copy_units(y + b * H, s.h + b * H, u);
+          } else {  // past the end: carry the state, output zero
+            copy_units(s.h + b * H, s.h_prev + b * H, u);
+            if (Cell::has_c) copy_units(s.c + b * H, s.c_prev + b * H, u);
+            zero_units(y + b * H, u);
+          }
+        }
+      }
+#pragma omp barrier
+    }
+  }
+  // Steps after every sequence has ended: state carried, outputs zero.
+  for (int64_t t = Tmax; t < T; t++) {
+    std::copy(hs + t * BH, hs + (t + 1) * BH, hs + (t + 1) * BH);
+    if (Cell::has_c) std::copy(cs + t * BH, cs + (t + 1) * BH, cs + (t + 1) * BH);
+    std::fill(a.y + t * BH, a.y + (t + 1) * BH, scalar_t(0));
+  }
+  std::copy(hs + T * BH, hs + (T + 1) * BH, a.h_n);
+  if (Cell::has_c) std::copy(cs + T * BH, cs + (T + 1) * BH, a.c_n);
+}
+
+template <typename scalar_t, typename Cell>
+void recurrence_backward(const BackwardArgs<scalar_t>& a) {
+  const int64_t T = a.sizes.T, B = a.sizes.B, I = a.sizes.I, H = a.sizes.H;
+  const int64_t G = Cell::G, GH = G * H, BH = B * H;
+  const WorkspaceLayout L = workspace_layout(Cell::mode, a.sizes);
+  const scalar_t* gates = L.gates >= 0 ? a.workspace + L.gates : nullptr;  // (T, B, G*H)
+  const scalar_t* hs = a.workspace + L.hs;                                  // (T+1, B, H)
+  const scalar_t* cs = Cell::has_c ? a.workspace + L.cs : nullptr;          // (T+1, B, H)
+  const scalar_t* tanh_c = Cell::has_c ? a.workspace + L.tanh_c : nullptr;  // (T, B, H)
+  const scalar_t* ghn = L.ghn >= 0 ? a.workspace + L.ghn : nullptr;         // (T, B, H)
+  const int64_t Tmax = max_length(a.lengths, T, B), M = Tmax * B;
+
+  const int64_t n_dg = M * GH;
+  std::vector<scalar_t> scratch((Cell::split_dgh ? 2 : 1) * n_dg + 2 * BH + (Cell::has_c ? 2 * BH : 0),
+                                scalar_t(0));  // one allocation
+  scalar_t* dgx = scratch.data();                            // (Tmax, B, G*H)
+  scalar_t* dgh = Cell::split_dgh ? dgx + n_dg : dgx;         // (Tmax, B, G*H)
+  scalar_t* dh_buf = dgx + (Cell::split_dgh ? 2 : 1) * n_dg;  // (2, B, H) ping-pong dL/dh
+  scalar_t* dc_buf = Cell::has_c ? dh_buf + 2 * BH : nullptr;  // (2, B, H) ping-pong dL/dc
+  if (a.dh_n != nullptr) std::copy(a.dh_n, a.dh_n + BH, dh_buf);
+  if (Cell::has_c && a.dc_n != nullptr) std::copy(a.dc_n, a.dc_n + BH, dc_buf);
+
+#pragma omp parallel num_threads(num_threads())
+  {
+    FlushDenormals ftz;
+    const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+    const Range u = split(H, nt, tid);  // this thread's hidden units
+    for (int64_t k = 0; k < Tmax; k++) {
+      const int64_t t = Tmax - 1 - k, cur = k % 2, nxt = 1 - cur;
+      // A thread reads and writes only its own units' columns of dh/dc and dG_t before
+      // the barrier; after it, its GEMM reads all of dG_t and writes its own columns of dh_prev.
+      BackwardStep<scalar_t> s{dgx + t * B * GH,
+                               dgh + t * B * GH,
+                               dh_buf + nxt * BH,
+                               Cell::has_c ? dc_buf + nxt * BH : nullptr,
+                               dh_buf + cur * BH,
+                               Cell::has_c ? dc_buf + cur * BH : nullptr,
+                               gates != nullptr ? gates + t * B * GH : nullptr,
+                               hs + (t + 1) * BH,
+                               hs + t * BH,
+                               Cell::has_c ? cs + t * BH : nullptr,
+                               Cell::has_c ? tanh_c + t * BH : nullptr,
+                               ghn != nullptr ? ghn + t * BH : nullptr,
+                               G,
+                               H};
+      scalar_t* dh = dh_buf + cur * BH;  // (B, H) writable alias of s.dh
+      for (int64_t b = 0; b < B; b++) {
+        if (active(a.lengths, b, t)) {
+          if (a.dy != nullptr) {
+            const scalar_t* dy = a.dy + (t * B + b) * H;  // (H)
+            for (int64_t j = u.begin; j < u.begin + u.size; j++) dh[b * H + j] += dy[j];
+          }
+          Cell::backward_row(s, b, u);
+        } else {  // past the end: no gate gradient, the state's gradient passes straight through
+          for (int64_t g = 0; g < G; g++) {
+            zero_units(s.dgx + b * GH + g * H, u);
+            zero_units(s.dgh + b * GH + g * H, u);
+          }
+          copy_units(s.dh_prev + b * H, s.dh + b * H, u);
+          if (Cell::has_c) copy_units(s.dc_prev + b * H, s.dc + b * H, u);
+        }
+      }
+#pragma omp barrier
+      gemm<scalar_t>(Trans::no, Trans::no, B, u.size, GH, scalar_t(1), s.dgh, GH, a.w_hh + u.begin, H, scalar_t(1),
+                     s.dh_prev + u.begin, H);
+    }
+#pragma omp barrier
+    // Weight, input and bias gradients over all steps at once.
+    gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, GH, I, M, scalar_t(1), dgx, GH, a.x, I, scalar_t(0), a.dw_ih,
+                         I);
+    gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, GH, H, M, scalar_t(1), dgh, GH, hs, H, scalar_t(0), a.dw_hh,
+                         H);
+    gemm_block<scalar_t>(tid, nt, Trans::no, Trans::no, M, I, GH, scalar_t(1), dgx, GH, a.w_ih, I, scalar_t(0), a.dx,
+                         I);
+    if (a.db_ih != nullptr) column_sums_block(tid, nt, a.db_ih, dgx, M, GH);
+    if (a.db_hh != nullptr) column_sums_block(tid, nt, a.db_hh, dgh, M, GH);
+  }
+  std::fill(a.dx + M * I, a.dx + T * B * I, scalar_t(0));  // steps after every sequence ended
+  std::copy(dh_buf + (Tmax % 2) * BH, dh_buf + (Tmax % 2 + 1) * BH, a.dh0);
+  if (Cell::has_c) std::copy(dc_buf + (Tmax % 2) * BH, dc_buf + (Tmax % 2 + 1) * BH, a.dc0);
+}
+
+}  // namespace minirnn
+
+// Defines name_forward / name_backward for a Cell and instantiates them for float and double.
+#define MINIRNN_DEFINE_CELL_KERNELS(name, Cell)                                                        \
+  template <typename scalar_t>                                                                         \
+  void name##_forward(const ForwardArgs<scalar_t>& a) { recurrence_forward<scalar_t, Cell>(a); }      \
+  template <typename scalar_t>                                                                         \
+  void name##_backward(const BackwardArgs<scalar_t>& a) { recurrence_backward<scalar_t, Cell>(a); }   \
+  template void name##_forward<float>(const ForwardArgs<float>&);                                      \
+  template void name##_forward<double>(const ForwardArgs<double>&);                                    \
+  template void name##_backward<float>(const BackwardArgs<float>&);                                    \
+  template void name##_backward<double>(const BackwardArgs<double>&);

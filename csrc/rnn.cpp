@@ -1,0 +1,67 @@
+// rnn.cpp -- mode names, the workspace sizes function, and dispatch to the cell kernels.
+#include "rnn.h"
+
+namespace minirnn {
+
+int num_gates(Mode mode) {
+  switch (mode) {
+    case Mode::lstm: return 4;
+    case Mode::gru: return 3;
+    default: return 1;
+  }
+}
+
+bool parse_mode(const std::string& name, Mode* mode) {
+  if (name == "rnn_tanh") *mode = Mode::rnn_tanh;
+  else if (name == "rnn_relu") *mode = Mode::rnn_relu;
+  else if (name == "lstm") *mode = Mode::lstm;
+  else if (name == "gru") *mode = Mode::gru;
+  else return false;
+  return true;
+}
+
+WorkspaceLayout workspace_layout(Mode mode, Sizes sz) {
+  const int64_t G = num_gates(mode), TBH = sz.T * sz.B * sz.H, BH = sz.B * sz.H;
+  WorkspaceLayout L{-1, -1, -1, -1, -1, 0};
+  auto carve = [&L](int64_t n) {
+    const int64_t offset = L.total;
+    L.total += n;
+    return offset;
+  };
+  const bool elman = mode == Mode::rnn_tanh || mode == Mode::rnn_relu;
+  if (!elman) L.gates = carve(G * TBH);
+  L.hs = carve(TBH + BH);
+  if (mode == Mode::lstm) {
+    L.cs = carve(TBH + BH);
+    L.tanh_c = carve(TBH);
+  }
+  if (mode == Mode::gru) L.ghn = carve(TBH);
+  return L;
+}
+
+template <typename scalar_t>
+void rnn_forward(Mode mode, const ForwardArgs<scalar_t>& a) {
+  switch (mode) {
+    case Mode::rnn_tanh: return elman_tanh_forward(a);
+    case Mode::rnn_relu: return elman_relu_forward(a);
+    case Mode::lstm: return lstm_forward(a);
+    case Mode::gru: return gru_forward(a);
+  }
+}
+
+template <typename scalar_t>
+void rnn_backward(Mode mode, const BackwardArgs<scalar_t>& a) {
+  switch (mode) {
+    case Mode::rnn_tanh: return elman_tanh_backward(a);
+    case Mode::rnn_relu: return elman_relu_backward(a);
+    case Mode::lstm: return lstm_backward(a);
+    case Mode::gru: return gru_backward(a);
+  }
+}
+
+template void rnn_forward<float>(Mode, const ForwardArgs<float>&);
+template void rnn_forward<double>(Mode, const ForwardArgs<double>&);
+template void rnn_backward<float>(Mode, const BackwardArgs<float>&);
+template void rnn_backward<double>(Mode, const BackwardArgs<double>&);
+
+}  // namespace minirnn

@@ -1,0 +1,110 @@
+// rnn.h -- the public C++ interface of the fused recurrent kernels.
+//
+// Legend (every kernel file uses the same letters):
+//   T  time steps          B  batch size         I  input features
+//   H  hidden units        G  gates per unit: 1 (Elman), 4 (LSTM: i f g o), 3 (GRU: r z n)
+//
+// Layout is PyTorch's: x (T, B, I), w_ih (G*H, I), w_hh (G*H, H), b_ih / b_hh (G*H),
+// h (B, H). lengths (B) int64 in [0, T] or null (all T): a sequence's state stops
+// changing after its length and its outputs there are zero.
+//
+// Each kernel is a forward/backward pair whose argument structs list
+// outputs, then inputs, then sizes; gradient buffers are prefixed d.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace minirnn {
+
+enum class Mode { rnn_tanh, rnn_relu, lstm, gru };
+
+// Number of gates G of a mode (1, 1, 4, 3).
+int num_gates(Mode mode);
+// "rnn_tanh" ... -> Mode; returns false for an unknown name.
+bool parse_mode(const std::string& name, Mode* mode);
+
+struct Sizes {
+  int64_t T, B, I, H;
+};
+
+// The forward pass saves for backward, in ONE array, at these element offsets
+// (-1: the mode keeps no such region):
+struct WorkspaceLayout {
+  int64_t gates;   // (T, B, G*H) activated gates (lstm: i f g o, gru: r z n); Elman keeps none (h is in hs)
+  int64_t hs;      // (T+1, B, H) h_0 = h0, h_{t+1} = state after step t (carried past a sequence's end)
+  int64_t cs;      // (T+1, B, H) c_0 .. c_T, lstm only
+  int64_t tanh_c;  // (T, B, H) tanh(c_{t+1}), lstm only
+  int64_t ghn;     // (T, B, H) W_hn h_t + b_hn, gru only (the reset gate multiplies it)
+  int64_t total;   // elements in all
+};
+WorkspaceLayout workspace_layout(Mode mode, Sizes sz);
+
+template <typename scalar_t>
+struct ForwardArgs {
+  // outputs
+  scalar_t* y;          // (T, B, H) zero where t >= lengths[b]
+  scalar_t* h_n;        // (B, H)
+  scalar_t* c_n;        // (B, H) lstm only, else null
+  scalar_t* workspace;  // (workspace_layout(mode, sizes).total)
+  // inputs
+  const scalar_t* x;        // (T, B, I)
+  const scalar_t* w_ih;     // (G*H, I)
+  const scalar_t* w_hh;     // (G*H, H)
+  const scalar_t* b_ih;     // (G*H) or null (then b_hh is null too)
+  const scalar_t* b_hh;     // (G*H) or null
+  const scalar_t* h0;       // (B, H)
+  const scalar_t* c0;       // (B, H) lstm only, else null
+  const int64_t* lengths;   // (B) values in [0, T], or null
+  // sizes
+  Sizes sizes;
+};
+
+template <typename scalar_t>
+struct BackwardArgs {
+  // outputs
+  scalar_t* dx;     // (T, B, I)
+  scalar_t* dw_ih;  // (G*H, I)
+  scalar_t* dw_hh;  // (G*H, H)
+  scalar_t* db_ih;  // (G*H) or null (no bias)
+  scalar_t* db_hh;  // (G*H) or null; differs from db_ih only for gru (the n gate)
+  scalar_t* dh0;    // (B, H)
+  scalar_t* dc0;    // (B, H) lstm only, else null
+  // inputs
+  const scalar_t* x;          // (T, B, I)
+  const scalar_t* w_ih;       // (G*H, I)
+  const scalar_t* w_hh;       // (G*H, H)
+  const scalar_t* workspace;  // from the forward pass
+  const scalar_t* dy;         // (T, B, H) or null (zero); ignored where t >= lengths[b]
+  const scalar_t* dh_n;       // (B, H) or null (zero)
+  const scalar_t* dc_n;       // (B, H) or null (zero); lstm only
+  const int64_t* lengths;     // (B) or null, as in forward
+  // sizes
+  Sizes sizes;
+};
+
+// Dispatch on mode. The caller has validated every pointer's size.
+template <typename scalar_t>
+void rnn_forward(Mode mode, const ForwardArgs<scalar_t>& a);
+template <typename scalar_t>
+void rnn_backward(Mode mode, const BackwardArgs<scalar_t>& a);
+
+// One entry pair per cell kind (elman.cpp, lstm.cpp, gru.cpp).
+template <typename scalar_t>
+void elman_tanh_forward(const ForwardArgs<scalar_t>& a);
+template <typename scalar_t>
+void elman_tanh_backward(const BackwardArgs<scalar_t>& a);
+template <typename scalar_t>
+void elman_relu_forward(const ForwardArgs<scalar_t>& a);
+template <typename scalar_t>
+void elman_relu_backward(const BackwardArgs<scalar_t>& a);
+template <typename scalar_t>
+void lstm_forward(const ForwardArgs<scalar_t>& a);
+template <typename scalar_t>
+void lstm_backward(const BackwardArgs<scalar_t>& a);
+template <typename scalar_t>
+void gru_forward(const ForwardArgs<scalar_t>& a);
+template <typename scalar_t>
+void gru_backward(const BackwardArgs<scalar_t>& a);
+
+}  // namespace minirnn

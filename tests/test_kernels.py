@@ -1,0 +1,373 @@
+"""Tests of the fused kernels ``minirnn._C.rnn_forward`` / ``rnn_backward``.
+
+* Oracle: PyTorch (``torch.nn.RNN/LSTM/GRU`` with the same weights, run per sequence so
+  unsorted lengths, including 0, are covered); skipped when torch is not installed.
+* The same results at 1 and 2 threads.
+* Bad inputs raise TypeError / ValueError, never crash; empty sizes and NaN are defined.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from minirnn import _C
+
+MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+RTOL = {np.float32: 1e-4, np.float64: 1e-9}
+
+
+def make_inputs(mode, T=6, B=5, I=4, H=7, dtype=np.float64, bias=True, lengths="unsorted", seed=0):
+    """Random arguments for rnn_forward plus random output gradients (dy, dh_n, dc_n)."""
+    rng = np.random.default_rng(seed)
+    G = GATES[mode]
+    k = 1.0 / np.sqrt(max(H, 1))
+
+    def u(*shape):
+        return rng.uniform(-k, k, size=shape).astype(dtype) if shape else None
+
+    args = dict(
+        mode=mode,
+        x=rng.standard_normal((T, B, I)).astype(dtype),
+        w_ih=u(G * H, I),
+        w_hh=u(G * H, H),
+        b_ih=u(G * H) if bias else None,
+        b_hh=u(G * H) if bias else None,
+        h0=rng.standard_normal((B, H)).astype(dtype) * 0.5,
+        c0=rng.standard_normal((B, H)).astype(dtype) * 0.5 if mode == "lstm" else None,
+        lengths=None,
+    )
+    if lengths == "unsorted":
+        lens = rng.integers(0, T + 1, size=B)
+        lens[0], lens[-1] = T, 0  # always cover a full and an empty sequence
+        args["lengths"] = rng.permutation(lens).astype(np.int64)
+    grads = dict(
+        dy=rng.standard_normal((T, B, H)).astype(dtype),
+        dh_n=rng.standard_normal((B, H)).astype(dtype),
+        dc_n=rng.standard_normal((B, H)).astype(dtype) if mode == "lstm" else None,
+    )
+    return args, grads
+
+
+def run_kernels(args, grads):
+    y, h_n, c_n, ws = _C.rnn_forward(**args)
+    back = _C.rnn_backward(**args, y=y, workspace=ws, **grads)
+    names = ["dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0"]
+    return dict(y=y, h_n=h_n, c_n=c_n, **dict(zip(names, back)))
+
+
+def run_torch(args, grads):
+    """The same layer in PyTorch (float64), one sequence at a time."""
+    torch = pytest.importorskip("torch")
+    mode, bias = args["mode"], args["b_ih"] is not None
+    T, B, I = args["x"].shape
+    H = args["w_hh"].shape[1]
+    if mode.startswith("rnn"):
+        layer = torch.nn.RNN(I, H, nonlinearity=mode[4:], bias=bias, dtype=torch.float64)
+    else:
+        layer = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[mode](I, H, bias=bias, dtype=torch.float64)
+    with torch.no_grad():
+        for name in ["w_ih", "w_hh"] + (["b_ih", "b_hh"] if bias else []):
+            getattr(layer, name.replace("w_", "weight_").replace("b_", "bias_") + "_l0").copy_(
+                torch.from_numpy(args[name].astype(np.float64)))
+
+    def leaf(a):
+        return None if a is None else torch.from_numpy(a.astype(np.float64)).requires_grad_()
+
+    x, h0, c0 = leaf(args["x"]), leaf(args["h0"]), leaf(args["c0"])
+    dy, dh_n, dc_n = (None if g is None else torch.from_numpy(g.astype(np.float64)) for g in grads.values())
+    lengths = args["lengths"] if args["lengths"] is not None else np.full(B, T)
+    y = torch.zeros(T, B, H, dtype=torch.float64)
+    h_n, c_n = [], []
+    loss = 0.0
+    for b in range(B):
+        L = int(lengths[b])
+        hb, cb = h0[b : b + 1][None], None if c0 is None else c0[b : b + 1][None]
+        if L > 0:
+            out, state = layer(x[:L, b : b + 1], (hb, cb) if mode == "lstm" else hb)
+            hb, cb = state if mode == "lstm" else (state, None)
+            y[:L, b] = out[:, 0].detach()
+            loss = loss + (out[:, 0] * dy[:L, b]).sum()
+        h_n.append(hb[0, 0])
+        loss = loss + (hb[0, 0] * dh_n[b]).sum()
+        if mode == "lstm":
+            c_n.append(cb[0, 0])
+            loss = loss + (cb[0, 0] * dc_n[b]).sum()
+    loss.backward()
+
+    def grad(t):
+        return np.zeros(tuple(t.shape)) if t.grad is None else t.grad.numpy()
+
+    out = dict(
+        y=y.numpy(),
+        h_n=torch.stack(h_n).detach().numpy(),
+        c_n=torch.stack(c_n).detach().numpy() if mode == "lstm" else None,
+        dx=grad(x),
+        dw_ih=grad(layer.weight_ih_l0),
+        dw_hh=grad(layer.weight_hh_l0),
+        db_ih=grad(layer.bias_ih_l0) if bias else None,
+        db_hh=grad(layer.bias_hh_l0) if bias else None,
+        dh0=grad(h0),
+        dc0=grad(c0) if mode == "lstm" else None,
+    )
+    return out
+
+
+def assert_close(ours, ref, rtol):
+    assert ours.keys() == ref.keys()
+    for name in ours:
+        a, b = ours[name], ref[name]
+        if b is None:
+            assert a is None, f"{name}: expected None, got an array"
+            continue
+        assert a.shape == b.shape, f"{name}: expected shape {b.shape}, got {a.shape}"
+        scale = max(float(np.abs(b).max(initial=0.0)), 1e-30)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("lengths", [None, "unsorted"])
+@pytest.mark.parametrize("mode", MODES)
+def test_matches_torch(mode, dtype, bias, lengths):
+    args, grads = make_inputs(mode, dtype=dtype, bias=bias, lengths=lengths)
+    ours = run_kernels(args, grads)
+    for v in ours.values():
+        assert v is None or v.dtype == dtype
+    assert_close(ours, run_torch(args, grads), RTOL[dtype])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_matches_torch_larger(mode):
+    """Sizes where every thread owns several units and the big GEMMs are split."""
+    args, grads = make_inputs(mode, T=9, B=12, I=33, H=40, dtype=np.float64, seed=3)
+    assert_close(run_kernels(args, grads), run_torch(args, grads), 1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", MODES)
+def test_same_result_at_1_and_2_threads(mode, dtype):
+    args, grads = make_inputs(mode, T=7, B=9, I=10, H=37, dtype=dtype, seed=5)
+    before = _C.num_threads()
+    try:
+        _C.set_num_threads(1)
+        one = run_kernels(args, grads)
+        _C.set_num_threads(2)
+        two = run_kernels(args, grads)
+    finally:
+        _C.set_num_threads(before)
+    # Every output element is one thread's full dot product, but OpenBLAS may order a
+    # block's sums differently from the whole matrix's: equal to a few rounding errors.
+    assert_close(two, one, 100 * np.finfo(dtype).eps)
+
+
+def test_thread_count_validation():
+    with pytest.raises(ValueError, match="n >= 1"):
+        _C.set_num_threads(0)
+    assert _C.num_threads() >= 1
+
+
+def test_backward_leaves_workspace_unchanged_and_repeats():
+    args, grads = make_inputs("lstm")
+    y, _, _, ws = _C.rnn_forward(**args)
+    saved = ws.copy()
+    first = _C.rnn_backward(**args, y=y, workspace=ws, **grads)
+    second = _C.rnn_backward(**args, y=y, workspace=ws, **grads)
+    np.testing.assert_array_equal(ws, saved)
+    for a, b in zip(first, second):
+        assert (a is None and b is None) or np.array_equal(a, b)
+    assert ws.size == _C.workspace_size("lstm", *args["x"].shape[:2], args["w_hh"].shape[1])
+
+
+def test_none_gradients_are_zero():
+    args, grads = make_inputs("gru")
+    y, _, _, ws = _C.rnn_forward(**args)
+    zeros = {k: (None if v is None else np.zeros_like(v)) for k, v in grads.items()}
+    a = _C.rnn_backward(**args, y=None, workspace=ws, dy=None, dh_n=None, dc_n=None)
+    b = _C.rnn_backward(**args, y=y, workspace=ws, **zeros)
+    for p, q in zip(a, b):
+        assert (p is None and q is None) or np.array_equal(p, q)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_non_contiguous_inputs_are_copied(mode):
+    args, grads = make_inputs(mode)
+    ref = run_kernels(args, grads)
+    strided = {k: (np.asfortranarray(v) if isinstance(v, np.ndarray) and v.ndim > 1 else v) for k, v in args.items()}
+    strided["x"] = np.ascontiguousarray(args["x"][:, :, ::-1])[:, :, ::-1]  # negative strides
+    assert not strided["x"].flags.c_contiguous
+    strided["lengths"] = np.repeat(args["lengths"], 2)[::2]
+    ours = run_kernels(strided, grads)
+    for name in ref:
+        assert (ref[name] is None and ours[name] is None) or np.array_equal(ref[name], ours[name]), name
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("T,B,I,H", [(0, 3, 4, 5), (4, 0, 4, 5), (0, 0, 4, 5), (3, 2, 0, 5), (3, 2, 4, 0)])
+def test_empty_sizes(mode, T, B, I, H):
+    args, grads = make_inputs(mode, T=T, B=B, I=I, H=H, lengths=None)
+    out = run_kernels(args, grads)
+    assert out["y"].shape == (T, B, H) and out["dx"].shape == (T, B, I)
+    if T == 0:
+        np.testing.assert_array_equal(out["h_n"], args["h0"])
+        np.testing.assert_array_equal(out["dh0"], grads["dh_n"])
+        np.testing.assert_array_equal(out["dw_hh"], 0)
+    if I == 0:  # no input features: the same as one feature that is always zero
+        args1 = dict(args, x=np.zeros((T, B, 1)), w_ih=np.ones((args["w_ih"].shape[0], 1)))
+        one = run_kernels(args1, grads)
+        for name in out:
+            if name not in ("dx", "dw_ih"):
+                assert (out[name] is None and one[name] is None) or np.array_equal(out[name], one[name]), name
+
+
+def test_all_lengths_zero_passes_state_through():
+    args, grads = make_inputs("lstm")
+    args["lengths"] = np.zeros(5, dtype=np.int64)
+    out = run_kernels(args, grads)
+    np.testing.assert_array_equal(out["y"], 0)
+    np.testing.assert_array_equal(out["h_n"], args["h0"])
+    np.testing.assert_array_equal(out["c_n"], args["c0"])
+    np.testing.assert_array_equal(out["dh0"], grads["dh_n"])
+    np.testing.assert_array_equal(out["dc0"], grads["dc_n"])
+    for name in ["dx", "dw_ih", "dw_hh", "db_ih", "db_hh"]:
+        np.testing.assert_array_equal(out[name], 0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_nan_propagates(mode):
+    """Documented: NaN in an input propagates as NaN through the affected sequence only."""
+    args, grads = make_inputs(mode, lengths=None)
+    args["x"][2, 1, 0] = np.nan
+    out = run_kernels(args, grads)
+    assert np.isnan(out["y"][2:, 1]).all() and not np.isnan(out["y"][:2]).any()
+    assert not np.isnan(out["y"][:, [0, 2, 3, 4]]).any()
+    assert np.isnan(out["h_n"][1]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_int_lengths_of_any_integer_dtype(dtype):
+    args, grads = make_inputs("gru", dtype=dtype)
+    ref = run_kernels(args, grads)
+    for ldt in [np.int32, np.uint8, np.uint64]:
+        args2 = dict(args, lengths=args["lengths"].astype(ldt))
+        np.testing.assert_array_equal(run_kernels(args2, grads)["y"], ref["y"])
+    args2 = dict(args, lengths=[int(v) for v in args["lengths"]])  # a plain list
+    np.testing.assert_array_equal(run_kernels(args2, grads)["y"], ref["y"])
+
+
+def _bad_cases():
+    """(description, change to the arguments, expected exception, message fragment)."""
+    f16 = np.zeros((6, 5, 4), np.float16)
+    return [
+        ("mode", dict(mode="lstmx"), ValueError, "mode"),
+        ("x rank", dict(x=np.zeros((6, 5))), ValueError, "x: expected a 3-D"),
+        ("x float16", dict(x=f16), TypeError, "x: expected dtype float32 or float64"),
+        ("x int", dict(x=np.zeros((6, 5, 4), np.int64)), TypeError, "x:"),
+        ("x None", dict(x=None), TypeError, "x:"),
+        ("x object", dict(x=object()), TypeError, "x:"),
+        ("x str", dict(x="abc"), TypeError, "x:"),
+        ("w_ih dtype", dict(w_ih=np.zeros((7, 4), np.float32)), TypeError, "w_ih: expected dtype float64"),
+        ("w_ih shape", dict(w_ih=np.zeros((7, 3))), ValueError, r"w_ih: expected \(G\*H, I\) = \(7, 4\), got \(7, 3\)"),
+        ("w_ih rank", dict(w_ih=np.zeros(7)), ValueError, "w_ih"),
+        ("w_hh shape", dict(w_hh=np.zeros((20, 7))), ValueError, "w_hh"),
+        ("w_hh rank", dict(w_hh=np.zeros((3, 7, 7))), ValueError, "w_hh"),
+        ("w_hh None", dict(w_hh=None), ValueError, "w_hh"),
+        ("b_ih only", dict(b_hh=None), ValueError, "b_ih, b_hh"),
+        ("b_hh only", dict(b_ih=None), ValueError, "b_ih, b_hh"),
+        ("b_ih shape", dict(b_ih=np.zeros(6)), ValueError, "b_ih"),
+        ("b_hh int", dict(b_hh=np.zeros(7, np.int32)), TypeError, "b_hh"),
+        ("h0 shape", dict(h0=np.zeros((5, 6))), ValueError, r"h0: expected \(B, H\) = \(5, 7\), got \(5, 6\)"),
+        ("h0 None", dict(h0=None), ValueError, "h0"),
+        ("h0 float16", dict(h0=np.zeros((5, 7), np.float16)), TypeError, "h0"),
+        ("c0 given", dict(c0=np.zeros((5, 7))), ValueError, "c0: expected None"),
+        ("lengths > T", dict(lengths=np.array([1, 2, 7, 1, 1])), ValueError, r"lengths: expected values in \[0, T\]"),
+        ("lengths < 0", dict(lengths=np.array([1, 2, -1, 1, 1])), ValueError, "lengths"),
+        ("lengths huge", dict(lengths=np.array([2**62, 1, 1, 1, 1])), ValueError, "lengths"),
+        ("lengths huge u64", dict(lengths=np.array([2**64 - 1, 1, 1, 1, 1], np.uint64)), ValueError, "lengths"),
+        ("lengths float", dict(lengths=np.array([1.0, 2, 3, 1, 1])), TypeError, "lengths"),
+        ("lengths bool", dict(lengths=np.ones(5, bool)), TypeError, "lengths"),
+        ("lengths shape", dict(lengths=np.array([1, 2, 3])), ValueError, "lengths"),
+        ("lengths rank", dict(lengths=np.ones((5, 1), np.int64)), ValueError, "lengths"),
+    ]
+
+
+@pytest.mark.parametrize("desc,change,exc,match", _bad_cases(), ids=[c[0] for c in _bad_cases()])
+def test_bad_inputs_raise(desc, change, exc, match):
+    args, grads = make_inputs("rnn_tanh")
+    args.update(change)
+    with pytest.raises(exc, match=match):
+        _C.rnn_forward(**args)
+    good, _ = make_inputs("rnn_tanh")
+    _, _, _, ws = _C.rnn_forward(**good)
+    with pytest.raises(exc, match=match):
+        _C.rnn_backward(**args, y=None, workspace=ws, **grads)
+
+
+def test_lstm_requires_c0():
+    args, _ = make_inputs("lstm")
+    args["c0"] = None
+    with pytest.raises(ValueError, match="c0: expected an array"):
+        _C.rnn_forward(**args)
+
+
+def test_bad_backward_only_inputs():
+    args, grads = make_inputs("gru")
+    y, _, _, ws = _C.rnn_forward(**args)
+    cases = [
+        (dict(workspace=ws[:-1]), ValueError, "workspace"),
+        (dict(workspace=None), ValueError, "workspace"),
+        (dict(workspace=ws.astype(np.float32)), TypeError, "workspace"),
+        (dict(dy=grads["dy"][:, :, :3]), ValueError, "dy"),
+        (dict(dh_n=grads["dh_n"].T), ValueError, "dh_n"),
+        (dict(dc_n=grads["dh_n"]), ValueError, "dc_n: expected None"),
+        (dict(y=y[:2]), ValueError, "y"),
+    ]
+    for change, exc, match in cases:
+        kw = dict(args, y=y, workspace=ws, **grads)
+        kw.update(change)
+        with pytest.raises(exc, match=match):
+            _C.rnn_backward(**kw)
+
+
+def test_fuzz_random_arguments_never_crash():
+    """Random shapes, ranks and dtypes: every call returns or raises TypeError/ValueError."""
+    rng = np.random.default_rng(1)
+    dtypes = [np.float32, np.float64, np.float16, np.int32]
+    for _ in range(300):
+        mode = MODES[rng.integers(4)]
+        T, B, I, H = rng.integers(0, 4, size=4)
+        G = GATES[mode]
+
+        def arr(*shape):
+            shape = [max(0, s + int(rng.integers(-1, 2)) * (rng.random() < 0.1)) for s in shape]
+            if rng.random() < 0.05:
+                shape = shape[:-1]
+            dt = dtypes[0] if rng.random() < 0.9 else dtypes[rng.integers(4)]
+            return rng.standard_normal(shape).astype(dt)
+
+        bias = rng.random() < 0.5
+        args = dict(mode=mode, x=arr(T, B, I), w_ih=arr(G * H, I), w_hh=arr(G * H, H),
+                    b_ih=arr(G * H) if bias else None, b_hh=arr(G * H) if bias else None,
+                    h0=arr(B, H), c0=arr(B, H) if mode == "lstm" or rng.random() < 0.05 else None,
+                    lengths=rng.integers(-1, T + 2, size=B) if rng.random() < 0.5 else None)
+        try:
+            y, h_n, c_n, ws = _C.rnn_forward(**args)
+            _C.rnn_backward(**args, y=y, workspace=ws, dy=arr(T, B, H), dh_n=arr(B, H),
+                            dc_n=arr(B, H) if mode == "lstm" else None)
+        except (TypeError, ValueError):
+            pass
+
+
+def test_hypothesis_shapes_match_torch():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+    pytest.importorskip("torch")
+
+    @hypothesis.settings(max_examples=20, deadline=None, derandomize=True)
+    @hypothesis.given(mode=st.sampled_from(MODES), T=st.integers(1, 5), B=st.integers(1, 4),
+                      I=st.integers(1, 6), H=st.integers(1, 9), bias=st.booleans(), seed=st.integers(0, 99))
+    def check(mode, T, B, I, H, bias, seed):
+        args, grads = make_inputs(mode, T=T, B=B, I=I, H=H, bias=bias, seed=seed)
+        assert_close(run_kernels(args, grads), run_torch(args, grads), 1e-9)
+
+    check()
