@@ -2,7 +2,7 @@
 //
 // Legend: T time steps, B batch, I input features, H hidden units, G gates (1 Elman, 4 LSTM, 3 GRU).
 // Every benchmark reports real (wall) time, since the kernels run an OpenMP team, and
-// GFLOP/s of the GEMM work: forward 2*T*B*G*H*(I+H), backward twice that (dX and dW_ih
+// FLOPS (as G/s) of the GEMM work: forward 2*T*B*G*H*(I+H), backward twice that (dX and dW_ih
 // from the input GEMM, dh and dW_hh from the recurrent one). Inputs are seeded uniform(-0.1, 0.1).
 //
 //   ./bench_rnn --benchmark_filter='lstm' --benchmark_min_time=0.3
@@ -96,7 +96,8 @@ void run(benchmark::State& state, Mode mode, bool backward) {
     return;
   }
   const double flops = forward_flops(mode, s) * (backward ? 2.0 : 1.0);
-  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9 * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["FLOPS"] =
+      benchmark::Counter(flops * state.iterations(), benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
 void BM_forward(benchmark::State& state, Mode mode) { run(state, mode, false); }
