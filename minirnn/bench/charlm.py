@@ -66,13 +66,14 @@ def torch_trainer(cfg: CharLMConfig, vocab: int, data: list[tuple[np.ndarray, np
                                  "lstm": torch.nn.LSTM(cfg.embed, cfg.hidden, cfg.layers),
                                  "head": torch.nn.Linear(cfg.hidden, vocab)})
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
     batch = _cycle([(torch.from_numpy(x), torch.from_numpy(y)) for x, y in data])
 
     def step() -> float:
         x, y = batch()
         opt.zero_grad(set_to_none=True)
         logits = model["head"](model["lstm"](model["embedding"](x))[0])
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
+        loss = loss_fn(logits.reshape(-1, vocab), y.reshape(-1))
         loss.backward()
         opt.step()
         return loss.item()
@@ -84,7 +85,6 @@ def minirnn_trainer(cfg: CharLMConfig, vocab: int, data: list[tuple[np.ndarray, 
     """A callable doing one minirnn training step, from the weights in ``state_dict`` when
     given (torch's initial weights) or from minirnn's own initialisation."""
     from .. import nn, optim
-    from ..tensor import Tensor
 
     class CharLM(nn.Module):
         def __init__(self) -> None:
@@ -97,13 +97,14 @@ def minirnn_trainer(cfg: CharLMConfig, vocab: int, data: list[tuple[np.ndarray, 
     if state_dict is not None:
         model.load_state_dict(state_dict)
     opt = optim.Adam(model.parameters(), lr=cfg.lr)
-    batch = _cycle([(Tensor(x), Tensor(y)) for x, y in data])
+    loss_fn = nn.CrossEntropyLoss()
+    batch = _cycle(data)
 
     def step() -> float:
         x, y = batch()
         opt.zero_grad()
         logits = model.head(model.lstm(model.embedding(x))[0])
-        loss = nn.functional.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
+        loss = loss_fn(logits.reshape(-1, vocab), y.reshape(-1))
         loss.backward()
         opt.step()
         return loss.item()

@@ -47,7 +47,7 @@ def time_interleaved(contenders: list[Contender], repeats: int, budget_s: float,
         for _ in range(warmup):
             c.run()
         per_run = (time.perf_counter() - start) / max(warmup, 1)
-        caps[c.name] = max(1, min(repeats, int(budget_s / per_run))) if per_run > 0 else repeats
+        caps[c.name] = max(1, min(repeats, int(budget_s / max(per_run, 1e-9))))
     samples: dict[str, list[float]] = {c.name: [] for c in contenders}
     for r in range(repeats):
         for c in contenders[r % len(contenders):] + contenders[:r % len(contenders)]:
