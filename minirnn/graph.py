@@ -11,7 +11,7 @@ Graphviz, inputs at the top and the output at the bottom::
 
 Leaves are the tensors the graph starts from and that require grad (parameters, inputs you
 differentiate with respect to); tensors that do not require grad are constants. ``names`` maps
-readable names to leaves -- ``dict(model.named_parameters())`` is the usual choice.
+readable names to leaves -- ``model.named_parameters()`` is the usual choice.
 """
 from __future__ import annotations
 
@@ -21,12 +21,15 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Union
 
 from .autograd import topological_order
 from .tensor import Tensor
 
 RENDER_FORMATS = ("svg", "png")
+
+#: Leaf labels: ``{"w": w}`` or pairs such as ``model.named_parameters()``.
+Names = Union[Mapping[str, Tensor], Iterable[tuple[str, Tensor]]]
 
 
 @dataclass(frozen=True)
@@ -72,18 +75,24 @@ def _check_tensor(fn: str, tensor: Any) -> Tensor:
     return tensor
 
 
-def _leaf_names(names: Mapping[str, Tensor] | None) -> dict[int, str]:
+def _leaf_names(names: Names | None) -> dict[int, str]:
     if names is None:
         return {}
     if not isinstance(names, Mapping):
-        raise TypeError(f"graph: expected names to be a mapping from str to Tensor, got {type(names).__name__}")
+        try:
+            names = dict(names)
+        except (TypeError, ValueError):
+            raise TypeError("graph: expected names to be a mapping from str to Tensor or (name, tensor) pairs, "
+                            f"got {type(names).__name__}") from None
     for key, value in names.items():
+        if not isinstance(key, str):
+            raise TypeError(f"graph: expected the keys of names to be str, got {type(key).__name__}")
         if not isinstance(value, Tensor):
             raise TypeError(f"graph: expected names[{key!r}] to be a minirnn.Tensor, got {type(value).__name__}")
-    return {id(value): str(key) for key, value in names.items()}
+    return {id(value): key for key, value in names.items()}
 
 
-def nodes(tensor: Tensor, names: Mapping[str, Tensor] | None = None) -> list[NodeRecord]:
+def nodes(tensor: Tensor, names: Names | None = None) -> list[NodeRecord]:
     """The nodes of ``tensor``'s graph in the order backward visits them (empty for a leaf).
 
     A node comes before every node that produced one of its inputs, so ``[0]`` made ``tensor``.
@@ -159,7 +168,7 @@ def summary(records: list[NodeRecord]) -> str:
             f"{len(leaves)} lea{'ves' if len(leaves) != 1 else 'f'}, {saved} saved")
 
 
-def render_text(tensor: Tensor, names: Mapping[str, Tensor] | None = None) -> str:
+def render_text(tensor: Tensor, names: Names | None = None) -> str:
     """One line per node in backward order, then a summary line::
 
         #0  Sum  () float64       0 B  <- #1
@@ -186,7 +195,7 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def to_dot(tensor: Tensor, names: Mapping[str, Tensor] | None = None, rankdir: str = "TB") -> str:
+def to_dot(tensor: Tensor, names: Names | None = None, rankdir: str = "TB") -> str:
     """Graphviz DOT text for ``tensor``'s graph: ops as boxes, leaves as ellipses, edges forward.
 
     Ops are labeled with name, output shape/dtype and saved bytes; the op that made ``tensor`` is
@@ -222,7 +231,7 @@ def to_dot(tensor: Tensor, names: Mapping[str, Tensor] | None = None, rankdir: s
 
 
 def render(tensor: Tensor, path: str | Path, format: str = "svg",  # noqa: A002 (Graphviz's word)
-           names: Mapping[str, Tensor] | None = None, rankdir: str = "TB") -> Path:
+           names: Names | None = None, rankdir: str = "TB") -> Path:
     """Write ``path.dot`` and, when Graphviz's ``dot`` program is installed, ``path.<format>``.
 
     ``path`` may carry the suffix ``.dot``, ``.svg`` or ``.png`` or none. Returns the rendered

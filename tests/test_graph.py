@@ -114,6 +114,13 @@ def test_multi_output_node_in_text_and_dot():
     assert 'n1 -> n0 [label="1"];' in graph.to_dot(out)
 
 
+def test_names_may_be_pairs():
+    x, w = leaf(2), leaf(2)
+    out = ops.mul(x, w)
+    assert graph.render_text(out, names=iter([("x", x), ("w", w)])) == graph.render_text(out, {"x": x, "w": w})
+    assert "<- x(2,), w(2,)" in graph.render_text(out, names=[("x", x), ("w", w)])
+
+
 def test_format_bytes():
     assert [graph.format_bytes(n) for n in (0, 1023, 1024, 1536, 5 * 2**20, 3 * 2**30, 2**50)] == \
         ["0 B", "1023 B", "1.0 KiB", "1.5 KiB", "5.0 MiB", "3.0 GiB", "1048576.0 GiB"]
@@ -197,7 +204,9 @@ def test_deep_chain_needs_no_recursion():
 
 @pytest.mark.parametrize("call, exc, match", [
     (lambda t: graph.nodes(t.data), TypeError, "expected tensor to be a minirnn.Tensor, got ndarray"),
-    (lambda t: graph.render_text(t, names=[t]), TypeError, "expected names to be a mapping"),
+    (lambda t: graph.render_text(t, names=3), TypeError, "expected names to be a mapping .* got int"),
+    (lambda t: graph.render_text(t, names=[1]), TypeError, "expected names to be a mapping .* got list"),
+    (lambda t: graph.render_text(t, names={1: t}), TypeError, "expected the keys of names to be str, got int"),
     (lambda t: graph.nodes(t, names={"a": 1}), TypeError, r"expected names\['a'\] to be a minirnn.Tensor, got int"),
     (lambda t: graph.to_dot(t, rankdir="XY"), ValueError, "expected rankdir .* got 'XY'"),
     (lambda t: graph.render(t, "g", format="pdf"), ValueError, "expected format 'svg' or 'png', got 'pdf'"),
