@@ -12,12 +12,7 @@
 namespace minirnn {
 
 template <bool Relu>
-struct ElmanCell {
-  static constexpr Mode mode = Relu ? Mode::rnn_relu : Mode::rnn_tanh;
-  static constexpr int64_t G = 1;
-  static constexpr bool has_c = false;
-  static constexpr bool split_dgh = false;
-
+struct ElmanCell : CellTraits<Relu ? Mode::rnn_relu : Mode::rnn_tanh, 1, /*has_c=*/false, /*split_dgh=*/false> {
   template <typename scalar_t>
   static scalar_t act(scalar_t x) { return Relu ? relu(x) : tanh_(x); }
   template <typename scalar_t>
@@ -25,13 +20,8 @@ struct ElmanCell {
 
   template <typename scalar_t>
   static void forward_row(const ForwardStep<scalar_t>& s, int64_t b, Range u) {
-    const scalar_t* a = s.gates + b * s.H;  // (H) input projection x W_ih^T + b_ih
-    const scalar_t* r = s.gh_row(b, u);     // (u.size) recurrent projection of these units
-    scalar_t* h = s.h + b * s.H;            // (H)
-    for (int64_t k = 0; k < u.size; k++) {
-      const int64_t j = u.begin + k;
-      h[j] = act(a[j] + r[k] + s.b_hh[j]);
-    }
+    scalar_t* h = s.h + b * s.H;  // (H)
+    for (int64_t k = 0; k < u.size; k++) h[u.begin + k] = act(s.pre(b, 0, u, k));
   }
 
   template <typename scalar_t>

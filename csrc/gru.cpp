@@ -18,12 +18,7 @@
 
 namespace minirnn {
 
-struct GruCell {
-  static constexpr Mode mode = Mode::gru;
-  static constexpr int64_t G = 3;
-  static constexpr bool has_c = false;
-  static constexpr bool split_dgh = true;
-
+struct GruCell : CellTraits<Mode::gru, 3, /*has_c=*/false, /*split_dgh=*/true> {
   template <typename scalar_t>
   static void forward_row(const ForwardStep<scalar_t>& s, int64_t b, Range u) {
     const int64_t H = s.H;
@@ -33,10 +28,10 @@ struct GruCell {
     scalar_t* h = s.h + b * H;                  // (H)
     scalar_t* ghn = s.ghn + b * H;              // (H)
     for (int64_t k = 0; k < u.size; k++) {
-      const int64_t j = u.begin + k, n_ = u.size;
-      const scalar_t r = sigmoid(a[0 * H + j] + r_h[0 * n_ + k] + s.b_hh[0 * H + j]);
-      const scalar_t z = sigmoid(a[1 * H + j] + r_h[1 * n_ + k] + s.b_hh[1 * H + j]);
-      const scalar_t hn = r_h[2 * n_ + k] + s.b_hh[2 * H + j];
+      const int64_t j = u.begin + k;
+      const scalar_t r = sigmoid(s.pre(b, 0, u, k));
+      const scalar_t z = sigmoid(s.pre(b, 1, u, k));
+      const scalar_t hn = r_h[2 * u.size + k] + s.b_hh[2 * H + j];  // the reset gate scales this part only
       const scalar_t n = tanh_(a[2 * H + j] + r * hn);
       a[0 * H + j] = r;
       a[1 * H + j] = z;

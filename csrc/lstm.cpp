@@ -18,27 +18,21 @@
 
 namespace minirnn {
 
-struct LstmCell {
-  static constexpr Mode mode = Mode::lstm;
-  static constexpr int64_t G = 4;
-  static constexpr bool has_c = true;
-  static constexpr bool split_dgh = false;
-
+struct LstmCell : CellTraits<Mode::lstm, 4, /*has_c=*/true, /*split_dgh=*/false> {
   template <typename scalar_t>
   static void forward_row(const ForwardStep<scalar_t>& s, int64_t b, Range u) {
     const int64_t H = s.H;
     scalar_t* a = s.gates + b * G * H;          // (4*H) pre-activations in, activations out
-    const scalar_t* r = s.gh_row(b, u);         // (4, u.size) recurrent projection of these units
     const scalar_t* c_prev = s.c_prev + b * H;  // (H)
     scalar_t* h = s.h + b * H;                  // (H)
     scalar_t* c = s.c + b * H;                  // (H)
     scalar_t* tanh_c = s.tanh_c + b * H;        // (H)
     for (int64_t k = 0; k < u.size; k++) {
-      const int64_t j = u.begin + k, n = u.size;
-      const scalar_t i = sigmoid(a[0 * H + j] + r[0 * n + k] + s.b_hh[0 * H + j]);
-      const scalar_t f = sigmoid(a[1 * H + j] + r[1 * n + k] + s.b_hh[1 * H + j]);
-      const scalar_t g = tanh_(a[2 * H + j] + r[2 * n + k] + s.b_hh[2 * H + j]);
-      const scalar_t o = sigmoid(a[3 * H + j] + r[3 * n + k] + s.b_hh[3 * H + j]);
+      const int64_t j = u.begin + k;
+      const scalar_t i = sigmoid(s.pre(b, 0, u, k));
+      const scalar_t f = sigmoid(s.pre(b, 1, u, k));
+      const scalar_t g = tanh_(s.pre(b, 2, u, k));
+      const scalar_t o = sigmoid(s.pre(b, 3, u, k));
       a[0 * H + j] = i;
       a[1 * H + j] = f;
       a[2 * H + j] = g;

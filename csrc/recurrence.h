@@ -17,10 +17,11 @@
 // split into row/column blocks (gemm_block). In the time loop each thread owns a slice of
 // hidden units with ALL the gates of those units: it does its slice's recurrent GEMM and
 // pointwise pass back to back (W_hh repacked once per call so a slice's rows are
-// contiguous), then one barrier per step. Every output element is computed by one thread
-// with the same summation order whatever the thread count.
+// contiguous), then one barrier per step. Every output element is one thread's full dot
+// product (no cross-thread reductions), so results agree across thread counts to rounding
+// (OpenBLAS may order a sub-block's sums differently from the whole matrix's).
 //
-// A Cell supplies: G, has_c (LSTM cell state), split_dgh (GRU: the recurrent side of the
+// A Cell derives from CellTraits (G, has_c: LSTM cell state, split_dgh: GRU, the recurrent side of the
 // n gate gradient differs from the input side), and forward_row / backward_row for one
 // batch row and one slice of hidden units of one step. The driver handles lengths: a row
 // past its sequence's end copies its state forward, outputs zero, and passes gradients
@@ -56,6 +57,12 @@ struct ForwardStep {
   // Row b of the recurrent projection for hidden units u: gate g of unit u.begin + k
   // is at [g * u.size + k].
   const scalar_t* gh_row(int64_t b, Range u) const { return gh + b * G * H + G * u.begin; }
+
+  // Pre-activation of gate g of unit u.begin + k in row b: x W_ih^T + b_ih + h W_hh^T + b_hh.
+  scalar_t pre(int64_t b, int64_t g, Range u, int64_t k) const {
+    const int64_t j = u.begin + k;
+    return gates[b * G * H + g * H + j] + gh_row(b, u)[g * u.size + k] + b_hh[g * H + j];
+  }
 };
 
 // One time step of the backward pass; pointers are already offset to step t.
@@ -74,6 +81,16 @@ struct BackwardStep {
   const scalar_t* tanh_c;  // (B, H) tanh(c_t), lstm
   const scalar_t* ghn;     // (B, H) W_hn h_{t-1} + b_hn, gru
   int64_t G, H;
+};
+
+// The constants a Cell declares: its mode, G gates per unit, whether it has an LSTM cell
+// state c, and whether the recurrent side of its gate gradient differs from the input side.
+template <Mode kMode, int64_t kG, bool kHasC, bool kSplitDgh>
+struct CellTraits {
+  static constexpr Mode mode = kMode;
+  static constexpr int64_t G = kG;
+  static constexpr bool has_c = kHasC;
+  static constexpr bool split_dgh = kSplitDgh;
 };
 
 inline bool active(const int64_t* lengths, int64_t b, int64_t t) { return lengths == nullptr || t < lengths[b]; }

@@ -89,22 +89,17 @@ void rnn_forward(Mode mode, const ForwardArgs<scalar_t>& a);
 template <typename scalar_t>
 void rnn_backward(Mode mode, const BackwardArgs<scalar_t>& a);
 
-// One entry pair per cell kind (elman.cpp, lstm.cpp, gru.cpp).
-template <typename scalar_t>
-void elman_tanh_forward(const ForwardArgs<scalar_t>& a);
-template <typename scalar_t>
-void elman_tanh_backward(const BackwardArgs<scalar_t>& a);
-template <typename scalar_t>
-void elman_relu_forward(const ForwardArgs<scalar_t>& a);
-template <typename scalar_t>
-void elman_relu_backward(const BackwardArgs<scalar_t>& a);
-template <typename scalar_t>
-void lstm_forward(const ForwardArgs<scalar_t>& a);
-template <typename scalar_t>
-void lstm_backward(const BackwardArgs<scalar_t>& a);
-template <typename scalar_t>
-void gru_forward(const ForwardArgs<scalar_t>& a);
-template <typename scalar_t>
-void gru_backward(const BackwardArgs<scalar_t>& a);
+// One entry pair per cell kind (elman.cpp, lstm.cpp, gru.cpp):
+// name_forward(const ForwardArgs&) and name_backward(const BackwardArgs&).
+#define MINIRNN_DECLARE_CELL_KERNELS(name)                   \
+  template <typename scalar_t>                               \
+  void name##_forward(const ForwardArgs<scalar_t>& a);       \
+  template <typename scalar_t>                               \
+  void name##_backward(const BackwardArgs<scalar_t>& a);
+MINIRNN_DECLARE_CELL_KERNELS(elman_tanh)
+MINIRNN_DECLARE_CELL_KERNELS(elman_relu)
+MINIRNN_DECLARE_CELL_KERNELS(lstm)
+MINIRNN_DECLARE_CELL_KERNELS(gru)
+#undef MINIRNN_DECLARE_CELL_KERNELS
 
 }  // namespace minirnn
