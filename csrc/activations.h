@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 namespace minirnn {
 
@@ -17,6 +18,48 @@ template <typename T>
 inline T tanh_(T x) { return std::tanh(x); }
 template <typename T>
 inline T dtanh(T t) { return T(1) - t * t; }  // t = tanh(x)
+
+// float32 fast paths: branch-free (selects, no calls) so that the gate loops vectorise
+// under `#pragma omp simd` without -ffast-math; a few ulp from the correctly rounded
+// value (checked against PyTorch in tests/test_kernels.py). float64 keeps std::exp/std::tanh.
+namespace detail {
+// e^x, Cephes' expf polynomial on x - n ln2, scaled by 2^n through the exponent bits.
+inline float exp_f32(float x) {
+  const float hi = 88.3762626647949f, lo = -87.3365447505531f;  // 2^n stays a normal float
+  x = x > hi ? hi : x;                                           // NaN compares false: stays NaN
+  x = x < lo ? lo : x;
+  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln2)
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;      // x - n ln2 in two parts
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * (r * r) + r + 1.0f;
+  n = n == n ? n : 0.0f;  // NaN: y is NaN already; keep the integer conversion defined
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
+  return y * __builtin_bit_cast(float, bits);
+}
+}  // namespace detail
+
+template <>
+inline float sigmoid<float>(float x) { return 1.0f / (1.0f + detail::exp_f32(-x)); }
+
+// tanh: Cephes' odd polynomial for |x| < 0.625 (no cancellation near 0), else 1 - 2 / (e^{2|x|} + 1).
+template <>
+inline float tanh_<float>(float x) {
+  const float ax = x < 0.0f ? -x : x;
+  const float big = 1.0f - 2.0f / (detail::exp_f32(2.0f * ax) + 1.0f);
+  const float z = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  const float small = p * z * x + x;
+  return ax < 0.625f ? small : (x < 0.0f ? -big : big);  // NaN: ax < 0.625 is false, big is NaN
+}
 
 template <typename T>
 inline T relu(T x) { return x < T(0) ? T(0) : x; }  // NaN < 0 is false: NaN stays NaN

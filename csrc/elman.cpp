@@ -21,6 +21,7 @@ struct ElmanCell : CellTraits<Relu ? Mode::rnn_relu : Mode::rnn_tanh, 1, /*has_c
   template <typename scalar_t>
   static void forward_row(const ForwardStep<scalar_t>& s, int64_t b, Range u) {
     scalar_t* h = s.h + b * s.H;  // (H)
+    #pragma omp simd  // units are independent: no loop-carried dependence, no aliasing
     for (int64_t k = 0; k < u.size; k++) h[u.begin + k] = act(s.pre(b, 0, u, k));
   }
 
@@ -30,6 +31,7 @@ struct ElmanCell : CellTraits<Relu ? Mode::rnn_relu : Mode::rnn_tanh, 1, /*has_c
     const scalar_t* dh = s.dh + b * s.H;  // (H)
     scalar_t* dpre = s.dgx + b * s.H;     // (H)
     scalar_t* dh_prev = s.dh_prev + b * s.H;  // (H)
+    #pragma omp simd  // units are independent: no loop-carried dependence, no aliasing
     for (int64_t j = u.begin; j < u.begin + u.size; j++) {
       dpre[j] = dh[j] * dact(h[j]);
       dh_prev[j] = scalar_t(0);  // all of dL/dh_{t-1} goes through W_hh

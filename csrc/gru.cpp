@@ -27,6 +27,7 @@ struct GruCell : CellTraits<Mode::gru, 3, /*has_c=*/false, /*split_dgh=*/true> {
     const scalar_t* h_prev = s.h_prev + b * H;  // (H)
     scalar_t* h = s.h + b * H;                  // (H)
     scalar_t* ghn = s.ghn + b * H;              // (H)
+    #pragma omp simd  // units are independent: no loop-carried dependence, no aliasing
     for (int64_t k = 0; k < u.size; k++) {
       const int64_t j = u.begin + k;
       const scalar_t r = sigmoid(s.pre(b, 0, u, k));
@@ -51,6 +52,7 @@ struct GruCell : CellTraits<Mode::gru, 3, /*has_c=*/false, /*split_dgh=*/true> {
     scalar_t* dgx = s.dgx + b * G * H;          // (3*H)
     scalar_t* dgh = s.dgh + b * G * H;          // (3*H)
     scalar_t* dh_prev = s.dh_prev + b * H;      // (H)
+    #pragma omp simd  // units are independent: no loop-carried dependence, no aliasing
     for (int64_t j = u.begin; j < u.begin + u.size; j++) {
       const scalar_t r = a[0 * H + j], z = a[1 * H + j], n = a[2 * H + j];
       const scalar_t dn = dh[j] * (scalar_t(1) - z) * dtanh(n);

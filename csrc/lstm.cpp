@@ -27,6 +27,7 @@ struct LstmCell : CellTraits<Mode::lstm, 4, /*has_c=*/true, /*split_dgh=*/false>
     scalar_t* h = s.h + b * H;                  // (H)
     scalar_t* c = s.c + b * H;                  // (H)
     scalar_t* tanh_c = s.tanh_c + b * H;        // (H)
+    #pragma omp simd  // units are independent: no loop-carried dependence, no aliasing
     for (int64_t k = 0; k < u.size; k++) {
       const int64_t j = u.begin + k;
       const scalar_t i = sigmoid(s.pre(b, 0, u, k));
@@ -54,6 +55,7 @@ struct LstmCell : CellTraits<Mode::lstm, 4, /*has_c=*/true, /*split_dgh=*/false>
     scalar_t* dg = s.dgx + b * G * H;           // (4*H)
     scalar_t* dh_prev = s.dh_prev + b * H;      // (H)
     scalar_t* dc_prev = s.dc_prev + b * H;      // (H)
+    #pragma omp simd  // units are independent: no loop-carried dependence, no aliasing
     for (int64_t j = u.begin; j < u.begin + u.size; j++) {
       const scalar_t i = a[0 * H + j], f = a[1 * H + j], g = a[2 * H + j], o = a[3 * H + j];
       const scalar_t dc = dc_next[j] + dh[j] * o * dtanh(tanh_c[j]);
