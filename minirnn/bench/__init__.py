@@ -3,4 +3,4 @@ PyTorch's CPU layers and the GEMM floor, measured in one run on the same inputs.
 
 Entry point: :func:`main` (``python -m minirnn bench``). See ``benchmarks/README.md``.
 """
-from .main import main  # noqa: F401
+from .harness import main  # noqa: F401

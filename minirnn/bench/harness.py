@@ -1,4 +1,4 @@
-"""``minirnn.bench.main``: run the whole comparison and write the table, JSON and chart.
+"""``minirnn.bench.main`` (defined here): run the whole comparison and write the table, JSON and chart.
 
     python -m minirnn bench            # quick: a subset of the grid, all cores, ~2 minutes
     python -m minirnn bench --full     # the issue's whole grid at 1 thread and at all cores
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.util
+import os
 import platform
 from pathlib import Path
 from typing import Any, Callable
@@ -71,7 +72,12 @@ def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json"
     if png_path is not None and importlib.util.find_spec("matplotlib") is None:
         raise ValueError(f"main: png_path={str(png_path)!r} needs matplotlib (pip install 'minirnn[plot]'), "
                          "which is not installed")
+    load_start = os.getloadavg()[0]
     results: dict[str, Any] = {"machine": machine(), "notes": []}
+    if load_start > 0.5:
+        results["notes"].append(f"the machine was busy: 1-minute load average {load_start:.2f} at the start; "
+                                "times at all cores are sensitive to other processes (a descheduled OpenMP "
+                                "thread stalls every time step)")
     results["config"] = {"quick": quick, "modes": list(modes), "shapes": [s.label for s in shapes],
                          "threads": list(threads), "repeats": repeats, "budget_s": budget_s}
     if not with_torch:
@@ -89,6 +95,7 @@ def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json"
     results["denormals"] = run_denormals(modes, shapes[min(1, len(shapes) - 1)], max(threads), repeats, budget_s,
                                          with_torch)
     results["charlm"] = run_charlm(charlm, max(threads), repeats, budget_s, with_torch) if charlm else None
+    results["load_average"] = {"start": load_start, "end": os.getloadavg()[0]}
     targets = evaluate(grid, results["varlen"], results["denormals"], results["charlm"])
     results["targets"] = as_json(targets)
 

@@ -77,7 +77,7 @@ def write_png(path: str | Path, records: list[Record]) -> None:
     import matplotlib.pyplot as plt
     train = [r for r in records if r["task"] == "train"]
     threads = max(r["threads"] for r in train)
-    modes = sorted({r["mode"] for r in train})
+    modes = list(dict.fromkeys(r["mode"] for r in train))  # first-seen order
     fig, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 4), squeeze=False)
     for ax, mode in zip(axes[0], modes):
         rows = [r for r in train if r["mode"] == mode and r["threads"] == threads]

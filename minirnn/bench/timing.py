@@ -2,8 +2,12 @@
 
 Interleaving (contender A, B, C, then B, C, A, ...) spreads slow drifts of the machine -- other
 processes, clock changes -- over all contenders instead of charging them to whichever ran last.
-A short pause before each timed call lets the OpenMP workers of the previous contender stop
-spinning, so they never steal cycles from the next one's BLAS threads.
+
+Each timed call of a short step is preceded by one untimed call of the same step: switching
+contenders leaves cold caches, sleeping OpenMP workers and, after NumPy's BLAS, its spinning
+pthreads (they spin ~0.1 s after a call and take a core from the next contender's team). On
+the 2-core VM this was measured to inflate the next 1 ms step up to 100x. The untimed call
+absorbs that, so the timed one measures the steady state a training loop runs in.
 """
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-PAUSE_S = 0.002
+#: Steps shorter than this get an untimed re-warm call before each timed one.
+REWARM_BELOW_S = 0.1
 
 
 @dataclass
@@ -42,18 +47,21 @@ def time_interleaved(contenders: list[Contender], repeats: int, budget_s: float,
     if repeats < 1:
         raise ValueError(f"time_interleaved: expected repeats >= 1, got {repeats}")
     caps: dict[str, int] = {}
+    rewarm: dict[str, bool] = {}
     for c in contenders:
         start = time.perf_counter()
         for _ in range(warmup):
             c.run()
         per_run = (time.perf_counter() - start) / max(warmup, 1)
         caps[c.name] = max(1, min(repeats, int(budget_s / max(per_run, 1e-9))))
+        rewarm[c.name] = per_run < REWARM_BELOW_S
     samples: dict[str, list[float]] = {c.name: [] for c in contenders}
     for r in range(repeats):
         for c in contenders[r % len(contenders):] + contenders[:r % len(contenders)]:
             if len(samples[c.name]) >= caps[c.name]:
                 continue
-            time.sleep(PAUSE_S)
+            if rewarm[c.name]:
+                c.run()
             start = time.perf_counter()
             c.run()
             samples[c.name].append(time.perf_counter() - start)
