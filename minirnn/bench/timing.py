@@ -3,11 +3,13 @@
 Interleaving (contender A, B, C, then B, C, A, ...) spreads slow drifts of the machine -- other
 processes, clock changes -- over all contenders instead of charging them to whichever ran last.
 
-Each timed call of a short step is preceded by one untimed call of the same step: switching
-contenders leaves cold caches, sleeping OpenMP workers and, after NumPy's BLAS, its spinning
-pthreads (they spin ~0.1 s after a call and take a core from the next contender's team). On
-the 2-core VM this was measured to inflate the next 1 ms step up to 100x. The untimed call
-absorbs that, so the timed one measures the steady state a training loop runs in.
+Switching contenders disturbs the next one in two ways, both measured on the 2-core VM:
+NumPy's OpenBLAS workers keep spinning ~0.1 s (2^28 cycles) after a call and take a core from
+the next contender's threads (+16% on a 280 ms step at 2 threads), and after an idle gap a
+short step starts with cold caches and sleeping OpenMP workers (a 1 ms step ran up to 10x
+slower). So every timed call follows a pause of ``PAUSE_S`` (the spinners stop) and, for
+steps shorter than ``REWARM_BELOW_S``, one untimed call of the same step: the timed call
+measures the steady state a training loop runs in.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+#: Seconds to wait before each timed call, longer than OpenBLAS's worker spin (~0.1 s).
+PAUSE_S = 0.12
 #: Steps shorter than this get an untimed re-warm call before each timed one.
 REWARM_BELOW_S = 0.1
 
@@ -60,6 +64,7 @@ def time_interleaved(contenders: list[Contender], repeats: int, budget_s: float,
         for c in contenders[r % len(contenders):] + contenders[:r % len(contenders)]:
             if len(samples[c.name]) >= caps[c.name]:
                 continue
+            time.sleep(PAUSE_S)
             if rewarm[c.name]:
                 c.run()
             start = time.perf_counter()
