@@ -38,6 +38,5 @@ def run_denormals(modes: tuple[str, ...], shape: Shape, threads: int, repeats: i
         median = {name: t.median_s for name, t in timings.items()}
         ratios = {who: median[f"{who} subnormal"] / median[f"{who} normal"]
                   for who in ("fused", "torch") if f"{who} normal" in median}
-        records.append({"mode": mode, "T": shape.T, "B": shape.B, "I": shape.I, "H": shape.H, "threads": threads,
-                        "median_s": median, "slowdown": ratios})
+        records.append(shape.record(mode, threads=threads, median_s=median, slowdown=ratios))
     return records

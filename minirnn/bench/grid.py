@@ -39,9 +39,8 @@ def run_point(problem: Problem, threads: int, train: bool, repeats: int, budget_
 
     The slow contenders are skipped (with a note) when the step's FLOPs exceed ``slow_max_flops``.
     """
-    s = problem.shape
-    record: dict[str, Any] = {"mode": problem.mode, "T": s.T, "B": s.B, "I": s.I, "H": s.H, "threads": threads,
-                              "task": "train" if train else "infer", "flops": problem.flops(train), "notes": []}
+    record = problem.shape.record(problem.mode, threads=threads, task="train" if train else "infer",
+                                  flops=problem.flops(train), notes=[])
     contenders = []
     for name, build in builders(with_torch).items():
         if name in SLOW and slow_max_flops is not None and problem.flops(train) > slow_max_flops:

@@ -45,8 +45,7 @@ def memory(modes: tuple[str, ...], shapes: tuple[Shape, ...]) -> list[dict[str, 
             problem = make_problem(mode, shape)
             peaks = {name: peak_step_bytes(build(problem, True))
                      for name, build in (("fused", fused_step), ("cells", cells_step), ("numpy", numpy_step))}
-            records.append({"mode": mode, "T": shape.T, "B": shape.B, "I": shape.I, "H": shape.H,
-                            "peak_bytes": peaks, "workspace_bytes_per_tbh": workspace_bytes_per_tbh(problem)})
+            records.append(shape.record(mode, peak_bytes=peaks, workspace_bytes_per_tbh=workspace_bytes_per_tbh(problem)))
     return records
 
 

@@ -7,6 +7,7 @@ Weights use PyTorch's names and layout (``weight_ih_l0`` (G*H, I), ``weight_hh_l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,10 @@ class Shape:
     @property
     def label(self) -> str:
         return f"T{self.T} B{self.B} I{self.I} H{self.H}"
+
+    def record(self, mode: str, **fields: Any) -> dict[str, Any]:
+        """A JSON record of a measurement at this size: mode, T, B, I, H, then ``fields``."""
+        return {"mode": mode, "T": self.T, "B": self.B, "I": self.I, "H": self.H, **fields}
 
 
 #: The issue's grid of (T, B, I=H).

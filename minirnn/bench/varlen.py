@@ -30,7 +30,6 @@ def run_varlen(modes: tuple[str, ...], shapes: tuple[Shape, ...], threads: int, 
                                Contender("torch_padded", torch_step(packed=False))]
             with use_threads(threads):
                 timings = time_interleaved(contenders, repeats, budget_s)
-            records.append({"mode": mode, "T": shape.T, "B": shape.B, "I": shape.I, "H": shape.H,
-                            "threads": threads, "mean_length": float(problem.lengths.mean()),
-                            "median_s": {name: t.median_s for name, t in timings.items()}})
+            records.append(shape.record(mode, threads=threads, mean_length=float(problem.lengths.mean()),
+                                        median_s={name: t.median_s for name, t in timings.items()}))
     return records
