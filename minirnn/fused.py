@@ -1,0 +1,132 @@
+"""One recurrent layer (all T steps, forward and BPTT) as a single node on the tape.
+
+:func:`rnn_layer` applies :class:`FusedRNNLayer`, whose forward calls a backend's
+``rnn_forward`` and whose backward calls its ``rnn_backward`` (interface in
+:mod:`minirnn.reference`). Two backends exist:
+
+* ``"c"`` (the default): the fused C++/OpenMP kernels in ``minirnn._C``;
+* ``"reference"``: the plain-NumPy implementation in :mod:`minirnn.reference`.
+
+Choose one per call (``backend=``) or for a block of code::
+
+    with minirnn.fused.use_backend("reference"):
+        out, h_n = lstm(x)      # every fused layer inside runs the NumPy reference
+
+``reverse=True`` runs the layer backwards in time within each sequence's own length (the reverse
+half of a bidirectional layer): the input is gathered with ``x_rev[t, b] = x[L_b - 1 - t, b]``
+for ``t < L_b`` (identity beyond), the layer runs forward, and the outputs are gathered back
+with the same index (the map is its own inverse); backward gathers the gradients the same way.
+"""
+from __future__ import annotations
+
+import contextlib
+from types import ModuleType
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import reference
+from .autograd import Context, Function
+from .tensor import Tensor
+
+BACKENDS = ("c", "reference")
+_default_backend = "c"
+
+
+def get_backend(name: str | None = None) -> ModuleType:
+    """The module providing ``rnn_forward``/``rnn_backward`` for ``name`` (None: the current default)."""
+    name = _default_backend if name is None else name
+    if name == "reference":
+        return reference
+    if name == "c":
+        from . import _C
+        if not hasattr(_C, "rnn_forward"):
+            raise RuntimeError("fused: backend 'c': minirnn._C has no rnn_forward (an old build?); "
+                               "rebuild the extension or use backend='reference'")
+        return _C
+    raise ValueError(f"fused: backend: expected one of {BACKENDS}, got {name!r}")
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Context manager: fused layers inside use backend ``name`` ("c" or "reference")."""
+    global _default_backend
+    get_backend(name)  # validate before switching
+    previous, _default_backend = _default_backend, name
+    try:
+        yield
+    finally:
+        _default_backend = previous
+
+
+def reverse_within_lengths(a: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    """(T, B, F) -> (T, B, F) with each sequence b's first ``lengths[b]`` steps in reverse order.
+
+    Steps at and past ``lengths[b]`` stay where they are. Applying it twice gives ``a`` back.
+    """
+    T, B = a.shape[:2]
+    if lengths is None:
+        return np.ascontiguousarray(a[::-1])
+    t = np.arange(T)[:, None]                                    # (T, 1)
+    index = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # (T, B)
+    return np.take_along_axis(a, index[:, :, None], axis=0)
+
+
+class FusedRNNLayer(Function):
+    """One single-direction layer of ``mode`` over all steps: ``(y, h_n[, c_n])``.
+
+    Inputs ``x`` (T, B, I), ``w_ih`` (G*H, I), ``w_hh`` (G*H, H), ``b_ih``/``b_hh`` (G*H,) or
+    None, ``h0`` (B, H), ``c0`` (B, H) for lstm else None; options ``mode``, ``lengths``
+    (int64 (B,) or None), ``reverse`` and ``backend`` (a module). The backward is one call of the
+    backend's ``rnn_backward`` and is not itself recorded (no double backward).
+    """
+
+    differentiable_backward = False
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+                b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
+                c0: np.ndarray | None, *, mode: str, lengths: np.ndarray | None,
+                reverse: bool, backend: ModuleType) -> tuple[np.ndarray, ...]:
+        if reverse:
+            x = reverse_within_lengths(x, lengths)
+        y, h_n, c_n, workspace = backend.rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths)
+        ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, workspace)
+        ctx.mode, ctx.lengths, ctx.reverse, ctx.backend = mode, lengths, reverse, backend
+        y_out = reverse_within_lengths(y, lengths) if reverse else y
+        return (y_out, h_n, c_n) if mode == "lstm" else (y_out, h_n)
+
+    @staticmethod
+    def backward(ctx: Context, dy: np.ndarray, dh_n: np.ndarray,
+                 dc_n: np.ndarray | None = None) -> tuple[np.ndarray | None, ...]:
+        x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, workspace = ctx.saved_tensors
+        if ctx.reverse:
+            dy = reverse_within_lengths(dy, ctx.lengths)
+        grads = ctx.backend.rnn_backward(ctx.mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, ctx.lengths,
+                                         y, workspace, np.ascontiguousarray(dy), dh_n, dc_n)
+        dx = grads[0]
+        if ctx.reverse and dx is not None:
+            dx = reverse_within_lengths(dx, ctx.lengths)
+        return tuple(g if need else None for g, need in zip((dx,) + tuple(grads[1:]), ctx.needs_input_grad))
+
+
+def _array(value: Any) -> Any:
+    return value.data if isinstance(value, Tensor) else value
+
+
+def rnn_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
+              b_hh: Tensor | None, h0: Tensor | np.ndarray, c0: Tensor | np.ndarray | None = None,
+              lengths: np.ndarray | None = None, reverse: bool = False,
+              backend: str | None = None) -> tuple[Tensor, ...]:
+    """Run one fused layer: ``(y, h_n)``, or ``(y, h_n, c_n)`` for ``mode="lstm"``.
+
+    Shapes and semantics as :mod:`minirnn.reference` (``y`` (T, B, H) zero past each length,
+    ``h_n``/``c_n`` (B, H) the state after each sequence's own last step). With ``reverse`` the
+    layer reads each sequence from its last element back to its first, and ``y[t]`` is still
+    aligned with ``x[t]``. Arguments are checked before the backend runs (TypeError/ValueError
+    naming the argument).
+    """
+    module = get_backend(backend)
+    reference.check_forward_args(mode, *(_array(a) for a in (x, w_ih, w_hh, b_ih, b_hh, h0, c0)), lengths)
+    return FusedRNNLayer.apply(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mode=mode, lengths=lengths,
+                               reverse=bool(reverse), backend=module)
