@@ -2,3 +2,5 @@
 from .container import ModuleList, Sequential  # noqa: F401
 from .linear import Linear  # noqa: F401
 from .module import Module, Parameter  # noqa: F401
+from .cells import GRUCell, LSTMCell, RNNCell  # noqa: F401
+from .rnn import GRU, LSTM, RNN  # noqa: F401

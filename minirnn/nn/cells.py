@@ -1,0 +1,218 @@
+"""``RNNCell``, ``LSTMCell``, ``GRUCell``: one time step, built from tape ops.
+
+For step-by-step use (teacher forcing, generation, custom control flow): every operation is
+recorded on the tape, so gradients flow through any Python loop around the cell. The math,
+gate order and parameter layout are exactly those of the fused layers in :mod:`minirnn.nn.rnn`
+and of PyTorch's cells (``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), ``bias_ih``,
+``bias_hh`` (G*H,)), with ``a = x W_ih^T + b_ih`` and ``r = h W_hh^T + b_hh``:
+
+* RNNCell:  ``h' = tanh(a + r)`` (or relu);
+* LSTMCell: ``i, f, g, o = sigmoid, sigmoid, tanh, sigmoid`` of the four H-wide slices of
+  ``a + r``;  ``c' = f * c + i * g``;  ``h' = o * tanh(c')``;
+* GRUCell:  ``r_ = sigmoid(a_r + r_r)``, ``z = sigmoid(a_z + r_z)``,
+  ``n = tanh(a_n + r_ * r_n)``;  ``h' = (1 - z) * n + z * h``.
+
+This module also holds the parameter creation and initialisation shared with the fused layers.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import init
+from ..reference import NUM_GATES
+from ..tensor import FLOAT_DTYPES, Tensor
+from .module import Module, Parameter
+
+RECURRENT_INITS = ("uniform", "orthogonal")
+
+
+# ---------------------------------------------------------------------------- shared helpers
+def check_dtype(owner: str, dtype: Any) -> np.dtype:
+    """``dtype`` as a float32/float64 np.dtype, else TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"{owner}: dtype: expected float32 or float64, got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{owner}: dtype: expected float32 or float64, got {dt}")
+    return dt
+
+
+def check_size(owner: str, name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{owner}: {name}: expected an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def make_gate_parameters(module: Module, suffix: str, gates: int, input_size: int, hidden_size: int,
+                         bias: bool, dtype: np.dtype) -> None:
+    """Register ``weight_ih{suffix}`` (G*H, I), ``weight_hh{suffix}`` (G*H, H) and, with
+    ``bias``, ``bias_ih{suffix}``/``bias_hh{suffix}`` (G*H,) on ``module`` (uninitialised)."""
+    gh = gates * hidden_size
+    module.register_parameter(f"weight_ih{suffix}", Parameter(np.empty((gh, input_size), dtype)))
+    module.register_parameter(f"weight_hh{suffix}", Parameter(np.empty((gh, hidden_size), dtype)))
+    if bias:
+        module.register_parameter(f"bias_ih{suffix}", Parameter(np.empty(gh, dtype)))
+        module.register_parameter(f"bias_hh{suffix}", Parameter(np.empty(gh, dtype)))
+
+
+def init_gate_parameters(module: Module, mode: str, hidden_size: int, recurrent_init: str,
+                         forget_bias: float | None) -> None:
+    """Initialise every parameter of ``module`` (a layer or a cell).
+
+    PyTorch's default: every weight and bias ~ U(-k, k) with k = 1/sqrt(H). With
+    ``recurrent_init="orthogonal"`` each H x H gate block of every ``weight_hh*`` is instead an
+    orthogonal matrix. With ``forget_bias`` (lstm), the forget-gate slice ``[H:2H]`` of every
+    ``bias_ih*`` is set to ``forget_bias`` and that of ``bias_hh*`` to 0, so the gate starts at
+    ``sigmoid(forget_bias + ...)`` (Jozefowicz et al. 2015 use 1.0).
+    """
+    k = 1.0 / math.sqrt(hidden_size)
+    for name, param in module.named_parameters(recurse=False):
+        if name.startswith("weight_hh") and recurrent_init == "orthogonal":
+            for block in np.split(param.data, NUM_GATES[mode], axis=0):
+                init.orthogonal_(block)
+        else:
+            init.uniform_(param, -k, k)
+        if forget_bias is not None and name.startswith("bias_"):
+            param.data[hidden_size:2 * hidden_size] = forget_bias if name.startswith("bias_ih") else 0.0
+
+
+def check_init_options(owner: str, mode: str, recurrent_init: str, forget_bias: float | None) -> None:
+    if recurrent_init not in RECURRENT_INITS:
+        raise ValueError(f"{owner}: recurrent_init: expected one of {RECURRENT_INITS}, got {recurrent_init!r}")
+    if forget_bias is not None:
+        if mode != "lstm":
+            raise ValueError(f"{owner}: forget_bias: expected None (only LSTMs have a forget gate), "
+                             f"got {forget_bias!r}")
+        if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float)):
+            raise TypeError(f"{owner}: forget_bias: expected a number or None, got {type(forget_bias).__name__}")
+
+
+def as_tensor(owner: str, name: str, value: Any) -> Tensor:
+    """``value`` (a Tensor or an ndarray) as a Tensor, else TypeError."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return Tensor(value)
+    raise TypeError(f"{owner}: {name}: expected a Tensor or ndarray, got {type(value).__name__}")
+
+
+def check_float(owner: str, name: str, t: Tensor, dtype: np.dtype) -> None:
+    if t.dtype != dtype:
+        raise TypeError(f"{owner}: {name}: expected dtype {dtype} (the module's parameters), got {t.dtype}")
+
+
+# ---------------------------------------------------------------------------- the step
+def cell_step(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tensor, w_hh: Tensor,
+              b_ih: Tensor | None, b_hh: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """One step of ``mode`` on the tape: x (B, I), h/c (B, H) -> (h', c' or None)."""
+    H = w_hh.shape[1]
+    a = x @ w_ih.T                                # (B, G*H)
+    r = h @ w_hh.T                                # (B, G*H)
+    if b_ih is not None:
+        a, r = a + b_ih, r + b_hh
+    if mode == "lstm":
+        pre = a + r
+        i, f, g, o = (pre[:, k * H:(k + 1) * H] for k in range(4))
+        c_new = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        return o.sigmoid() * c_new.tanh(), c_new
+    if mode == "gru":
+        rz = (a[:, :2 * H] + r[:, :2 * H]).sigmoid()  # (B, 2H)
+        reset, z = rz[:, :H], rz[:, H:]
+        n = (a[:, 2 * H:] + reset * r[:, 2 * H:]).tanh()
+        return (1 - z) * n + z * h, None
+    pre = a + r
+    return (pre.tanh() if mode == "rnn_tanh" else pre.relu()), None
+
+
+class RNNCellBase(Module):
+    """Parameters, checks and forward shared by the three cells (subclasses fix ``mode``)."""
+
+    def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: Any = np.float32, recurrent_init: str = "uniform",
+                 forget_bias: float | None = None):
+        super().__init__()
+        owner = type(self).__name__
+        self.mode = mode
+        self.input_size = check_size(owner, "input_size", input_size, 0)
+        self.hidden_size = check_size(owner, "hidden_size", hidden_size)
+        self.bias = bool(bias)
+        self.dtype = check_dtype(owner, dtype)
+        check_init_options(owner, mode, recurrent_init, forget_bias)
+        make_gate_parameters(self, "", NUM_GATES[mode], self.input_size, self.hidden_size, self.bias, self.dtype)
+        init_gate_parameters(self, mode, self.hidden_size, recurrent_init, forget_bias)
+
+    def _state(self, name: str, value: Any, batch: int | None) -> Tensor:
+        """Check an initial state: (B, H), or (H,) for unbatched input; None -> zeros."""
+        owner = type(self).__name__
+        shape = (self.hidden_size,) if batch is None else (batch, self.hidden_size)
+        if value is None:
+            return Tensor(np.zeros(shape, self.dtype))
+        t = as_tensor(owner, name, value)
+        if t.shape != shape:
+            raise ValueError(f"{owner}: {name}: expected shape {shape}, got {t.shape}")
+        check_float(owner, name, t, self.dtype)
+        return t
+
+    def forward(self, input: Any, hx: Any = None) -> Any:  # noqa: A002 - PyTorch's name
+        """``input`` (B, I) or (I,); ``hx`` (B, H) / (H,), for LSTMCell a pair ``(h, c)``.
+
+        Returns ``h'`` (``(h', c')`` for LSTMCell), shaped like ``hx``; a missing ``hx`` is zeros.
+        """
+        owner = type(self).__name__
+        x = as_tensor(owner, "input", input)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(f"{owner}: input: expected shape (B, {self.input_size}) or "
+                             f"({self.input_size},), got {x.shape}")
+        check_float(owner, "input", x, self.dtype)
+        batch = x.shape[0] if x.ndim == 2 else None
+        if self.mode == "lstm":
+            if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+                raise TypeError(f"{owner}: hx: expected a pair (h, c) or None, got {type(hx).__name__}")
+            h = self._state("hx[0]", None if hx is None else hx[0], batch)
+            c = self._state("hx[1]", None if hx is None else hx[1], batch)
+        else:
+            h, c = self._state("hx", hx, batch), None
+        if batch is None:  # unbatched: run as a batch of one
+            x, h = x.reshape(1, -1), h.reshape(1, -1)
+            c = None if c is None else c.reshape(1, -1)
+        h_new, c_new = cell_step(self.mode, x, h, c, self.weight_ih, self.weight_hh,
+                                 getattr(self, "bias_ih", None), getattr(self, "bias_hh", None))
+        if batch is None:
+            h_new = h_new.reshape(-1)
+            c_new = None if c_new is None else c_new.reshape(-1)
+        return (h_new, c_new) if self.mode == "lstm" else h_new
+
+    def extra_repr(self) -> str:
+        extra = "" if self.bias else ", bias=False"
+        return f"{self.input_size}, {self.hidden_size}{extra}"
+
+
+class RNNCell(RNNCellBase):
+    """Elman cell ``h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)`` (``nonlinearity="relu"``: relu)."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 dtype: Any = np.float32, recurrent_init: str = "uniform"):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, bias, dtype, recurrent_init)
+        self.nonlinearity = nonlinearity
+
+
+class LSTMCell(RNNCellBase):
+    """LSTM cell (gates i, f, g, o; see the module docstring); ``forward`` returns ``(h', c')``."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype: Any = np.float32,
+                 recurrent_init: str = "uniform", forget_bias: float | None = None):
+        super().__init__("lstm", input_size, hidden_size, bias, dtype, recurrent_init, forget_bias)
+
+
+class GRUCell(RNNCellBase):
+    """GRU cell (gates r, z, n, reset applied to ``W_hn h + b_hn``; see the module docstring)."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype: Any = np.float32,
+                 recurrent_init: str = "uniform"):
+        super().__init__("gru", input_size, hidden_size, bias, dtype, recurrent_init)

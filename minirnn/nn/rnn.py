@@ -1,0 +1,223 @@
+"""``RNN``, ``LSTM``, ``GRU``: multi-layer, optionally bidirectional recurrent layers.
+
+Each (layer, direction) runs as ONE node on the tape -- :class:`minirnn.fused.FusedRNNLayer`,
+the fused C++ kernels by default (``minirnn.fused.use_backend("reference")`` switches to NumPy).
+Arguments, defaults, shapes, parameter names and gate order are PyTorch's, so state dicts move
+both ways unchanged::
+
+    m = minirnn.nn.LSTM(10, 20, num_layers=2)
+    m.load_state_dict({k: v.numpy() for k, v in torch_lstm.state_dict().items()})   # torch -> minirnn
+    torch_lstm.load_state_dict({k: torch.from_numpy(v) for k, v in m.state_dict().items()})  # back
+
+Legend: T steps, B batch, I input_size, H hidden_size, L num_layers, D 2 if bidirectional else 1,
+G gates (1 RNN, 4 LSTM: i f g o, 3 GRU: r z n). Parameters, for layer k and suffix ``""`` or
+``"_reverse"``: ``weight_ih_l{k}{suffix}`` (G*H, I for k = 0 else D*H), ``weight_hh_l{k}{suffix}``
+(G*H, H), ``bias_ih_l{k}{suffix}`` and ``bias_hh_l{k}{suffix}`` (G*H,). Cell equations: see
+:mod:`minirnn.nn.cells` (same math).
+
+Variable-length batches: pass the padded batch and ``lengths`` (B,) with values in [0, T], in
+any order. Then the output is zero past each sequence's length, ``h_n``/``c_n`` hold the state
+at each sequence's own last step (the initial state for a length of 0), and the reverse direction
+starts at each sequence's own last element (not at the padding). This matches PyTorch's
+``pack_padded_sequence(..., enforce_sorted=False)`` followed by ``pad_packed_sequence``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import ops
+from ..fused import rnn_layer
+from ..reference import NUM_GATES
+from ..tensor import Tensor
+from .cells import (as_tensor, check_dtype, check_float, check_init_options, check_size,
+                    init_gate_parameters, make_gate_parameters)
+from .module import Module
+
+
+class RNNBase(Module):
+    """The shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU`.
+
+    ``forward(input, hx=None, lengths=None)``:
+
+    * ``input``: (T, B, I), or (B, T, I) with ``batch_first``, or unbatched (T, I); a Tensor or
+      ndarray of the module's dtype.
+    * ``hx``: the initial state (L*D, B, H) (unbatched: (L*D, H)); for LSTM a pair ``(h0, c0)``.
+      None means zeros.
+    * ``lengths``: None (every sequence has T steps) or (B,) ints in [0, T] (see the module doc).
+
+    Returns ``(output, h_n)`` (LSTM: ``(output, (h_n, c_n))``), ``output`` (T, B, D*H) (batch
+    first if ``batch_first``) holding the last layer's states, both directions concatenated on
+    the last axis, and ``h_n``/``c_n`` (L*D, B, H) the final state of every layer and direction
+    (index ``k*D + d``). ``T = 0`` gives an empty output and ``h_n = h0``; ``B = 0`` gives empty
+    results. Dropout (probability ``dropout``) is applied to every layer's output except the
+    last, in training mode only.
+    """
+
+    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype: Any = np.float32, recurrent_init: str = "uniform", forget_bias: float | None = None):
+        super().__init__()
+        owner = type(self).__name__
+        self.mode = mode
+        self.input_size = check_size(owner, "input_size", input_size, 0)
+        self.hidden_size = check_size(owner, "hidden_size", hidden_size)
+        self.num_layers = check_size(owner, "num_layers", num_layers)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
+            raise ValueError(f"{owner}: dropout: expected a number in [0, 1], got {dropout!r}")
+        self.dropout = float(dropout)
+        self.bias, self.batch_first, self.bidirectional = bool(bias), bool(batch_first), bool(bidirectional)
+        self.dtype = check_dtype(owner, dtype)
+        check_init_options(owner, mode, recurrent_init, forget_bias)
+        self.num_directions = 2 if self.bidirectional else 1
+        gates = NUM_GATES[mode]
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else self.num_directions * self.hidden_size
+            for suffix in self._suffixes(layer):
+                make_gate_parameters(self, suffix, gates, layer_input, self.hidden_size, self.bias, self.dtype)
+        init_gate_parameters(self, mode, self.hidden_size, recurrent_init, forget_bias)
+
+    def _suffixes(self, layer: int) -> list[str]:
+        return [f"_l{layer}", f"_l{layer}_reverse"][:self.num_directions]
+
+    def _layer_parameters(self, suffix: str) -> tuple[Tensor | None, ...]:
+        return tuple(getattr(self, f"{name}{suffix}", None)
+                     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+    # ------------------------------------------------------------------ argument checks
+    def _check_input(self, input: Any) -> tuple[Tensor, bool]:  # noqa: A002
+        owner = type(self).__name__
+        x = as_tensor(owner, "input", input)
+        if x.ndim not in (2, 3):
+            raise ValueError(f"{owner}: input: expected 3 dimensions ((T, B, I), or (B, T, I) with "
+                             f"batch_first) or 2 (unbatched (T, I)), got shape {x.shape}")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"{owner}: input: expected input_size {self.input_size} features in the "
+                             f"last dimension, got shape {x.shape}")
+        check_float(owner, "input", x, self.dtype)
+        batched = x.ndim == 3
+        if not batched:
+            x = x.reshape(x.shape[0], 1, x.shape[1])
+        elif self.batch_first:
+            x = x.transpose(0, 1)
+        return x, batched
+
+    def _check_state(self, name: str, value: Any, batch: int, batched: bool) -> Tensor | np.ndarray:
+        owner = type(self).__name__
+        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        if value is None:
+            return np.zeros(shape, self.dtype)
+        t = as_tensor(owner, name, value)
+        expected = shape if batched else (shape[0], shape[2])
+        if t.shape != expected:
+            raise ValueError(f"{owner}: {name}: expected shape {expected} (num_layers * num_directions, "
+                             f"{'batch, ' if batched else ''}hidden_size), got {t.shape}")
+        check_float(owner, name, t, self.dtype)
+        return t if batched else t.reshape(shape)
+
+    def _check_lengths(self, lengths: Any, T: int, B: int, batched: bool) -> np.ndarray | None:
+        owner = type(self).__name__
+        if lengths is None:
+            return None
+        if not batched:
+            raise ValueError(f"{owner}: lengths: expected None for unbatched input, got {lengths!r}")
+        array = np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths)
+        if array.dtype.kind not in "iu" and not (array.dtype.kind == "f" and array.size == 0):
+            raise TypeError(f"{owner}: lengths: expected integers, got dtype {array.dtype}")
+        if array.shape != (B,):
+            raise ValueError(f"{owner}: lengths: expected shape ({B},) (one per sequence), got {array.shape}")
+        if B and (array.min() < 0 or array.max() > T):
+            raise ValueError(f"{owner}: lengths: expected values in [0, {T}], got min {array.min()} "
+                             f"and max {array.max()}")
+        return array.astype(np.int64)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, input: Any, hx: Any = None, lengths: Any = None) -> Any:  # noqa: A002
+        x, batched = self._check_input(input)
+        T, B = x.shape[:2]
+        lstm = self.mode == "lstm"
+        if lstm and hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise TypeError(f"{type(self).__name__}: hx: expected a pair (h0, c0) or None, got {type(hx).__name__}")
+        h0 = self._check_state("hx[0]" if lstm else "hx", hx[0] if lstm and hx is not None else hx, B, batched)
+        c0 = self._check_state("hx[1]", None if hx is None else hx[1], B, batched) if lstm else None
+        lengths = self._check_lengths(lengths, T, B, batched)
+        h_n, c_n = [], []
+        layer_input = x
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction, suffix in enumerate(self._suffixes(layer)):
+                k = layer * self.num_directions + direction
+                result = rnn_layer(self.mode, layer_input, *self._layer_parameters(suffix), h0[k],
+                                   None if c0 is None else c0[k], lengths=lengths, reverse=direction == 1)
+                outputs.append(result[0])
+                h_n.append(result[1])
+                if lstm:
+                    c_n.append(result[2])
+            layer_input = outputs[0] if len(outputs) == 1 else ops.cat(outputs, 2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                from ..functional import dropout
+                layer_input = dropout(layer_input, self.dropout, True)
+        output, states = layer_input, [ops.stack(h_n, 0)] + ([ops.stack(c_n, 0)] if lstm else [])
+        if not batched:
+            output = output.reshape(T, -1)
+            states = [s.reshape(s.shape[0], -1) for s in states]
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, (tuple(states) if lstm else states[0])
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0, "bidirectional": False}
+        for name, default in defaults.items():
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        return s
+
+
+class RNN(RNNBase):
+    """Elman RNN: ``h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` (or relu) per layer.
+
+    Arguments as ``torch.nn.RNN`` plus ``dtype`` and ``recurrent_init`` ("uniform", PyTorch's
+    U(-1/sqrt(H), 1/sqrt(H)), or "orthogonal" for ``weight_hh``). See :class:`RNNBase` for
+    ``forward``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: Any = np.float32, recurrent_init: str = "uniform"):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, dtype, recurrent_init)
+
+
+class LSTM(RNNBase):
+    """LSTM (gates i, f, g, o): ``c_t = f*c_{t-1} + i*g``, ``h_t = o*tanh(c_t)`` per layer.
+
+    Arguments as ``torch.nn.LSTM`` (no ``proj_size``) plus ``dtype``, ``recurrent_init`` (see
+    :class:`RNN`) and ``forget_bias``: None keeps PyTorch's init; a number sets the forget-gate
+    slice of every ``bias_ih`` to it and of every ``bias_hh`` to 0. ``forward`` returns
+    ``(output, (h_n, c_n))``; see :class:`RNNBase`.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype: Any = np.float32, recurrent_init: str = "uniform", forget_bias: float | None = None):
+        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, recurrent_init, forget_bias)
+
+
+class GRU(RNNBase):
+    """GRU (gates r, z, n): ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``, ``h' = (1-z)*n + z*h``.
+
+    Arguments as ``torch.nn.GRU`` plus ``dtype`` and ``recurrent_init`` (see :class:`RNN`).
+    See :class:`RNNBase` for ``forward``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype: Any = np.float32, recurrent_init: str = "uniform"):
+        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, recurrent_init)
