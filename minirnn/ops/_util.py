@@ -36,3 +36,30 @@ def lift(value: Any, like: Any = None) -> Any:
             and not isinstance(value, np.ndarray):
         array = array.astype(like.dtype)
     return Tensor(array)
+
+
+def check_tensor(op: str, name: str, value: Any, floating: bool = True) -> Any:
+    """``value`` if it is a Tensor (of float dtype when ``floating``), else a clear TypeError."""
+    from ..tensor import Tensor
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}(): expected {name} to be a minirnn.Tensor, got {type(value).__name__}")
+    if floating and value.dtype.kind != "f":
+        raise TypeError(f"{op}(): expected {name} to be a float32 or float64 tensor, got dtype {value.dtype}")
+    return value
+
+
+def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
+    """``axis`` (None, an int or a sequence of ints, negatives allowed) as sorted non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{op}(): expected axis to be an int or a tuple of ints, got {axis!r}")
+        if not -ndim <= a < max(ndim, 1):
+            raise IndexError(f"{op}(): axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(int(a) % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}(): expected distinct axes, got {axis!r}")
+    return tuple(sorted(out))

@@ -88,3 +88,84 @@ def mul(a: Any, b: Any) -> Tensor:
 
 def matmul(a: Any, b: Any) -> Tensor:
     return MatMul.apply(lift(a, b), lift(b, a))
+
+
+class Sub(Function):
+    """z = a - b;  dz/da = 1, dz/db = -1."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.shapes = (a.shape, b.shape)
+        return a - b
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a_shape, b_shape = ctx.shapes
+        return unbroadcast(grad, a_shape), unbroadcast(-grad, b_shape)
+
+
+class Div(Function):
+    """z = a / b;  dz/da = 1 / b, dz/db = -a / b^2 = -z / b."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        z = a / b
+        ctx.save_for_backward(a, b, z)
+        return z
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        a, b, z = ctx.saved_tensors
+        da = unbroadcast(grad / b, a.shape) if ctx.needs_input_grad[0] else None
+        db = unbroadcast(-grad * z / b, b.shape) if ctx.needs_input_grad[1] else None
+        return da, db
+
+
+class Neg(Function):
+    """z = -a;  dz/da = -1."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        return -a
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return -grad
+
+
+class Pow(Function):
+    """z = a ** b;  dz/da = b a^(b-1), dz/db = z ln a (only computed when b needs a gradient).
+
+    A constant exponent (``x ** 2``) never needs a gradient, so ``ln a`` is not evaluated and
+    negative bases are fine; with a tensor exponent the base must be positive where it matters.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        z = a ** b
+        ctx.save_for_backward(a, b, z)
+        return z
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        a, b, z = ctx.saved_tensors
+        da = unbroadcast(grad * b * a ** (b - 1), a.shape) if ctx.needs_input_grad[0] else None
+        db = unbroadcast(grad * z * np.log(a), b.shape) if ctx.needs_input_grad[1] else None
+        return da, db
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    return Sub.apply(lift(a, b), lift(b, a))
+
+
+def div(a: Any, b: Any) -> Tensor:
+    return Div.apply(lift(a, b), lift(b, a))
+
+
+def neg(a: Any) -> Tensor:
+    return Neg.apply(lift(a))
+
+
+def pow(a: Any, exponent: Any) -> Tensor:  # noqa: A001 - mirrors torch.pow
+    """``a ** exponent`` elementwise; either may be a tensor or a Python number."""
+    return Pow.apply(lift(a, exponent), lift(exponent, a))

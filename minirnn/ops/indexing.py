@@ -1,0 +1,58 @@
+"""``x[index]``: NumPy indexing (slices, None, Ellipsis, integer arrays, bool masks) on the tape."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import Context, Function
+from ..tensor import Tensor
+from ._util import check_tensor
+
+
+def scatter_add(shape: tuple[int, ...], dtype: np.dtype, index: Any, grad: np.ndarray) -> np.ndarray:
+    """zeros(shape)[index] += grad, where repeated indices *accumulate* (``np.add.at``).
+
+    This is the backward of ``x[index]``: an element read twice receives both gradients.
+    """
+    out = np.zeros(shape, dtype=dtype)
+    np.add.at(out, index, grad)
+    return out
+
+
+class GetItem(Function):
+    """y = x[index];  dx = zeros_like(x) with dx[index] += dy (repeats accumulate)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, index: Any) -> np.ndarray:
+        try:
+            y = np.array(x[index], copy=True)
+        except IndexError as err:
+            raise IndexError(f"getitem(): index out of range for a tensor of shape {x.shape}: {err}") from None
+        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, None]:
+        return scatter_add(ctx.shape, ctx.dtype, ctx.index, grad), None
+
+
+def _unwrap(index: Any) -> Any:
+    """Tensors inside an index become their arrays; lists become arrays (NumPy's fancy indexing)."""
+    if isinstance(index, tuple):
+        return tuple(_unwrap(i) for i in index)
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def getitem(x: Tensor, index: Any) -> Tensor:
+    """``x[index]`` with NumPy semantics; out-of-range indices raise IndexError."""
+    check_tensor("getitem", "x", x, floating=False)
+    index = _unwrap(index)
+    for part in index if isinstance(index, tuple) else (index,):
+        if isinstance(part, np.ndarray) and part.dtype.kind not in "iub":
+            raise IndexError(f"getitem(): expected integer or bool index arrays, got dtype {part.dtype}")
+    return GetItem.apply(x, index)

@@ -1,0 +1,125 @@
+"""Neural-network building blocks: softmax, log_softmax, embedding lookup, dropout.
+
+Legend: V vocabulary size, D embedding width; ``...`` any leading shape.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import Context, Function
+from ..random import get_generator
+from ..tensor import Tensor
+from ._util import check_tensor, lift, normalize_axes
+from .arithmetic import mul
+from .indexing import scatter_add
+
+
+class LogSoftmax(Function):
+    """y_i = x_i - log sum_j e^{x_j}, with the max subtracted first (log-sum-exp: no overflow).
+
+    dx = dy - softmax(x) * sum_j dy_j   (softmax = e^y).
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: int) -> np.ndarray:
+        shifted = x - x.max(axis=axis, keepdims=True)
+        y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, None]:
+        (y,) = ctx.saved_tensors
+        return grad - np.exp(y) * grad.sum(axis=ctx.axis, keepdims=True), None
+
+
+class Softmax(Function):
+    """y_i = e^{x_i - m} / sum_j e^{x_j - m} with m = max x (no overflow).
+
+    dx = y * (dy - sum_j dy_j y_j).
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: int) -> np.ndarray:
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        y = e / e.sum(axis=axis, keepdims=True)
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, None]:
+        (y,) = ctx.saved_tensors
+        return y * (grad - (grad * y).sum(axis=ctx.axis, keepdims=True)), None
+
+
+class Embedding(Function):
+    """out[...] = weight[indices[...]]  (indices (...), weight (V, D), out (..., D)).
+
+    dweight[v] = sum of dout over the positions where indices == v (``np.add.at``); the row
+    ``padding_idx``, if given, gets no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, indices: np.ndarray, weight: np.ndarray, padding_idx: int | None) -> np.ndarray:
+        ctx.indices, ctx.shape, ctx.dtype, ctx.padding_idx = indices, weight.shape, weight.dtype, padding_idx
+        return weight[indices]
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[None, np.ndarray, None]:
+        dweight = scatter_add(ctx.shape, ctx.dtype, ctx.indices, grad)
+        if ctx.padding_idx is not None:
+            dweight[ctx.padding_idx] = 0
+        return None, dweight, None
+
+
+def _one_axis(op: str, axis: int, ndim: int) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{op}(): expected axis to be an int, got {type(axis).__name__}")
+    return normalize_axes(op, axis, ndim)[0]
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """Softmax along ``axis`` (each slice sums to 1)."""
+    check_tensor("softmax", "x", x)
+    return Softmax.apply(x, _one_axis("softmax", axis, x.ndim))
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log(softmax(x)) along ``axis``, computed stably (finite for logits of any size)."""
+    check_tensor("log_softmax", "x", x)
+    return LogSoftmax.apply(x, _one_axis("log_softmax", axis, x.ndim))
+
+
+def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of ``weight`` (V, D) picked by integer ``indices`` of any shape -> (*indices.shape, D)."""
+    check_tensor("embedding", "weight", weight)
+    if weight.ndim != 2:
+        raise ValueError(f"embedding(): expected weight of shape (V, D), got {weight.shape}")
+    ids = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"embedding(): expected integer indices, got dtype {ids.dtype}")
+    vocab = weight.shape[0]
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+        bad = ids.min() if ids.min() < 0 else ids.max()
+        raise IndexError(f"embedding(): expected indices in [0, {vocab}) (the rows of weight), got {bad}")
+    return Embedding.apply(ids, weight, padding_idx)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True,
+            generator: np.random.Generator | None = None) -> Tensor:
+    """Inverted dropout: zero each element with probability ``p`` and scale the rest by 1/(1-p).
+
+    The expected value is unchanged, so evaluation (``training=False``) is the identity.  Random
+    numbers come from ``generator`` or the package default (see :func:`minirnn.manual_seed`).
+    """
+    check_tensor("dropout", "x", x)
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p < 1:
+        raise ValueError(f"dropout(): expected p in [0, 1), got {p!r}")
+    if not training or p == 0:
+        return x
+    keep = get_generator(generator).random(x.shape) >= p
+    return mul(x, lift(keep.astype(x.dtype) / x.dtype.type(1 - p)))

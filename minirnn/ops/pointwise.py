@@ -1,0 +1,213 @@
+"""Elementwise functions: exp, log, tanh, sigmoid, relu, clip, where, and the dtype cast.
+
+Each forward sits beside its local derivative.  Where the derivative is cheapest in terms of the
+output (tanh' = 1 - y^2, sigmoid' = y (1 - y), exp' = y) the output is what gets saved.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import Context, Function
+from ..tensor import Tensor
+from ._util import check_tensor, lift, unbroadcast
+
+
+class Exp(Function):
+    """y = e^x;  dy/dx = y."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        y = np.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (y,) = ctx.saved_tensors
+        return grad * y
+
+
+class Log(Function):
+    """y = ln x;  dy/dx = 1 / x."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (x,) = ctx.saved_tensors
+        return grad / x
+
+
+class Tanh(Function):
+    """y = tanh x;  dy/dx = 1 - y^2."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        y = np.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (y,) = ctx.saved_tensors
+        return grad * (1 - y * y)
+
+
+def stable_sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x) without overflow: e^-|x| is never larger than 1.
+
+    For x >= 0 it is 1 / (1 + e^-x); for x < 0 the same value is e^x / (1 + e^x).
+    """
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^-x) (overflow-free, see :func:`stable_sigmoid`);  dy/dx = y (1 - y)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        y = stable_sigmoid(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (y,) = ctx.saved_tensors
+        return grad * y * (1 - y)
+
+
+class Softplus(Function):
+    """y = ln(1 + e^x), computed as max(x, 0) + ln(1 + e^-|x|) (never overflows);  dy/dx = sigmoid(x)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (x,) = ctx.saved_tensors
+        return grad * stable_sigmoid(x)
+
+
+class Clip(Function):
+    """y = min(max(x, lo), hi);  dy/dx = 1 where lo <= x <= hi, else 0 (torch.clamp's convention)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+        inside = np.ones(x.shape, dtype=bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        ctx.save_for_backward(inside)
+        return np.clip(x, lo, hi).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, None, None]:
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None, None
+
+
+class Where(Function):
+    """z = a where cond else b (broadcast);  dz/da = cond, dz/db = not cond."""
+
+    @staticmethod
+    def forward(ctx: Context, cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(cond)
+        ctx.shapes = (a.shape, b.shape)
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[None, np.ndarray | None, np.ndarray | None]:
+        (cond,) = ctx.saved_tensors
+        a_shape, b_shape = ctx.shapes
+        da = unbroadcast(np.where(cond, grad, 0), a_shape) if ctx.needs_input_grad[1] else None
+        db = unbroadcast(np.where(cond, 0, grad), b_shape) if ctx.needs_input_grad[2] else None
+        return None, da, db
+
+
+class Cast(Function):
+    """y = x converted to another float dtype;  dy/dx = 1 (the gradient is cast back)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        ctx.dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, None]:
+        return grad.astype(ctx.dtype), None
+
+
+class Relu(Function):
+    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        positive = x > 0
+        ctx.save_for_backward(positive)
+        return x * positive
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (positive,) = ctx.saved_tensors
+        return grad * positive
+
+
+def exp(x: Tensor) -> Tensor:
+    return Exp.apply(check_tensor("exp", "x", x))
+
+
+def log(x: Tensor) -> Tensor:
+    return Log.apply(check_tensor("log", "x", x))
+
+
+def tanh(x: Tensor) -> Tensor:
+    return Tanh.apply(check_tensor("tanh", "x", x))
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return Sigmoid.apply(check_tensor("sigmoid", "x", x))
+
+
+def softplus(x: Tensor) -> Tensor:
+    return Softplus.apply(check_tensor("softplus", "x", x))
+
+
+def relu(x: Tensor) -> Tensor:
+    return Relu.apply(check_tensor("relu", "x", x))
+
+
+def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+    """Clamp ``x`` into [min, max] (either bound may be None, not both)."""
+    check_tensor("clip", "x", x)
+    if min is None and max is None:
+        raise ValueError("clip(): expected at least one of min and max, got neither")
+    for name, bound in (("min", min), ("max", max)):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float, np.number))):
+            raise TypeError(f"clip(): expected {name} to be a number or None, got {type(bound).__name__}")
+    return Clip.apply(x, min, max)
+
+
+def where(cond: Any, a: Any, b: Any) -> Tensor:
+    """Elementwise ``a if cond else b`` with broadcasting; ``cond`` is a bool array or Tensor."""
+    mask = cond.data if isinstance(cond, Tensor) else np.asarray(cond)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"where(): expected cond to have dtype bool, got {mask.dtype}")
+    return Where.apply(mask, lift(a, b), lift(b, a))
+
+
+def cast(x: Tensor, dtype: Any) -> Tensor:
+    """``x`` as ``dtype``; float-to-float casts are differentiable."""
+    check_tensor("cast", "x", x, floating=False)
+    target = np.dtype(dtype)
+    if x.requires_grad and target.kind != "f":
+        raise TypeError(f"cast(): a tensor that requires grad can only be cast to a float dtype, got {target}")
+    return Cast.apply(x, target)
