@@ -17,3 +17,5 @@ from .profiler import profile  # noqa: E402,F401
 from . import graph  # noqa: E402,F401
 from . import init, nn, optim  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401,E402
+from .ops import cat, concatenate, split, stack, where  # noqa: F401,E402
+from . import functional  # noqa: F401,E402
