@@ -85,6 +85,8 @@ def check_forward_args(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndar
         _check_array("b_hh", b_hh, (GH,), x.dtype)
     _check_array("h0", h0, (B, H), x.dtype)
     if mode == "lstm":
+        if c0 is None:
+            raise ValueError("rnn: c0: expected an array (B, H) for mode 'lstm', got None")
         _check_array("c0", c0, (B, H), x.dtype)
     elif c0 is not None:
         raise ValueError(f"rnn: c0: expected None for mode {mode!r}, got an array")
@@ -260,10 +262,10 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
         dh = np.where(m, dh_direct + dr @ w_hh, dh)
         if dc is not None:
             dc = np.where(m, dc_prev, dc)
-    da2 = da_all.reshape(T * B, -1)                                     # (T*B, G*H)
-    dr2 = dr_all.reshape(T * B, -1)
+    da2 = da_all.reshape(T * B, w_hh.shape[0])                          # (T*B, G*H)
+    dr2 = dr_all.reshape(T * B, w_hh.shape[0])
     dx = da_all @ w_ih                                                  # (T, B, I)
-    dw_ih = da2.T @ x.reshape(T * B, -1)                                # (G*H, I)
+    dw_ih = da2.T @ x.reshape(T * B, x.shape[2])                        # (G*H, I)
     dw_hh = dr2.T @ h_prev_all.reshape(T * B, H)                        # (G*H, H)
     db_ih = da2.sum(axis=0) if b_ih is not None else None
     db_hh = dr2.sum(axis=0) if b_hh is not None else None

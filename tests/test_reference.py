@@ -1,0 +1,248 @@
+"""minirnn.reference (NumPy BPTT) and minirnn.fused (the one-node layer): torch oracle, finite
+differences, C kernels vs reference, argument checks."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from minirnn import Tensor, gradcheck
+from minirnn import fused, reference
+from minirnn.fused import reverse_within_lengths, rnn_layer
+
+MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+T, B, I, H = 5, 4, 3, 3
+
+
+def _has_c() -> bool:
+    try:
+        fused.get_backend("c")
+    except RuntimeError:
+        return False
+    return True
+
+
+BACKENDS = [pytest.param("c", marks=pytest.mark.skipif(not _has_c(), reason="minirnn._C has no kernels")),
+            "reference"]
+
+
+def make_args(mode: str, dtype: type, bias: bool, lengths: bool, seed: int = 0) -> tuple:
+    """Random (x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths) for one layer (lengths include 0 and T)."""
+    rng = np.random.default_rng(seed)
+    gh = reference.NUM_GATES[mode] * H
+
+    def draw(*shape: int) -> np.ndarray:
+        return rng.uniform(-1, 1, shape).astype(dtype)
+
+    b_ih, b_hh = (draw(gh), draw(gh)) if bias else (None, None)
+    c0 = draw(B, H) if mode == "lstm" else None
+    lens = np.array([T, 0, 2, 4], dtype=np.int64) if lengths else None
+    return draw(T, B, I), draw(gh, I), draw(gh, H), b_ih, b_hh, draw(B, H), c0, lens
+
+
+def output_grads(mode: str, dtype: type, lengths: np.ndarray | None, seed: int = 1) -> tuple:
+    """Random dy (zero past each length, where y does not depend on anything), dh_n, dc_n."""
+    rng = np.random.default_rng(seed)
+    dy = rng.standard_normal((T, B, H)).astype(dtype)
+    dy *= reference.step_mask(lengths, T, B)
+    dc_n = rng.standard_normal((B, H)).astype(dtype) if mode == "lstm" else None
+    return dy, rng.standard_normal((B, H)).astype(dtype), dc_n
+
+
+def torch_layer(mode: str, args: tuple, grads: tuple) -> tuple:
+    """The same layer in torch (packed when lengths are given): outputs and every input gradient."""
+    torch = pytest.importorskip("torch")
+    x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths = args
+    kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(mode, torch.nn.RNN)
+    kwargs = {"nonlinearity": mode[4:]} if mode.startswith("rnn") else {}
+    layer = kind(I, H, bias=b_ih is not None, dtype=torch.float64 if x.dtype == np.float64 else torch.float32,
+                 **kwargs)
+    layer.load_state_dict({k: torch.from_numpy(v) for k, v in
+                           zip(["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"], (w_ih, w_hh, b_ih, b_hh))
+                           if v is not None})
+    tx = torch.tensor(x, requires_grad=True)
+    states = [torch.tensor(s[None], requires_grad=True) for s in (h0, c0) if s is not None]
+    hx = tuple(states) if mode == "lstm" else states[0]
+    keep = lengths is None or lengths.min() > 0  # torch cannot pack empty sequences
+    if lengths is None:
+        y, final = layer(tx, hx)
+    else:
+        idx = torch.from_numpy(np.flatnonzero(lengths > 0)) if not keep else torch.arange(B)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            tx[:, idx], torch.from_numpy(lengths)[idx], enforce_sorted=False)
+        sub_hx = tuple(s[:, idx] for s in states) if mode == "lstm" else states[0][:, idx]
+        y_sub, final_sub = layer(packed, sub_hx)
+        y_sub, _ = torch.nn.utils.rnn.pad_packed_sequence(y_sub, total_length=T)
+        y = torch.zeros(T, B, H, dtype=y_sub.dtype).index_copy(1, idx, y_sub)
+        finals = final_sub if mode == "lstm" else (final_sub,)
+        finals = tuple(s.clone().index_copy(1, idx, f) for s, f in zip(states, finals))
+        final = finals if mode == "lstm" else finals[0]
+    finals = final if mode == "lstm" else (final,)
+    loss = (y * torch.from_numpy(grads[0])).sum()
+    for f, g in zip(finals, grads[1:]):
+        loss = loss + (f[0] * torch.from_numpy(g)).sum()
+    loss.backward()
+    params = [layer.weight_ih_l0, layer.weight_hh_l0] + ([layer.bias_ih_l0, layer.bias_hh_l0] if b_ih is not None else [])
+    outs = [y] + [f[0] for f in finals]
+    input_grads = [tx.grad] + [p.grad for p in params] + [s.grad[0] for s in states]
+    return [o.detach().numpy() for o in outs], [g.numpy() for g in input_grads]
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float, what: str) -> None:
+    """Elementwise |a - e| <= rtol * max|e| (relative to the array's scale)."""
+    scale = max(float(np.abs(expected).max()), 1.0) if expected.size else 1.0
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+
+@pytest.mark.parametrize("mode,dtype,bias,lengths",
+                         list(itertools.product(MODES, (np.float32, np.float64), (True, False), (False, True))))
+def test_reference_matches_torch(mode: str, dtype: type, bias: bool, lengths: bool) -> None:
+    args = make_args(mode, dtype, bias, lengths)
+    y, h_n, c_n, workspace = reference.rnn_forward(mode, *args)
+    grads = output_grads(mode, dtype, args[-1])
+    ours = reference.rnn_backward(mode, *args, y, workspace, *grads)
+    expected_outs, expected_grads = torch_layer(mode, args, grads)
+    rtol = 1e-9 if dtype == np.float64 else 1e-4
+    for name, a, e in zip(("y", "h_n", "c_n"), (y, h_n, c_n), expected_outs):
+        assert a.dtype == dtype
+        assert_close(a, e, rtol, name)
+    names = ("dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0")
+    present = [(n, g) for n, g in zip(names, ours) if g is not None]
+    assert len(present) == len(expected_grads)
+    for (name, a), e in zip(present, expected_grads):
+        assert_close(a, e, rtol, name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode,reverse", list(itertools.product(MODES, (False, True))))
+def test_gradcheck_through_fused_layer(backend: str, mode: str, reverse: bool) -> None:
+    x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths = make_args(mode, np.float64, True, True, seed=3)
+    if mode == "rnn_relu":  # keep pre-activations away from the kink at 0
+        w_hh *= 0.1
+    tensors = [None if a is None else Tensor(a, requires_grad=True) for a in (x, w_ih, w_hh, b_ih, b_hh, h0, c0)]
+    assert gradcheck(lambda *a: rnn_layer(mode, *a, lengths=lengths, reverse=reverse, backend=backend), tensors)
+
+
+@pytest.mark.skipif(not _has_c(), reason="minirnn._C has no kernels")
+@pytest.mark.parametrize("mode,dtype,bias", list(itertools.product(MODES, (np.float32, np.float64), (True, False))))
+def test_c_kernels_match_reference(mode: str, dtype: type, bias: bool) -> None:
+    c_module = fused.get_backend("c")
+    args = make_args(mode, dtype, bias, lengths=True, seed=5)
+    grads = output_grads(mode, dtype, args[-1])
+    results = []
+    for module in (reference, c_module):
+        y, h_n, c_n, workspace = module.rnn_forward(mode, *args)
+        results.append((y, h_n, c_n) + tuple(module.rnn_backward(mode, *args, y, workspace, *grads)))
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    for name, a, e in zip(("y", "h_n", "c_n", "dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0"), *results):
+        assert (a is None) == (e is None), name
+        if e is not None:
+            assert_close(a, e, rtol, name)
+
+
+def test_needs_input_grad_limits_gradients() -> None:
+    x, w_ih, w_hh, b_ih, b_hh, h0, _, lengths = make_args("gru", np.float64, True, True)
+    wx = Tensor(w_ih, requires_grad=True)
+    xt = Tensor(x)
+    y, h_n = rnn_layer("gru", xt, wx, Tensor(w_hh), Tensor(b_ih), Tensor(b_hh), h0, lengths=lengths,
+                       backend="reference")
+    h_n.backward(np.ones_like(h_n.data))  # y unused: its gradient is zero-filled
+    assert wx.grad is not None and xt.grad is None
+    dy = np.zeros((T, B, H))
+    _, _, _, ws = reference.rnn_forward("gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths)
+    expected = reference.rnn_backward("gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, y.data, ws,
+                                      dy, np.ones((B, H)), None)[1]
+    np.testing.assert_array_equal(wx.grad, expected)
+
+
+def test_lengths_semantics() -> None:
+    """Zero outputs past each length, the final state at each sequence's own end, h0 for length 0."""
+    args = make_args("lstm", np.float64, True, lengths=True)
+    lengths = args[-1]
+    y, h_n, c_n, _ = reference.rnn_forward("lstm", *args)
+    full_y, _, _, _ = reference.rnn_forward("lstm", *args[:-1], None)
+    for b, n in enumerate(lengths):
+        np.testing.assert_array_equal(y[n:, b], 0)
+        np.testing.assert_array_equal(y[:n, b], full_y[:n, b])
+        np.testing.assert_array_equal(h_n[b], full_y[n - 1, b] if n else args[5][b])
+    np.testing.assert_array_equal(c_n[1], args[6][1])
+
+
+def test_reverse_within_lengths_is_an_involution() -> None:
+    a = np.arange(4 * 3 * 2).reshape(4, 3, 2)
+    lengths = np.array([4, 0, 2])
+    r = reverse_within_lengths(a, lengths)
+    np.testing.assert_array_equal(r[:, 0], a[::-1, 0])
+    np.testing.assert_array_equal(r[:, 1], a[:, 1])
+    np.testing.assert_array_equal(r[:, 2], a[[1, 0, 2, 3], 2])
+    np.testing.assert_array_equal(reverse_within_lengths(r, lengths), a)
+    np.testing.assert_array_equal(reverse_within_lengths(a, None), a[::-1])
+
+
+def test_use_backend_switches_and_restores() -> None:
+    with fused.use_backend("reference"):
+        assert fused.get_backend() is reference
+    with pytest.raises(ValueError, match="expected one of"):
+        with fused.use_backend("cuda"):
+            pass  # pragma: no cover
+    with pytest.raises(ValueError, match="backend: expected one of"):
+        fused.get_backend("nope")
+
+
+def test_fused_backward_twice_raises() -> None:
+    args = make_args("rnn_tanh", np.float64, True, False)
+    w = Tensor(args[1], requires_grad=True)
+    y, _ = rnn_layer("rnn_tanh", args[0], w, *args[2:6], backend="reference")
+    y.backward(np.ones_like(y.data))
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward(np.ones_like(y.data))
+    assert fused.FusedRNNLayer.differentiable_backward is False
+
+
+BAD_ARGS = [  # (id, how to spoil (mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths), error, argument named)
+    ("mode", lambda a: ("lstm2",) + a[1:], ValueError, "mode"),
+    ("x rank", lambda a: (a[0], a[1][0]) + a[2:], ValueError, "x"),
+    ("x dtype", lambda a: (a[0], a[1].astype(np.float16)) + a[2:], TypeError, "x"),
+    ("w_ih shape", lambda a: (a[0], a[1], a[2][:, :2]) + a[3:], ValueError, "w_ih"),
+    ("w_hh dtype", lambda a: a[:3] + (a[3].astype(np.float32),) + a[4:], TypeError, "w_hh"),
+    ("one bias", lambda a: a[:5] + (None,) + a[6:], ValueError, "b_ih, b_hh"),
+    ("h0 shape", lambda a: a[:6] + (a[6][:2],) + a[7:], ValueError, "h0"),
+    ("c0 missing", lambda a: a[:7] + (None, a[8]), ValueError, "c0"),
+    ("lengths high", lambda a: a[:8] + (np.array([T + 1, 0, 1, 1]),), ValueError, "lengths"),
+    ("lengths negative", lambda a: a[:8] + (np.array([-1, 0, 1, 1]),), ValueError, "lengths"),
+    ("lengths dtype", lambda a: a[:8] + (np.array([1.0, 0, 1, 1]),), TypeError, "lengths"),
+    ("lengths shape", lambda a: a[:8] + (np.array([1, 1]),), ValueError, "lengths"),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name,mutate,error,argument", BAD_ARGS, ids=[b[0] for b in BAD_ARGS])
+def test_bad_arguments_raise(backend: str, name: str, mutate, error: type, argument: str) -> None:
+    """Both backends reject bad arguments with an "<argument>: expected X, got Y" message."""
+    args = mutate(("lstm",) + make_args("lstm", np.float64, True, True))
+    with pytest.raises(error, match=f"{argument}: expected .*got"):
+        fused.get_backend(backend).rnn_forward(*args)
+
+
+def test_reference_rejects_non_arrays() -> None:
+    args = make_args("gru", np.float64, True, False)
+    with pytest.raises(TypeError, match="x: expected an ndarray, got list"):
+        reference.rnn_forward("gru", args[0].tolist(), *args[1:])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("steps,batch", [(0, 4), (5, 0), (0, 0)])
+def test_empty_shapes(backend: str, steps: int, batch: int) -> None:
+    """T = 0 returns the initial state; B = 0 returns empty arrays; backward works on both."""
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((steps, batch, I)), requires_grad=True)
+    w_ih, w_hh = (Tensor(rng.standard_normal(s), requires_grad=True) for s in ((4 * H, I), (4 * H, H)))
+    h0, c0 = (Tensor(rng.standard_normal((batch, H)), requires_grad=True) for _ in range(2))
+    y, h_n, c_n = rnn_layer("lstm", x, w_ih, w_hh, None, None, h0, c0, backend=backend)
+    assert y.shape == (steps, batch, H)
+    np.testing.assert_array_equal(h_n.data, h0.data if steps == 0 else h_n.data)
+    h_n.backward(np.ones_like(h_n.data))
+    np.testing.assert_array_equal(w_ih.grad, 0)
+    if steps == 0:
+        np.testing.assert_array_equal(h0.grad, 1)
