@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Union
 
+import numpy as np
+
 from .autograd import topological_order
 from .tensor import Tensor
 
@@ -38,8 +40,8 @@ class InputRecord:
 
     ``kind`` is ``"node"`` (output ``output_index`` of node ``source`` in the list),
     ``"leaf"`` (leaf number ``source``: a tensor the graph starts from that requires grad),
-    ``"constant"`` (a tensor that does not require grad) or ``"value"`` (a non-tensor argument;
-    ``shape`` and ``dtype`` are None).
+    ``"constant"`` (a tensor that does not require grad) or ``"value"`` (a non-tensor argument
+    such as an axis or an index; ``name`` is a short label from :func:`value_text`).
     """
 
     kind: str
@@ -117,7 +119,7 @@ def nodes(tensor: Tensor, names: Names | None = None) -> list[NodeRecord]:
 def _input_record(x: Any, position: dict[int, int], leaves: dict[int, int],
                   by_id: dict[int, str]) -> InputRecord:
     if not isinstance(x, Tensor):
-        return InputRecord("value", None, 0, None, None, None)
+        return InputRecord("value", None, 0, None, None, value_text(x))
     shape, dtype = tuple(x.shape), str(x.dtype)
     if x.grad_fn is not None:
         return InputRecord("node", position[id(x.grad_fn)], x._output_index, shape, dtype, None)
@@ -125,6 +127,26 @@ def _input_record(x: Any, position: dict[int, int], leaves: dict[int, int],
         number = leaves.setdefault(id(x), len(leaves))
         return InputRecord("leaf", number, 0, shape, dtype, by_id.get(id(x), f"leaf{number}"))
     return InputRecord("constant", None, 0, shape, dtype, by_id.get(id(x)))
+
+
+def value_text(value: Any, limit: int = 24) -> str:
+    """A short label for a non-tensor argument: ``1``, ``None``, ``[:, 4:8]``, ``array(2, 4)``."""
+    if isinstance(value, slice):
+        parts = ["" if v is None else str(v) for v in (value.start, value.stop, value.step)]
+        text = ":".join(parts if value.step is not None else parts[:2])
+    elif isinstance(value, tuple) and any(isinstance(v, slice) for v in value):
+        text = "[" + ", ".join(value_text(v, limit) for v in value) + "]"
+    elif isinstance(value, list):
+        text = "[" + ", ".join(value_text(v, limit) for v in value) + "]"
+    elif isinstance(value, tuple):
+        text = "(" + ", ".join(value_text(v, limit) for v in value) + ("," if len(value) == 1 else "") + ")"
+    elif isinstance(value, np.ndarray):
+        text = "array" + _shape_text(value.shape)
+    elif value is None or isinstance(value, (bool, int, float, str, np.generic)):
+        text = repr(value)
+    else:
+        text = type(value).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def format_bytes(n: int) -> str:
@@ -155,7 +177,7 @@ def _input_text(x: InputRecord) -> str:
         return f"{x.name}{_shape_text(x.shape)}"  # type: ignore[arg-type]
     if x.kind == "constant":
         return f"{x.name or 'const'}{_shape_text(x.shape)}"  # type: ignore[arg-type]
-    return "value"
+    return x.name  # type: ignore[return-value]
 
 
 def summary(records: list[NodeRecord]) -> str:
@@ -177,7 +199,8 @@ def render_text(tensor: Tensor, names: Names | None = None) -> str:
         3 nodes (1 Sum, 1 Mul, 1 Add), 2 leaves, 96 B saved
 
     Columns: position, op, output shape(s) and dtype, bytes saved for backward, inputs (``#k`` is
-    node k's output, ``#k.j`` its output j; leaves by name; ``const`` for tensors without grad).
+    node k's output, ``#k.j`` its output j; leaves by name; ``const`` for tensors without grad;
+    other arguments as short labels such as ``[:, 4:8]``).
     """
     records = nodes(tensor, names)
     if not records:
@@ -261,4 +284,4 @@ def render(tensor: Tensor, path: str | Path, format: str = "svg",  # noqa: A002 
 
 
 __all__ = ["InputRecord", "NodeRecord", "format_bytes", "nodes", "render", "render_text", "summary",
-           "to_dot"]
+           "to_dot", "value_text"]

@@ -121,6 +121,24 @@ def test_names_may_be_pairs():
     assert "<- x(2,), w(2,)" in graph.render_text(out, names=[("x", x), ("w", w)])
 
 
+def test_non_tensor_arguments_are_labelled():
+    x = leaf(2, 4)
+    out = ops.sum(x[:, 1:3], 0)
+    records = graph.nodes(out)
+    assert [r.name for r in records] == ["Sum", "GetItem"]
+    assert [(i.kind, i.name) for i in records[1].inputs] == [("leaf", "leaf0"), ("value", "[:, 1:3]")]
+    assert graph.render_text(out).splitlines()[1].endswith("<- leaf0(2, 4), [:, 1:3]")
+
+
+@pytest.mark.parametrize("value, text", [
+    (slice(None, None, 2), "::2"), (slice(1, None), "1:"), ((slice(None), 1), "[:, 1]"), ((0, 1), "(0, 1)"),
+    ((3,), "(3,)"), ([1, 2], "[1, 2]"), (None, "None"), (False, "False"), (np.zeros((2, 3)), "array(2, 3)"),
+    ("x" * 50, "'" + "x" * 20 + "..."), (object(), "object"),
+])
+def test_value_text(value, text):
+    assert graph.value_text(value) == text
+
+
 def test_format_bytes():
     assert [graph.format_bytes(n) for n in (0, 1023, 1024, 1536, 5 * 2**20, 3 * 2**30, 2**50)] == \
         ["0 B", "1023 B", "1.0 KiB", "1.5 KiB", "5.0 MiB", "3.0 GiB", "1048576.0 GiB"]
