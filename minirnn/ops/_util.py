@@ -34,7 +34,7 @@ def lift(value: Any, like: Any = None) -> Any:
     array = _as_array(value)
     if like is not None and isinstance(like, Tensor) and like.dtype.kind == "f" and array.dtype.kind in "fiu" \
             and not isinstance(value, np.ndarray):
-        array = array.astype(like.dtype)
+        array = np.asarray(value, dtype=like.dtype)  # not via float32: 0.1 stays exact in float64
     return Tensor(array)
 
 
