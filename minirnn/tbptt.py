@@ -1,0 +1,111 @@
+"""Truncated backpropagation through time, TBPTT(k1, k2) (Williams & Peng, 1990).
+
+A long sequence ``x_0 .. x_{T-1}`` is processed in order; every ``k1`` steps the parameters are
+updated, and that update back-propagates through the last ``k2`` steps only:
+
+* **k1** -- forward steps between updates. The loss of an update covers the ``k1`` new steps
+  ``[a, b)`` (``b = a + k1``, or ``T`` for the last, shorter chunk).
+* **k2** -- steps back-propagated (``k2 >= k1``). The update runs the model from the state at
+  ``b - k2`` (detached: no gradient flows further back) over ``[b - k2, b)``, so the loss at
+  every new step sees up to ``k2`` steps of history through the recurrence.
+
+``k1 = k2 = k`` is the usual "split into chunks of k and carry the detached hidden state". With
+``k2 > k1`` the overlapping ``k2 - k1`` steps are recomputed on each update (cost ``k2/k1`` of a
+forward pass), which is the price for gradients reaching further back than one chunk. The hidden
+state is carried across chunks and across calls (pass the returned ``state`` back in), always
+detached, so the tape of one update never grows with the length of the sequence.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, NamedTuple, Protocol
+
+import numpy as np
+
+from .optim import clip_grad_norm_
+from .tensor import Tensor
+
+State = Any  # None, a Tensor, or a (nested) tuple of Tensors, e.g. LSTM's (h, c)
+Model = Callable[[Any, State], tuple[Tensor, State]]
+LossFn = Callable[[Tensor, Any], Tensor]
+
+
+class Optimizer(Protocol):
+    def zero_grad(self) -> None: ...
+    def step(self) -> None: ...
+
+
+class TBPTTResult(NamedTuple):
+    losses: list[float]  # the loss of each update, in order
+    state: State  # the detached state after the last step, to carry into the next call
+
+
+def detach_state(state: State) -> State:
+    """``state`` with every Tensor detached (None, Tensors and nested tuples/lists allowed)."""
+    if state is None:
+        return None
+    if isinstance(state, Tensor):
+        return state.detach()
+    if isinstance(state, (tuple, list)):
+        return type(state)(detach_state(s) for s in state)
+    raise TypeError(f"state: expected None, a Tensor or a tuple of Tensors, got {type(state).__name__}")
+
+
+def _check_k(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    return int(value)
+
+
+def tbptt(model: Model, loss_fn: LossFn, optimizer: Optimizer, inputs: Any, targets: Any, k1: int,
+          k2: int | None = None, state: State = None, max_norm: float | None = None,
+          parameters: Iterable[Tensor] | None = None) -> TBPTTResult:
+    """Train on one long sequence with TBPTT(k1, k2); returns the per-update losses and the state.
+
+    Args:
+        model: ``model(x, state) -> (output, new_state)`` for a time-major slice ``x`` (t, ...)
+            of ``inputs``; ``state=None`` means the model's initial state.
+        loss_fn: ``loss_fn(output, target) -> scalar Tensor``, the MEAN loss over the slice's
+            steps (the slices of one update are weighted by their number of steps).
+        optimizer: anything with ``zero_grad()`` and ``step()``.
+        inputs, targets: arrays (or Tensors) indexed by time on axis 0, same length T.
+        k1, k2: see the module doc; ``k2`` defaults to ``k1`` and must be ``>= k1``.
+        state: the state before ``inputs[0]`` (carried from a previous call), or None.
+        max_norm: clip the joint gradient norm of ``parameters`` to this before each step.
+    """
+    k1 = _check_k("k1", k1)
+    k2 = k1 if k2 is None else _check_k("k2", k2)
+    if k2 < k1:
+        raise ValueError(f"k2: expected k2 >= k1 = {k1} (steps back-propagated >= steps per update), got {k2}")
+    inputs = inputs.data if isinstance(inputs, Tensor) else inputs
+    targets = targets.data if isinstance(targets, Tensor) else targets
+    T = len(inputs)
+    if len(targets) != T:
+        raise ValueError(f"targets: expected {T} steps (as inputs), got {len(targets)}")
+    if max_norm is not None and parameters is None:
+        raise ValueError("parameters: expected the model's parameters when max_norm is given, got None")
+    params = list(parameters) if parameters is not None else []
+    split = k1 - k2 % k1  # offset in each chunk where a later update's window starts (k1: none)
+    states = {0: detach_state(state)}  # detached states at the positions windows start from
+    losses = []
+    for a in range(0, T, k1):
+        b = min(a + k1, T)
+        start = max(0, a + k1 - k2)
+        s = states[start]
+        if start < a:  # history: gradients flow through it into the state, not into a loss
+            _, s = model(inputs[start:a], s)
+        cuts = [a, a + split, b] if a + split < b else [a, b]
+        loss = None
+        for lo, hi in zip(cuts, cuts[1:]):
+            out, s = model(inputs[lo:hi], s)
+            part = loss_fn(out, targets[lo:hi]) * ((hi - lo) / (b - a))
+            loss = part if loss is None else loss + part
+            states[hi] = detach_state(s)
+        optimizer.zero_grad()
+        loss.backward()
+        if max_norm is not None:
+            clip_grad_norm_(params, max_norm)
+        optimizer.step()
+        losses.append(float(loss.item()))
+        for key in [k for k in states if k < b + k1 - k2]:  # no later window starts before here
+            del states[key]
+    return TBPTTResult(losses, states[T])
