@@ -1,0 +1,66 @@
+"""One shared helper: run the same computation in minirnn and PyTorch and compare everything.
+
+Usage::
+
+    check_against_torch(lambda x, w: x @ w, lambda x, w: x @ w, [x_array, w_array])
+
+``inputs`` are NumPy arrays (float arrays become float64 inputs that require grad in both
+libraries; integer/bool arrays are passed as non-differentiable constants: minirnn gets the
+array itself, torch gets ``torch.from_numpy``).  Both functions return a tensor or a
+tuple/list of tensors.  The helper checks that the forward values agree, then back-propagates
+the same random weights ``w_k`` through every output (``L = sum_k <w_k, out_k>``) and checks
+that the gradient of every differentiable input agrees.  Failures raise AssertionError naming
+the output or input.  Call it from tests that did ``pytest.importorskip("torch")``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+import minirnn
+
+
+def _as_list(out: Any) -> list:
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def check_against_torch(minirnn_fn: Callable[..., Any], torch_fn: Callable[..., Any],
+                        inputs: Sequence[np.ndarray], atol: float = 1e-9, rtol: float = 1e-7,
+                        seed: int = 0) -> None:
+    """Assert that values and all input gradients of ``minirnn_fn`` and ``torch_fn`` agree (float64).
+
+    Default tolerances (atol 1e-9, rtol 1e-7) are far tighter than 1e-6: both libraries compute
+    in float64, so only summation order differs.
+    """
+    import torch
+
+    arrays = [np.asarray(a) for a in inputs]
+    ours = [minirnn.Tensor(a.astype(np.float64), requires_grad=True) if a.dtype.kind == "f"
+            else minirnn.Tensor(a) for a in arrays]
+    theirs = [torch.tensor(a.astype(np.float64), requires_grad=True) if a.dtype.kind == "f"
+              else torch.from_numpy(a) for a in arrays]
+    out_ours, out_theirs = _as_list(minirnn_fn(*ours)), _as_list(torch_fn(*theirs))
+    if len(out_ours) != len(out_theirs):
+        raise AssertionError(f"minirnn returned {len(out_ours)} outputs, torch {len(out_theirs)}")
+    rng = np.random.default_rng(seed)
+    weights = []
+    for k, (o, t) in enumerate(zip(out_ours, out_theirs)):
+        expected = t.detach().numpy()
+        if o.shape != expected.shape:
+            raise AssertionError(f"output {k}: minirnn shape {o.shape}, torch shape {expected.shape}")
+        np.testing.assert_allclose(o.data, expected, atol=atol, rtol=rtol, err_msg=f"output {k} values")
+        weights.append(rng.standard_normal(o.shape))
+    differentiable = [(o, t, w) for o, t, w in zip(out_ours, out_theirs, weights) if t.requires_grad]
+    if not differentiable:
+        return
+    for o, _, w in differentiable:
+        o.backward(w, retain_graph=True)
+    torch.autograd.backward([t for _, t, _ in differentiable],
+                            [torch.from_numpy(w) for _, _, w in differentiable])
+    for i, (x, tx) in enumerate(zip(ours, theirs)):
+        if not tx.requires_grad:
+            continue
+        expected = np.zeros(tx.shape) if tx.grad is None else tx.grad.numpy()
+        got = np.zeros(x.shape) if x.grad is None else x.grad
+        np.testing.assert_allclose(got, expected, atol=atol, rtol=rtol, err_msg=f"gradient of input {i}")
