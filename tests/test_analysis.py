@@ -1,0 +1,56 @@
+"""Per-step hidden-state gradient norms (hooks) and spectral radius."""
+import numpy as np
+import pytest
+
+import minirnn
+from minirnn import Tensor, nn
+from minirnn.analysis import hidden_grad_norms, spectral_radius
+
+
+def test_spectral_radius_matches_torch_and_checks_shape():
+    torch = pytest.importorskip("torch")
+    m = np.random.default_rng(0).normal(size=(6, 6))
+    want = torch.linalg.eigvals(torch.tensor(m)).abs().max().item()
+    np.testing.assert_allclose(spectral_radius(m), want, rtol=1e-12)
+    np.testing.assert_allclose(spectral_radius(Tensor(np.diag([0.5, -2.0]))), 2.0)
+    with pytest.raises(ValueError, match=r"matrix: expected a non-empty square matrix \(H, H\), got shape \(2, 3\)"):
+        spectral_radius(np.zeros((2, 3)))
+
+
+def test_norms_match_torch_for_each_cell():
+    torch = pytest.importorskip("torch")
+    T, B, I, H = 6, 2, 3, 4
+    x = np.random.default_rng(1).normal(size=(T, B, I))
+    for ours, theirs in [(nn.RNNCell, torch.nn.RNNCell), (nn.GRUCell, torch.nn.GRUCell),
+                         (nn.LSTMCell, torch.nn.LSTMCell)]:
+        minirnn.manual_seed(0)
+        cell = ours(I, H, dtype=np.float64)
+        ref = theirs(I, H).double()
+        ref.load_state_dict({k: torch.tensor(v) for k, v in cell.state_dict().items()})
+        norms = hidden_grad_norms(cell, x, lambda hs: (hs[-1] * hs[-1]).sum() + hs[2].sum())
+        state, hs = None, []
+        for t in range(T):
+            state = ref(torch.tensor(x[t]), state)
+            h = state[0] if isinstance(state, tuple) else state
+            h.retain_grad()
+            hs.append(h)
+        ((hs[-1] * hs[-1]).sum() + hs[2].sum()).backward()
+        np.testing.assert_allclose(norms, [h.grad.norm().item() for h in hs], rtol=1e-10)
+
+
+def test_vanishing_gradients_with_small_recurrent_weights():
+    minirnn.manual_seed(0)
+    cell = nn.RNNCell(3, 8, dtype=np.float64)
+    cell.weight_hh.data[:] = 0.2 * np.eye(8)
+    assert np.isclose(spectral_radius(cell.weight_hh), 0.2)
+    x = np.random.default_rng(0).normal(size=(12, 2, 3))
+    norms = hidden_grad_norms(cell, x, lambda hs: hs[-1].sum())
+    assert (np.diff(norms) > 0).all() and norms[0] < 1e-6 * norms[-1]
+
+
+def test_bad_arguments():
+    cell = nn.RNNCell(3, 4, dtype=np.float64)
+    with pytest.raises(ValueError, match=r"inputs: expected shape \(T, B, I\)"):
+        hidden_grad_norms(cell, np.zeros((2, 3)), lambda hs: hs[-1].sum())
+    with pytest.raises(ValueError, match="loss_fn: expected a scalar Tensor"):
+        hidden_grad_norms(cell, np.zeros((2, 1, 3)), lambda hs: hs[-1])
