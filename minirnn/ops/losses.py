@@ -66,11 +66,16 @@ def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100, reducti
     return _reduce(loss, reduction)
 
 
+def _as_target(target: Any, like: Tensor) -> Tensor:
+    """A target given as data (array, list, number) takes the prediction's float dtype."""
+    return target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=like.dtype))
+
+
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Squared error (input - target)^2, averaged, summed or kept elementwise."""
     _check_reduction("mse_loss", reduction)
     check_tensor("mse_loss", "input", input)
-    target = lift(target, input)
+    target = _as_target(target, input)
     if target.shape != input.shape:
         raise ValueError(f"mse_loss(): expected target of shape {input.shape} (the input's), got {target.shape}")
     diff = sub(input, target)
@@ -88,12 +93,12 @@ def binary_cross_entropy_with_logits(logits: Tensor, target: Any, reduction: str
     """
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     check_tensor("binary_cross_entropy_with_logits", "logits", logits)
-    target = lift(target, logits)
+    target = _as_target(target, logits)
     if target.shape != logits.shape:
         raise ValueError(f"binary_cross_entropy_with_logits(): expected target of shape {logits.shape} "
                          f"(the logits' shape), got {target.shape}")
     positive = mul(target, softplus(-logits))
     if pos_weight is not None:
-        positive = mul(positive, lift(pos_weight, logits))
+        positive = mul(positive, _as_target(pos_weight, logits))
     loss = positive + mul(1 - target, softplus(logits))
     return _reduce(loss, reduction)
