@@ -1,0 +1,165 @@
+"""The tape engine: accumulation, hooks, no_grad, detach, retain_graph, deep graphs, isolation."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import minirnn
+from minirnn import Function, Tensor, ops
+
+from conftest import leaf
+
+
+def test_fan_out_accumulates_every_path() -> None:
+    x = leaf([1.5, -2.0])
+    y = x * x + x  # x reaches the output along three paths: dy/dx = 2x + 1
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, 2 * x.data + 1)
+
+
+def test_fan_out_of_a_non_leaf_sums_before_its_backward() -> None:
+    x = leaf([0.3, 0.7])
+    h = x.tanh()
+    (h * 2 + h * h).sum().backward()  # d/dh = 2 + 2h, then tanh' = 1 - h^2
+    np.testing.assert_allclose(x.grad, (2 + 2 * h.data) * (1 - h.data ** 2))
+
+
+def test_leaf_grad_accumulates_across_backward_calls() -> None:
+    x = leaf([1.0, 2.0])
+    (x * 3).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad, [3 + 2, 3 + 4])
+
+
+def test_leaf_hook_sees_the_total_and_can_replace_it() -> None:
+    x = leaf([1.0, 2.0])
+    seen = []
+    x.register_hook(lambda g: seen.append(g.copy()))
+    x.register_hook(lambda g: g * 10)
+    (x * x + x).sum().backward()
+    np.testing.assert_allclose(seen[0], [3, 5])  # one call with the summed gradient, not one per path
+    assert len(seen) == 1
+    np.testing.assert_allclose(x.grad, [30, 50])
+
+
+def test_non_leaf_hook_replaces_the_gradient_flowing_upstream() -> None:
+    x = leaf([1.0, 2.0])
+    h = x * 2
+    seen = []
+    h.register_hook(lambda g: seen.append(g.copy()))
+    h.register_hook(lambda g: np.zeros_like(g) + 1)
+    (h * h).sum().backward()
+    np.testing.assert_allclose(seen[0], 2 * h.data)
+    np.testing.assert_allclose(x.grad, [2, 2])  # replaced grad 1, times dh/dx = 2
+    assert h.grad is None  # non-leaves do not keep .grad
+
+
+def test_no_grad_records_nothing_and_enable_grad_nests() -> None:
+    x = leaf([1.0])
+    with minirnn.no_grad():
+        y = x * 2
+        with minirnn.enable_grad():
+            z = x * 2
+    assert not y.requires_grad and y.grad_fn is None
+    assert z.requires_grad and z.grad_fn is not None
+    assert minirnn.is_grad_enabled()
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        y.backward()
+
+
+def test_detach_shares_memory_and_stops_gradients() -> None:
+    x = leaf([1.0, 2.0])
+    d = (x * 3).detach()
+    assert not d.requires_grad and d.is_leaf
+    (x * d).sum().backward()
+    np.testing.assert_allclose(x.grad, d.data)  # d is a constant: no path through it
+    h = x * 1
+    assert np.shares_memory(h.detach().data, h.data)
+
+
+def test_retain_graph_allows_a_second_backward() -> None:
+    x = leaf([1.0, 2.0])
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad, 2 * 2 * x.data)
+
+
+def test_second_backward_without_retain_graph_raises() -> None:
+    x = leaf([1.0, 2.0])
+    y = (x * x).tanh().sum()
+    y.backward()
+    assert y.grad_fn.ctx.freed
+    with pytest.raises(RuntimeError, match="backward through the graph a second time.*retain_graph=True"):
+        y.backward()
+
+
+def test_ten_thousand_step_chain_does_not_hit_the_recursion_limit() -> None:
+    assert sys.getrecursionlimit() < 10_000
+    x = leaf([0.5])
+    w = leaf([1.0])
+    h = x
+    for _ in range(10_000):
+        h = h * w + x  # h_t = h_{t-1} w + x: with w = 1, dh/dx = t + 1 and dh/dw = sum_{k<t} h_k
+    h.sum().backward()
+    np.testing.assert_allclose(x.grad, [10_001])
+    np.testing.assert_allclose(w.grad, [0.5 * sum(range(1, 10_001))])
+
+
+def test_two_independent_graphs_do_not_interfere() -> None:
+    a, b = leaf([1.0, 2.0]), leaf([3.0])
+    ya = (a * a).sum()
+    yb = (b * 5).sum()
+    yb.backward()
+    assert a.grad is None
+    ya.backward()
+    np.testing.assert_allclose(a.grad, [2, 4])
+    np.testing.assert_allclose(b.grad, [5])
+
+
+def test_shared_leaf_in_two_graphs_gets_both_contributions_only_when_both_run() -> None:
+    x = leaf([2.0])
+    y1, y2 = (x * 3).sum(), (x * x).sum()
+    y1.backward()
+    np.testing.assert_allclose(x.grad, [3])
+    y2.backward()
+    np.testing.assert_allclose(x.grad, [3 + 4])
+
+
+def test_unused_output_of_a_multi_output_op_gets_zero_gradient() -> None:
+    x = leaf(np.arange(6.0).reshape(3, 2))
+    first, _, last = ops.split(x, 1)
+    (first * 2 + last).sum().backward()
+    np.testing.assert_allclose(x.grad, [[2, 2], [0, 0], [1, 1]])
+
+
+def test_backward_checks_the_seed_shape_and_implicit_seed() -> None:
+    y = leaf([1.0, 2.0]) * 2
+    with pytest.raises(RuntimeError, match="grad can be implicit only for a one-element tensor"):
+        y.backward()
+    with pytest.raises(ValueError, match=r"grad has shape \(3,\), expected \(2,\)"):
+        y.backward(np.ones(3))
+
+
+def test_a_function_returning_the_wrong_number_of_gradients_is_reported() -> None:
+    class Broken(Function):
+        @staticmethod
+        def forward(ctx, a, b):  # type: ignore[no-untyped-def]
+            return a + b
+
+        @staticmethod
+        def backward(ctx, grad):  # type: ignore[no-untyped-def]
+            return grad
+
+    with pytest.raises(RuntimeError, match="Broken.backward returned 1 gradients, expected 2"):
+        Broken.apply(leaf([1.0]), leaf([2.0])).backward()
+
+
+def test_constants_get_no_grad_and_leaves_keep_their_dtype() -> None:
+    x = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    c = Tensor(np.ones(2, dtype=np.float64))
+    (x * c).sum().backward()
+    assert c.grad is None
+    assert x.grad.dtype == np.float32
