@@ -1,15 +1,79 @@
-"""Tests of the benchmark harness's pieces whose logic can be wrong (timing caps, target
-verdicts, validation)."""
+"""Smoke tests of the benchmark harness: a tiny grid in seconds, the JSON structure, and the
+pieces whose logic can be wrong (timing caps, target verdicts, validation)."""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
-from minirnn.bench import targets, timing
-from minirnn.bench.problem import Shape, make_problem
+from minirnn.bench import main, targets, timing
+from minirnn.bench.charlm import CharLMConfig
+from minirnn.bench.problem import MODES, Shape, make_problem
 from minirnn.bench.threads import use_threads
 
 TINY = (Shape(6, 2, 4, 5),)
+TINY_LM = CharLMConfig(T=8, B=2, embed=4, hidden=6, layers=2)
+CONTENDERS = {"fused", "cells", "numpy", "floor"}
+
+
+@pytest.fixture(autouse=True)
+def no_pause(monkeypatch):
+    """The pause that lets other thread pools go idle matters for real timings, not here."""
+    monkeypatch.setattr(timing, "PAUSE_S", 0.0)
+
+
+def run_tiny(tmp_path, **kwargs):
+    path = tmp_path / "bench.json"
+    results = main(quick=True, json_path=path, shapes=TINY, threads=(1,), repeats=2, charlm=TINY_LM,
+                   log=lambda line: None, **kwargs)
+    return results, json.loads(path.read_text())
+
+
+def test_tiny_run_writes_complete_json(tmp_path):
+    pytest.importorskip("torch")
+    results, data = run_tiny(tmp_path)
+    assert data == json.loads(json.dumps(results))
+    assert set(data) >= {"machine", "config", "grid", "memory", "varlen", "denormals", "charlm", "targets", "load_average"}
+    assert {(r["mode"], r["task"]) for r in data["grid"]} == {(m, t) for m in MODES for t in ("train", "infer")}
+    for r in data["grid"]:
+        assert set(r["median_s"]) == CONTENDERS | {"torch"}
+        assert all(0 < r["min_s"][k] <= v for k, v in r["median_s"].items())
+        assert r["flops"] == make_problem(r["mode"], TINY[0]).flops(r["task"] == "train")
+    assert {r["mode"] for r in data["varlen"]} == set(MODES)
+    assert all(set(r["median_s"]) == {"fused", "torch_packed", "torch_padded"} for r in data["varlen"])
+    assert all(set(r["slowdown"]) == {"fused", "torch"} for r in data["denormals"])
+    for r in data["memory"]:
+        assert all(b > 0 for b in r["peak_bytes"].values())
+    # lstm workspace: gates 4H, h and c (T+1 each), tanh(c): 4 + 1 + 1 + 1 floats per T*B*H, plus h0/c0
+    lstm = next(r for r in data["memory"] if r["mode"] == "lstm")
+    assert lstm["workspace_bytes_per_tbh"] == pytest.approx(4 * (7 + 2 / TINY[0].T))
+    lm = data["charlm"]
+    assert lm["first_loss"]["minirnn"] == pytest.approx(lm["first_loss"]["torch"], rel=1e-4)
+    assert lm["first_loss"]["minirnn"] == pytest.approx(np.log(lm["vocab"]), rel=0.1)
+    assert [t["status"] in ("PASS", "MISS", "n/a") for t in data["targets"]] == [True] * 8
+
+
+def test_without_torch_skips_torch_with_a_note(tmp_path, monkeypatch):
+    from minirnn.bench import torch_peer
+    monkeypatch.setattr(torch_peer, "available", lambda: False)
+    results, data = run_tiny(tmp_path)
+    assert all(set(r["median_s"]) == CONTENDERS for r in data["grid"])
+    assert any("torch is not installed" in n for n in data["notes"])
+    assert data["charlm"]["chars_per_s"].keys() == {"minirnn"}
+    statuses = {t["text"]: t["status"] for t in data["targets"]}
+    assert statuses["infer: fused / torch < 1.0 at every point"] == "n/a"
+
+
+def test_png_chart(tmp_path):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("torch")
+    png = tmp_path / "bench.png"
+    main(quick=True, json_path=None, png_path=png, modes=("gru",), shapes=TINY, threads=(1,), repeats=1,
+         charlm=None, log=lambda line: None)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_time_interleaved_caps_slow_contenders():
     calls = {"fast": 0, "slow": 0}
 

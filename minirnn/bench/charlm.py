@@ -23,7 +23,7 @@ class CharLMConfig:
 
     T: int = 100
     B: int = 32
-    embed: int = 64
+    embed: int = 32
     hidden: int = 256
     layers: int = 2
     lr: float = 2e-3
@@ -59,21 +59,21 @@ def _cycle(items: list[Any]) -> Callable[[], Any]:
 
 
 def torch_trainer(cfg: CharLMConfig, vocab: int, data: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Any, Callable[[], float]]:
-    """The torch model and a callable doing one training step (returns the loss)."""
+    """The torch model (parameter names as :class:`minirnn.charlm.CharLM`'s) and a callable doing
+    one training step (returns the loss)."""
     import torch
     torch.manual_seed(0)
-    model = torch.nn.ModuleDict({"embedding": torch.nn.Embedding(vocab, cfg.embed),
+    model = torch.nn.ModuleDict({"embed": torch.nn.Embedding(vocab, cfg.embed),
                                  "lstm": torch.nn.LSTM(cfg.embed, cfg.hidden, cfg.layers),
                                  "head": torch.nn.Linear(cfg.hidden, vocab)})
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    loss_fn = torch.nn.CrossEntropyLoss()
     batch = _cycle([(torch.from_numpy(x), torch.from_numpy(y)) for x, y in data])
 
     def step() -> float:
         x, y = batch()
         opt.zero_grad(set_to_none=True)
-        logits = model["head"](model["lstm"](model["embedding"](x))[0])
-        loss = loss_fn(logits.reshape(-1, vocab), y.reshape(-1))
+        logits = model["head"](model["lstm"](model["embed"](x))[0])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
         loss.backward()
         opt.step()
         return loss.item()
@@ -82,29 +82,23 @@ def torch_trainer(cfg: CharLMConfig, vocab: int, data: list[tuple[np.ndarray, np
 
 def minirnn_trainer(cfg: CharLMConfig, vocab: int, data: list[tuple[np.ndarray, np.ndarray]],
                     state_dict: dict[str, np.ndarray] | None) -> Callable[[], float]:
-    """A callable doing one minirnn training step, from the weights in ``state_dict`` when
-    given (torch's initial weights) or from minirnn's own initialisation."""
-    from .. import nn, optim
+    """A callable doing one training step of :class:`minirnn.charlm.CharLM`, from the weights in
+    ``state_dict`` when given (torch's initial weights) or from minirnn's own initialisation."""
+    from .. import functional as F
+    from .. import optim
+    from ..charlm import CharLM
 
-    class CharLM(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.embedding = nn.Embedding(vocab, cfg.embed)
-            self.lstm = nn.LSTM(cfg.embed, cfg.hidden, cfg.layers)
-            self.head = nn.Linear(cfg.hidden, vocab)
-
-    model = CharLM()
+    model = CharLM(vocab, cfg.embed, cfg.hidden, cfg.layers)
     if state_dict is not None:
         model.load_state_dict(state_dict)
     opt = optim.Adam(model.parameters(), lr=cfg.lr)
-    loss_fn = nn.CrossEntropyLoss()
     batch = _cycle(data)
 
     def step() -> float:
         x, y = batch()
         opt.zero_grad()
-        logits = model.head(model.lstm(model.embedding(x))[0])
-        loss = loss_fn(logits.reshape(-1, vocab), y.reshape(-1))
+        logits = model(x)[0]
+        loss = F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
         loss.backward()
         opt.step()
         return loss.item()
