@@ -15,8 +15,10 @@ How it works: while a profile is open, :mod:`minirnn.autograd` calls its hook me
 ``on_forward`` after every ``Function.apply`` (with the forward's duration), ``timed_backward``
 around every node's ``backward``, ``on_free`` when backward frees a node's saved arrays. Saved
 arrays of a graph that is dropped without backward are released when the graph is garbage
-collected (a ``weakref.finalize`` on the node's context). Bytes are ``ndarray.nbytes`` of each
-saved array per node: an array saved by two nodes counts twice.
+collected (a ``weakref.finalize`` on the node's context). Bytes are those of the distinct buffers
+the saved arrays refer to: a view counts as the array that owns its memory, and a buffer saved by
+several nodes counts once (for the op kind that saved it first) until the last of them lets go.
+That includes parameters saved by a matmul: the number is what backward keeps reachable.
 
 Profiles nest: an inner profile also feeds the outer one. A profile measures the thread that
 opened it; ops run by other threads meanwhile are not counted, and opening a profile while one is
@@ -65,7 +67,8 @@ class Profile:
         self.peak_saved_bytes = 0
         self._held_bytes = 0
         self._held_by_kind: dict[str, int] = {}
-        self._live: dict[int, tuple[str, int, weakref.finalize]] = {}
+        self._live: dict[int, tuple[list[int], weakref.finalize]] = {}  # ctx id -> buffer ids
+        self._buffers: dict[int, list[Any]] = {}  # buffer id -> [holders, nbytes, kind]
         self._thread: int | None = None
         self._previous: Any = None
         self._open = False
@@ -91,7 +94,7 @@ class Profile:
                                    "opened (an inner profile is still open)")
             autograd._profiler_hook = self._previous
             self._open = False
-        for _, _, finalizer in self._live.values():
+        for _, finalizer in self._live.values():
             finalizer.detach()
         self._live.clear()
 
@@ -131,29 +134,40 @@ class Profile:
             return
         entry = self._live.get(id(node.ctx))
         if entry is not None:
-            entry[2].detach()
+            entry[1].detach()
             self._release(id(node.ctx))
         if self._previous is not None:
             self._previous.on_free(node)
 
     # ------------------------------------------------------------------ saved-bytes bookkeeping
     def _hold(self, kind: str, node: Node) -> None:
-        nbytes = node.ctx.saved_nbytes()
-        if nbytes == 0:
+        buffers = {id(root): root for root in map(_buffer, node.ctx.saved_tensors) if root is not None}
+        if not buffers:
             return
+        for key, root in buffers.items():
+            entry = self._buffers.get(key)
+            if entry is not None:  # already held by another node: counted once, by its first holder
+                entry[0] += 1
+                continue
+            self._buffers[key] = [1, root.nbytes, kind]
+            self._held_bytes += root.nbytes
+            self._held_by_kind[kind] = self._held_by_kind.get(kind, 0) + root.nbytes
         finalizer = weakref.finalize(node.ctx, self._release, id(node.ctx))
-        self._live[id(node.ctx)] = (kind, nbytes, finalizer)
-        self._held_bytes += nbytes
-        self._held_by_kind[kind] = self._held_by_kind.get(kind, 0) + nbytes
+        self._live[id(node.ctx)] = (list(buffers), finalizer)
         if self._held_bytes > self.peak_saved_bytes:
             self.peak_saved_bytes = self._held_bytes
             for name, stats in self.stats.items():
                 stats.saved_bytes_at_peak = self._held_by_kind.get(name, 0)
 
-    def _release(self, key: int) -> None:
-        kind, nbytes, _ = self._live.pop(key)
-        self._held_bytes -= nbytes
-        self._held_by_kind[kind] -= nbytes
+    def _release(self, ctx_key: int) -> None:
+        keys, _ = self._live.pop(ctx_key)
+        for key in keys:
+            entry = self._buffers[key]
+            entry[0] -= 1
+            if entry[0] == 0:
+                del self._buffers[key]
+                self._held_bytes -= entry[1]
+                self._held_by_kind[entry[2]] -= entry[1]
 
     # ------------------------------------------------------------------ report
     def table(self) -> str:
@@ -179,6 +193,15 @@ class Profile:
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
         return f"<minirnn.Profile {state}: {len(self.stats)} op kinds, peak saved {format_bytes(self.peak_saved_bytes)}>"
+
+
+def _buffer(value: Any) -> np.ndarray | None:
+    """The array that owns ``value``'s memory (``value`` itself unless it is a view), or None."""
+    if not isinstance(value, np.ndarray):
+        return None
+    while isinstance(value.base, np.ndarray):
+        value = value.base
+    return value
 
 
 def profile() -> Profile:

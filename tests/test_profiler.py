@@ -30,6 +30,19 @@ class Slow(Function):
         return 2 * grad
 
 
+class KeepViews(Function):
+    """y = copy of x; saves two views of x and x itself (one buffer)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a[::2], a.reshape(2, -1).T, a)
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return grad
+
+
 def vec(grad: bool = True) -> Tensor:
     return Tensor(np.linspace(0.0, 1.0, N), requires_grad=grad)
 
@@ -68,35 +81,44 @@ def test_times_are_measured():
 
 
 def test_peak_saved_bytes_and_share_per_kind():
-    x = vec()
+    x, w = vec(), vec()
     with minirnn.profile() as p:
-        a = ops.mul(x, x)              # saves 2 vectors
-        b = ops.mul(a, x)              # saves 2 vectors
-        loss = ops.matmul(b, x)        # saves 2 vectors -> peak 6 vectors
+        a = ops.mul(x, w)              # saves x, w: 2 vectors
+        b = ops.mul(a, x)              # saves a (new) and x (already held): 3 vectors
+        loss = ops.matmul(b, w)        # saves b (new) and w (already held): 4 vectors at the peak
         loss.backward()                # frees everything
-        c = ops.mul(x, x)              # 2 vectors again: below the peak
-    assert p.peak_saved_bytes == 6 * VEC
-    assert p.stats["Mul"].saved_bytes_at_peak == 4 * VEC
-    assert p.stats["MatMul"].saved_bytes_at_peak == 2 * VEC
+        c = ops.mul(x, w)              # 2 vectors again: below the peak
+    assert p.peak_saved_bytes == 4 * VEC
+    assert p.stats["Mul"].saved_bytes_at_peak == 3 * VEC
+    assert p.stats["MatMul"].saved_bytes_at_peak == VEC
     assert c.grad_fn is not None
 
 
-def test_dropped_graph_releases_its_bytes():
-    x = vec()
+def test_views_count_as_the_buffer_they_share():
+    x = Tensor(np.linspace(0.0, 1.0, 2 * N), requires_grad=True)
     with minirnn.profile() as p:
-        y = ops.mul(x, x)
+        y = KeepViews.apply(x)
+        z = KeepViews.apply(x)         # the same buffer again: not counted twice
+    assert p.peak_saved_bytes == 2 * VEC
+    assert y.grad_fn is not None and z.grad_fn is not None
+
+
+def test_dropped_graph_releases_its_bytes():
+    x, w = vec(), vec()
+    with minirnn.profile() as p:
+        y = ops.mul(ops.add(x, w), w)  # saves the sum (new) and w
         del y                          # the graph dies without backward
-        y = ops.mul(x, x)
+        y = ops.mul(ops.add(x, w), w)  # a new sum and w: still 2 vectors
     assert p.peak_saved_bytes == 2 * VEC
 
 
 def test_retained_graph_keeps_its_bytes():
-    x = vec()
+    x, w = vec(), vec()
     with minirnn.profile() as p:
-        y = ops.matmul(ops.mul(x, x), x)
-        y.backward(retain_graph=True)
-        z = ops.mul(x, x)
-    assert p.peak_saved_bytes == 6 * VEC
+        y = ops.matmul(ops.mul(x, w), x)   # x, w, the product: 3 vectors
+        y.backward(retain_graph=True)      # kept
+        z = ops.mul(ops.add(x, w), w)      # + a new sum: 4 vectors
+    assert p.peak_saved_bytes == 4 * VEC
     assert z.grad_fn is not None and y.grad_fn is not None
 
 
@@ -109,11 +131,11 @@ def test_no_grad_counts_forward_only():
 
 
 def test_nested_profiles_feed_the_outer_one():
-    x = vec()
+    x, w = vec(), vec()
     with minirnn.profile() as outer:
         ops.add(x, x)
         with minirnn.profile() as inner:
-            y = ops.mul(x, x)
+            y = ops.mul(x, w)
         y.backward(np.ones(N))
     assert set(inner.stats) == {"Mul"}
     assert (inner.stats["Mul"].forward_calls, inner.stats["Mul"].backward_calls) == (1, 0)
@@ -169,16 +191,16 @@ def test_other_threads_are_not_counted_and_cannot_open_a_second_profile():
 
 
 def test_table():
-    x = vec()
+    x, w = vec(), vec()
     with minirnn.profile() as p:
-        ops.matmul(ops.mul(x, x), x).backward()
+        ops.matmul(ops.mul(x, w), x).backward()
     lines = str(p).splitlines()
     assert str(p) == p.table()
     assert lines[0].split() == ["op", "fwd", "calls", "fwd", "ms", "bwd", "calls", "bwd", "ms", "saved", "at", "peak"]
     assert set(lines[1]) == {"-"} and set(lines[-2]) == {"-"}
     rows = {line.split()[0]: line.split() for line in lines[2:-2]}
     assert set(rows) == {"Mul", "MatMul"}
-    assert rows["Mul"][1] == "1" and rows["Mul"][3] == "1" and rows["Mul"][5:] == ["1.6", "KiB"]
+    assert rows["Mul"][1] == "1" and rows["Mul"][3] == "1" and rows["Mul"][5:] == ["1.6", "KiB"] and rows["MatMul"][5:] == ["800", "B"]
     total = lines[-1].split()
-    assert total[0] == "total" and total[1] == "2" and total[3] == "2" and total[5:] == ["3.1", "KiB"]
-    assert "peak saved 3.1 KiB" in repr(p)
+    assert total[0] == "total" and total[1] == "2" and total[3] == "2" and total[5:] == ["2.3", "KiB"]
+    assert "peak saved 2.3 KiB" in repr(p)
