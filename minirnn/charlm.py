@@ -33,3 +33,44 @@ class CharLM(nn.Module):
             raise ValueError(f"CharLM: ids: expected integer ids of shape (T, B), got {ids.dtype} {ids.shape}")
         out, state = self.lstm(self.embed(ids), state)
         return self.head(out), state
+
+
+def default_corpus() -> str:
+    """The English text of ``pydoc_data.topics`` (Python's help pages, ~465k characters), which
+    every CPython install carries, in sorted topic order."""
+    from pydoc_data.topics import topics
+    return "\n".join(topics[k] for k in sorted(topics))
+
+
+def streams(ids: np.ndarray, batch: int) -> np.ndarray:
+    """Cut a 1-D id sequence into ``batch`` contiguous streams, time-major ``(N // batch, batch)``:
+    column b continues where it left off at each chunk, so TBPTT can carry the state."""
+    n = len(ids) // batch
+    if n < 2:
+        raise ValueError(f"data: expected at least {2 * batch} characters for batch {batch}, got {len(ids)}")
+    return np.ascontiguousarray(ids[:n * batch].reshape(batch, n).T)
+
+
+def unigram_bits(train: np.ndarray, held_out: np.ndarray, vocab_size: int) -> float:
+    """Cross-entropy in bits/char of ``held_out`` under the train character frequencies
+    (add-one smoothed): ``-mean_t log2 p(x_t)``, the baseline a char LM must beat."""
+    p = (np.bincount(train, minlength=vocab_size) + 1.0) / (len(train) + vocab_size)
+    return float(-np.log2(p[held_out]).mean())
+
+
+def evaluate_bits(model: CharLM, data: np.ndarray, seq_len: int) -> float:
+    """Bits per character of the time-major streams ``data`` (N, B) under ``model``: the mean
+    next-character cross-entropy / ln 2, state carried across chunks of ``seq_len``."""
+    from .autograd import no_grad
+    from .generate import teacher_forced_loss
+    total, count, state = 0.0, 0, None
+    was_training = model.training
+    model.eval()
+    with no_grad():
+        for a in range(0, len(data) - 1, seq_len):
+            chunk = data[a:a + seq_len + 1]
+            loss, state = teacher_forced_loss(model, chunk, state)
+            total += loss.item() * (len(chunk) - 1)
+            count += len(chunk) - 1
+    model.train(was_training)
+    return total / count / np.log(2)

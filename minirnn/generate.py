@@ -26,7 +26,7 @@ from .tensor import Tensor
 LanguageModel = Callable[[np.ndarray, Any], tuple[Tensor, Any]]
 
 
-def _cross_entropy(logits: Tensor, targets: np.ndarray) -> Tensor:
+def sequence_cross_entropy(logits: Tensor, targets: np.ndarray) -> Tensor:
     """Mean CE of logits (T, B, V) against targets (T, B)."""
     return cross_entropy(logits.reshape(-1, logits.shape[-1]), np.asarray(targets).reshape(-1))
 
@@ -72,7 +72,7 @@ def teacher_forced_loss(model: LanguageModel, ids: Any, state: Any = None) -> tu
     if ids.ndim != 2 or len(ids) < 2:
         raise ValueError(f"ids: expected shape (T+1, B) with T >= 1, got {ids.shape}")
     logits, state = model(ids[:-1], state)
-    return _cross_entropy(logits, ids[1:]), state
+    return sequence_cross_entropy(logits, ids[1:]), state
 
 
 def scheduled_sampling_loss(model: LanguageModel, ids: Any, p: float, state: Any = None,
@@ -88,7 +88,7 @@ def scheduled_sampling_loss(model: LanguageModel, ids: Any, p: float, state: Any
     x, total = ids[0], None
     for t in range(1, len(ids)):
         logits, state = model(x[None], state)
-        step = _cross_entropy(logits, ids[t][None])
+        step = sequence_cross_entropy(logits, ids[t][None])
         total = step if total is None else total + step
         own = logits.data[0].argmax(-1)
         x = np.where(rng.random(len(own)) < p, own, ids[t])

@@ -1,0 +1,160 @@
+"""The command line: ``python -m minirnn {train charlm, sample, bench}``.
+
+* ``train charlm [--data FILE] [--minutes M | --steps N] [--out CKPT]``: train the character LSTM
+  (:mod:`minirnn.charlm`) with truncated BPTT on ``FILE`` or, by default, the English text of
+  ``pydoc_data.topics``; report held-out bits per character against a unigram baseline, save a
+  checkpoint (model, config and vocabulary, no pickle) and print samples.
+* ``sample CKPT --prompt TEXT [--length N --temperature T --top-k K --seed S]``: generate.
+* ``bench [--full]``: the benchmark harness (:mod:`minirnn.bench`).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+
+from . import optim
+from .charlm import CharLM, default_corpus, evaluate_bits, streams, unigram_bits
+from .data import CharVocab
+from .generate import generate, sequence_cross_entropy
+from .random import manual_seed
+from .serialization import load, save
+from .tbptt import tbptt
+
+
+def _progress(total: int | None, quiet: bool, unit: str):
+    from tqdm import tqdm
+    return tqdm(total=total, unit=unit, disable=quiet or not sys.stderr.isatty(), dynamic_ncols=True)
+
+
+def _sample_text(model: CharLM, vocab: CharVocab, prompt: str, length: int, temperature: float,
+                 top_k: int | None, seed: int) -> str:
+    ids = generate(model, vocab.encode(prompt), length, temperature, top_k, np.random.default_rng(seed))
+    return prompt + vocab.decode(ids)
+
+
+def train_charlm(args: argparse.Namespace) -> int:
+    manual_seed(args.seed)
+    if args.data is None:
+        text, source = default_corpus(), "pydoc_data.topics"
+    else:
+        with open(args.data, encoding="utf-8") as f:
+            text, source = f.read(), args.data
+    vocab = CharVocab.build(text)
+    ids = vocab.encode(text)
+    cut = int(len(ids) * (1 - args.val_fraction))
+    train, held_out = streams(ids[:cut], args.batch), streams(ids[cut:], min(args.batch, (len(ids) - cut) // 2))
+    baseline = unigram_bits(ids[:cut], ids[cut:], len(vocab))
+    print(f"data: {source}, {len(ids):,} chars, vocab {len(vocab)}, held out {len(ids) - cut:,}; "
+          f"unigram baseline {baseline:.3f} bits/char")
+    model = CharLM(len(vocab), args.embed, args.hidden, args.layers)
+    params = list(model.parameters())
+    opt = optim.Adam(params, lr=args.lr)
+    start = time.perf_counter()
+    deadline = start + 60 * args.minutes
+    step, pos, state, recent = 0, 0, None, []
+    with _progress(args.steps, args.quiet, "step") as bar:
+        while (step < args.steps) if args.steps else (time.perf_counter() < deadline):
+            chunk = train[pos:pos + args.seq_len + 1]
+            if len(chunk) < 2:  # end of an epoch: start the streams again from a fresh state
+                pos, state = 0, None
+                continue
+            result = tbptt(model, sequence_cross_entropy, opt, chunk[:-1], chunk[1:], args.seq_len,
+                           state=state, max_norm=args.clip, parameters=params)
+            state, pos, step = result.state, pos + args.seq_len, step + 1
+            recent = (recent + result.losses)[-50:]
+            bar.update(1)
+            bar.set_postfix(bpc=f"{np.mean(recent) / np.log(2):.3f}")
+    elapsed = time.perf_counter() - start
+    bits = evaluate_bits(model, held_out, args.seq_len)
+    print(f"trained {step} steps ({step * args.seq_len * args.batch:,} chars) in {elapsed:.0f} s; "
+          f"held-out {bits:.3f} bits/char vs unigram {baseline:.3f}")
+    save({"model": model.state_dict(), "config": model.config, "vocab": vocab.to_dict(),
+          "metrics": {"val_bpc": bits, "unigram_bpc": baseline, "steps": step}}, args.out)
+    print(f"saved {args.out}")
+    prompt = "The " if set("The ") <= set(vocab.tokens) else vocab.decode(ids[cut:cut + 4])
+    for seed in range(args.samples):
+        print(f"--- sample {seed + 1} (temperature 0.8)\n{_sample_text(model, vocab, prompt, 200, 0.8, None, seed)}")
+    return 0
+
+
+def sample(args: argparse.Namespace) -> int:
+    ckpt = load(args.checkpoint)
+    if not {"model", "config", "vocab"} <= set(ckpt):
+        raise ValueError(f"checkpoint: expected a file written by 'train charlm' (model, config, vocab), "
+                         f"got keys {sorted(ckpt)}")
+    vocab = CharVocab.from_dict(ckpt["vocab"])
+    model = CharLM(**ckpt["config"])
+    model.load_state_dict(ckpt["model"])
+    missing = sorted(set(args.prompt) - set(vocab.tokens))
+    if missing or not args.prompt:
+        raise ValueError(f"prompt: expected non-empty text of characters in the vocabulary, got "
+                         f"{args.prompt!r} (unknown: {missing})")
+    print(_sample_text(model, vocab, args.prompt, args.length, args.temperature, args.top_k, args.seed))
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    try:
+        from .bench import main as bench_main
+    except ImportError as exc:
+        print(f"bench: the benchmark harness (minirnn.bench) is not available: {exc}", file=sys.stderr)
+        return 1
+    bench_main(quick=not args.full)
+    return 0
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> float | int:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+        return value
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m minirnn", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train a model")
+    train.add_argument("model", choices=["charlm"])
+    train.add_argument("--data", help="UTF-8 text file (default: pydoc_data.topics)")
+    train.add_argument("--minutes", type=_positive(float), default=2.0, help="training time (default 2)")
+    train.add_argument("--steps", type=_positive(int), help="train this many updates instead of --minutes")
+    train.add_argument("--out", default="charlm.npz", help="checkpoint path (default charlm.npz)")
+    train.add_argument("--seq-len", type=_positive(int), default=64, help="TBPTT chunk length k1 = k2")
+    train.add_argument("--batch", type=_positive(int), default=32)
+    train.add_argument("--embed", type=_positive(int), default=32)
+    train.add_argument("--hidden", type=_positive(int), default=128)
+    train.add_argument("--layers", type=_positive(int), default=2)
+    train.add_argument("--lr", type=_positive(float), default=3e-3)
+    train.add_argument("--clip", type=_positive(float), default=1.0, help="gradient-norm clipping")
+    train.add_argument("--val-fraction", type=_positive(float), default=0.05)
+    train.add_argument("--samples", type=int, default=2, help="samples to print after training")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=train_charlm)
+    smp = sub.add_parser("sample", help="generate text from a checkpoint")
+    smp.add_argument("checkpoint")
+    smp.add_argument("--prompt", default="The ")
+    smp.add_argument("--length", type=int, default=300)
+    smp.add_argument("--temperature", type=float, default=0.8)
+    smp.add_argument("--top-k", type=_positive(int))
+    smp.add_argument("--seed", type=int, default=0)
+    smp.set_defaults(run=sample)
+    b = sub.add_parser("bench", help="run the benchmarks (quick unless --full)")
+    b.add_argument("--full", action="store_true")
+    b.set_defaults(run=bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, OSError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
