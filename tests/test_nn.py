@@ -6,6 +6,7 @@ import pytest
 
 import minirnn
 from minirnn import Tensor, gradcheck, nn
+from torch_oracle import check_against_torch
 
 
 class Block(nn.Module):
@@ -192,21 +193,22 @@ def test_linear_matches_torch_state_dict() -> None:
     torch.manual_seed(0)
     ref = torch.nn.Linear(5, 3).double()
     ours = nn.Linear(5, 3, dtype=np.float64)
-    ours.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
+    ours.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
     x = np.random.default_rng(0).standard_normal((2, 4, 5))
-    xt = torch.tensor(x, requires_grad=True)
-    yt = ref(xt)
-    g = np.random.default_rng(1).standard_normal(yt.shape)
-    yt.backward(torch.from_numpy(g))
-    xm = Tensor(x, requires_grad=True)
-    y = ours(xm)
-    y.backward(g)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(xm.grad, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    check_against_torch(ours, ref, [x], atol=1e-12, rtol=1e-12)  # values and d/dx
     np.testing.assert_allclose(ours.weight.grad, ref.weight.grad.numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(ours.bias.grad, ref.bias.grad.numpy(), rtol=1e-12, atol=1e-12)
     back = ref.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
     assert not back.missing_keys and not back.unexpected_keys
+
+
+def test_load_torch_tensors_directly() -> None:
+    torch = pytest.importorskip("torch")
+    ref = torch.nn.Linear(4, 2)  # float32 torch tensors, no .numpy() needed
+    ours = nn.Linear(4, 2, dtype=np.float64)
+    ours.load_state_dict(ref.state_dict())
+    assert ours.weight.dtype == np.float64
+    np.testing.assert_array_equal(ours.weight.data, ref.weight.detach().numpy().astype(np.float64))
 
 
 def test_embedding_matches_torch_with_padding() -> None:
@@ -214,14 +216,9 @@ def test_embedding_matches_torch_with_padding() -> None:
     torch.manual_seed(0)
     ref = torch.nn.Embedding(6, 4, padding_idx=2).double()
     ours = nn.Embedding(6, 4, padding_idx=2, dtype=np.float64)
-    ours.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
+    ours.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
     ids = np.array([[0, 2, 5], [2, 2, 1]])
-    yt = ref(torch.from_numpy(ids))
-    g = np.random.default_rng(0).standard_normal(yt.shape)
-    yt.backward(torch.from_numpy(g))
-    y = ours(ids)
-    y.backward(g)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    check_against_torch(ours, ref, [ids], atol=1e-12, rtol=1e-12)
     np.testing.assert_allclose(ours.weight.grad, ref.weight.grad.numpy(), rtol=1e-12, atol=1e-12)
     assert (ours.weight.grad[2] == 0).all() and (ours.weight.grad[0] != 0).all()
 
@@ -267,21 +264,18 @@ def test_loss_modules_match_torch(reduction: str) -> None:
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((5, 4))
-    classes = np.array([0, 3, -100, 1, 3])
-    binary = (rng.random((5, 4)) > 0.5).astype(np.float64)
     cases = [
-        (nn.CrossEntropyLoss(reduction=reduction), torch.nn.CrossEntropyLoss(reduction=reduction), classes),
+        (nn.CrossEntropyLoss(reduction=reduction), torch.nn.CrossEntropyLoss(reduction=reduction),
+         np.array([0, 3, -100, 1, 3])),
+        (nn.CrossEntropyLoss(ignore_index=1, reduction=reduction),
+         torch.nn.CrossEntropyLoss(ignore_index=1, reduction=reduction), np.array([0, 3, 2, 1, 3])),
         (nn.MSELoss(reduction=reduction), torch.nn.MSELoss(reduction=reduction), rng.standard_normal((5, 4))),
-        (nn.BCEWithLogitsLoss(reduction=reduction), torch.nn.BCEWithLogitsLoss(reduction=reduction), binary),
+        (nn.BCEWithLogitsLoss(reduction=reduction), torch.nn.BCEWithLogitsLoss(reduction=reduction),
+         (rng.random((5, 4)) > 0.5).astype(np.float64)),
     ]
     for ours, ref, target in cases:
-        x, xt = Tensor(logits.copy(), requires_grad=True), torch.tensor(logits, requires_grad=True)
-        loss, expected = ours(x, target), ref(xt, torch.from_numpy(target))
-        np.testing.assert_allclose(loss.data, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
-        g = np.ones(expected.shape) if reduction != "none" else rng.standard_normal(expected.shape)
-        loss.backward(g)
-        expected.backward(torch.from_numpy(g))
-        np.testing.assert_allclose(x.grad, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+        check_against_torch(lambda x: ours(x, target), lambda x: ref(x, torch.from_numpy(target)), [logits],
+                            atol=1e-12, rtol=1e-12)
 
 
 def test_loss_module_validation_and_repr() -> None:
