@@ -54,3 +54,17 @@ def test_bad_arguments():
         hidden_grad_norms(cell, np.zeros((2, 3)), lambda hs: hs[-1].sum())
     with pytest.raises(ValueError, match="loss_fn: expected a scalar Tensor"):
         hidden_grad_norms(cell, np.zeros((2, 1, 3)), lambda hs: hs[-1])
+
+
+def test_plots_write_files_or_explain_matplotlib(tmp_path, monkeypatch):
+    import sys
+    from minirnn import plot
+    pytest.importorskip("matplotlib")
+    plot.loss_curves({"lstm": [3, 2, 1], "rnn": [3, 3]}, tmp_path / "loss.png")
+    plot.gradient_heatmap(np.abs(np.random.default_rng(0).normal(size=(4, 6))), tmp_path / "heat.png")
+    assert (tmp_path / "loss.png").stat().st_size > 1000 and (tmp_path / "heat.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match=r"norms: expected a non-empty 2-D array"):
+        plot.gradient_heatmap(np.zeros(3), tmp_path / "x.png")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r"pip install 'minirnn\[plot\]'"):
+        plot.loss_curves({"a": [1]}, tmp_path / "y.png")
