@@ -57,8 +57,9 @@ class NodeRecord:
     """One recorded op, as ``backward()`` will see it.
 
     ``index`` is the position in backward order (0 = the op that produced the tensor);
-    ``saved_bytes`` is what its ``ctx.save_for_backward`` arrays hold right now (0 once a
-    backward without ``retain_graph`` has freed them); ``needs_input_grad[i]`` says whether
+    ``saved_bytes`` is the ``nbytes`` of its ``ctx.save_for_backward`` arrays right now (0 once a
+    backward without ``retain_graph`` has freed them; a view counts its own size, an array saved
+    by two nodes counts in both -- :func:`minirnn.profile` counts distinct buffers instead); ``needs_input_grad[i]`` says whether
     backward must produce a gradient for input ``i``.
     """
 
