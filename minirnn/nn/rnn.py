@@ -156,8 +156,7 @@ class RNNBase(Module):
                     c_n.append(result[2])
             layer_input = outputs[0] if len(outputs) == 1 else ops.cat(outputs, 2)
             if self.dropout and self.training and layer < self.num_layers - 1:
-                from ..functional import dropout
-                layer_input = dropout(layer_input, self.dropout, True)
+                layer_input = ops.dropout(layer_input, self.dropout, True)
         output, states = layer_input, [ops.stack(h_n, 0)] + ([ops.stack(c_n, 0)] if lstm else [])
         if not batched:
             output = output.reshape(T, -1)

@@ -1,0 +1,314 @@
+"""nn.RNN / nn.LSTM / nn.GRU: against torch over a covering grid, against the cells unrolled on
+the tape, parameter names and init options, and fuzzed bad inputs."""
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minirnn
+from minirnn import Tensor, fused, nn
+from minirnn.nn.rnn import RNNBase
+
+T, B, I, H = 5, 3, 4, 3
+MODES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+
+
+def make_module(mode: str, **kwargs: Any) -> RNNBase:
+    if mode.startswith("rnn"):
+        return nn.RNN(I, H, nonlinearity=mode[4:], **kwargs)
+    return {"lstm": nn.LSTM, "gru": nn.GRU}[mode](I, H, **kwargs)
+
+
+# ---------------------------------------------------------------------------- torch grid
+FACTORS = {
+    "mode": MODES,
+    "num_layers": (1, 2, 3),
+    "bidirectional": (False, True),
+    "batch_first": (False, True),
+    "bias": (True, False),
+    "dtype": (np.float64, np.float32),
+    "lengths": (False, True),
+    "hx": (False, True),
+    "backend": ("c", "reference"),
+}
+GRID_SIZE = 192
+
+
+def covering_grid(factors: dict[str, tuple], size: int, seed: int = 0) -> list[dict[str, Any]]:
+    """A seeded sample of the full product in which every value of every factor appears."""
+    product = list(itertools.product(*factors.values()))
+    rng = np.random.default_rng(seed)
+    chosen = [product[i] for i in rng.choice(len(product), size, replace=False)]
+    for k, values in enumerate(factors.values()):
+        missing = set(values) - {c[k] for c in chosen}
+        if missing:
+            raise RuntimeError(f"grid seed {seed} misses {missing}; change the seed or size")
+    return [dict(zip(factors, c)) for c in chosen]
+
+
+GRID = covering_grid(FACTORS, GRID_SIZE)
+
+
+def _case_id(case: dict[str, Any]) -> str:
+    return "-".join(f"{k}={v.__name__ if isinstance(v, type) else v}" for k, v in case.items())
+
+
+def run_torch(torch: Any, mode: str, state: dict, x: np.ndarray, hx: list[np.ndarray] | None,
+              lengths: np.ndarray | None, grads: list[np.ndarray], **kwargs: Any) -> tuple[list, list]:
+    """torch's outputs and the gradients of (input, every parameter in order, h0, c0)."""
+    kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(mode, torch.nn.RNN)
+    extra = {"nonlinearity": mode[4:]} if mode.startswith("rnn") else {}
+    m = kind(I, H, dtype=torch.float64 if x.dtype == np.float64 else torch.float32, **extra, **kwargs)
+    m.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    tx = torch.tensor(x, requires_grad=True)
+    states = [torch.tensor(s, requires_grad=True) for s in hx] if hx else []
+    given = None if not states else (tuple(states) if mode == "lstm" else states[0])
+    inp = tx if lengths is None else torch.nn.utils.rnn.pack_padded_sequence(
+        tx, torch.from_numpy(lengths), batch_first=kwargs["batch_first"], enforce_sorted=False)
+    out, final = m(inp, given)
+    if lengths is not None:
+        out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=kwargs["batch_first"], total_length=T)
+    finals = list(final) if mode == "lstm" else [final]
+    loss = sum((o * torch.from_numpy(g)).sum() for o, g in zip([out] + finals, grads))
+    loss.backward()
+    values = [o.detach().numpy() for o in [out] + finals]
+    return values, [tx.grad.numpy()] + [p.grad.numpy() for p in m.parameters()] + [s.grad.numpy() for s in states]
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float, what: str) -> None:
+    """Elementwise |a - e| <= rtol * max(1, max|e|)."""
+    scale = max(float(np.abs(expected).max()), 1.0) if expected.size else 1.0
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+
+@pytest.mark.parametrize("seed,case", list(enumerate(GRID)), ids=[_case_id(c) for c in GRID])
+def test_module_matches_torch(seed: int, case: dict[str, Any]) -> None:
+    torch = pytest.importorskip("torch")
+    if case["backend"] == "c":
+        try:
+            fused.get_backend("c")
+        except RuntimeError:
+            pytest.skip("minirnn._C has no kernels")
+    mode, dtype = case["mode"], case["dtype"]
+    kwargs = {k: case[k] for k in ("num_layers", "bidirectional", "batch_first", "bias")}
+    rng = np.random.default_rng(seed)
+    m = make_module(mode, dtype=dtype, **kwargs)
+    x = rng.standard_normal((B, T, I) if case["batch_first"] else (T, B, I)).astype(dtype)
+    L = kwargs["num_layers"] * (2 if kwargs["bidirectional"] else 1)
+    hx = [rng.standard_normal((L, B, H)).astype(dtype) for _ in range(2 if mode == "lstm" else 1)] \
+        if case["hx"] else None
+    lengths = rng.integers(1, T + 1, B) if case["lengths"] else None
+    out_shape = (B, T, L // kwargs["num_layers"] * H) if case["batch_first"] else (T, B, L // kwargs["num_layers"] * H)
+    grads = [rng.standard_normal(out_shape)] + [rng.standard_normal((L, B, H)) for _ in range(2 if mode == "lstm" else 1)]
+    if lengths is not None:  # padded outputs are constant zero: no gradient flows from there
+        mask = (np.arange(T)[:, None] < lengths[None, :])[:, :, None]
+        grads[0] = grads[0] * (mask.transpose(1, 0, 2) if case["batch_first"] else mask)
+    grads = [g.astype(dtype) for g in grads]
+    expected_values, expected_grads = run_torch(torch, mode, m.state_dict(), x, hx, lengths, grads, **kwargs)
+
+    xt = Tensor(x.copy(), requires_grad=True)
+    states = [Tensor(s.copy(), requires_grad=True) for s in hx] if hx else []
+    given = None if not states else (tuple(states) if mode == "lstm" else states[0])
+    with fused.use_backend(case["backend"]):
+        out, final = m(xt, given, lengths=lengths)
+    finals = list(final) if mode == "lstm" else [final]
+    for o, g in zip([out] + finals, grads):
+        o.backward(g, retain_graph=True)
+    rtol = 1e-9 if dtype == np.float64 else 1e-4
+    for name, a, e in zip(("output", "h_n", "c_n"), [out] + finals, expected_values):
+        assert a.dtype == dtype and a.shape == e.shape, name
+        assert_close(a.data, e, rtol, name)
+    ours = [xt.grad] + [p.grad for p in m.parameters()] + [s.grad for s in states]
+    names = ["input"] + [n for n, _ in m.named_parameters()] + ["h0", "c0"][:len(states)]
+    assert len(ours) == len(expected_grads)
+    for name, a, e in zip(names, ours, expected_grads):
+        assert_close(a, e, rtol, f"grad of {name}")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("num_layers,bidirectional,bias", [(1, False, True), (2, True, False), (3, True, True)])
+def test_parameter_names_and_shapes_match_torch(mode: str, num_layers: int, bidirectional: bool, bias: bool) -> None:
+    torch = pytest.importorskip("torch")
+    kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(mode, torch.nn.RNN)
+    extra = {"nonlinearity": mode[4:]} if mode.startswith("rnn") else {}
+    t = kind(I, H, num_layers=num_layers, bidirectional=bidirectional, bias=bias, **extra)
+    m = make_module(mode, num_layers=num_layers, bidirectional=bidirectional, bias=bias)
+    assert [(k, tuple(v.shape)) for k, v in t.state_dict().items()] == \
+        [(k, v.shape) for k, v in m.state_dict().items()]
+    m.load_state_dict({k: v.numpy() for k, v in t.state_dict().items()})  # the documented round trip
+    t.load_state_dict({k: torch.from_numpy(v) for k, v in m.state_dict().items()})
+    for k, v in t.state_dict().items():
+        np.testing.assert_array_equal(m.state_dict()[k], v.numpy())
+
+
+# ---------------------------------------------------------------------------- fused == cells on the tape
+def unrolled_with_cell(m: RNNBase, x: Tensor, states: list[Tensor], lengths: np.ndarray | None) -> list[Tensor]:
+    """A one-layer module's forward rebuilt from its cell, step by step on the tape."""
+    mode = m.mode
+    if mode.startswith("rnn"):
+        c = nn.RNNCell(I, H, bias=m.bias, nonlinearity=mode[4:], dtype=m.dtype)
+    else:
+        c = {"lstm": nn.LSTMCell, "gru": nn.GRUCell}[mode](I, H, bias=m.bias, dtype=m.dtype)
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        if hasattr(c, name):
+            c.register_parameter(name, getattr(m, f"{name}_l0"))  # share the module's parameters
+    h, cs = states[0][0], (states[1][0] if mode == "lstm" else None)
+    ys = []
+    for t in range(x.shape[0]):
+        new = c(x[t], (h, cs) if mode == "lstm" else h)
+        h_new, c_new = new if mode == "lstm" else (new, None)
+        keep = np.ones((B, 1)) if lengths is None else (t < lengths)[:, None].astype(x.dtype)
+        ys.append(h_new * keep)
+        h = h_new * keep + h * (1 - keep)
+        if mode == "lstm":
+            cs = c_new * keep + cs * (1 - keep)
+    return [minirnn.ops.stack(ys, 0), h] + ([cs] if mode == "lstm" else [])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("bias,lengths", [(True, False), (False, True)])
+def test_fused_layer_equals_cells_on_the_tape(mode: str, bias: bool, lengths: bool) -> None:
+    rng = np.random.default_rng(7)
+    m = make_module(mode, bias=bias, dtype=np.float64)
+    lens = np.array([T, 2, 0]) if lengths else None
+    x = rng.standard_normal((T, B, I))
+    hx = [rng.standard_normal((1, B, H)) for _ in range(2 if mode == "lstm" else 1)]
+    weights = [rng.standard_normal((T, B, H))] + [rng.standard_normal((B, H)) for _ in hx]
+    results = []
+    for path in ("fused", "cells"):
+        m.zero_grad()
+        xt, states = Tensor(x.copy(), requires_grad=True), [Tensor(s.copy(), requires_grad=True) for s in hx]
+        if path == "fused":
+            out, final = m(xt, tuple(states) if mode == "lstm" else states[0], lengths=lens)
+            outs = [out] + [f.reshape(B, H) for f in (final if mode == "lstm" else [final])]
+        else:
+            outs = unrolled_with_cell(m, xt, states, lens)
+        for o, w in zip(outs, weights):
+            o.backward(w, retain_graph=True)
+        results.append([o.data for o in outs] + [xt.grad] + [p.grad for p in m.parameters()] + [s.grad for s in states])
+    for k, (a, e) in enumerate(zip(*results)):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12, err_msg=f"item {k}")
+
+
+# ---------------------------------------------------------------------------- options and modes
+def test_default_init_is_uniform_within_one_over_sqrt_h() -> None:
+    minirnn.manual_seed(0)
+    m = nn.GRU(I, 16, num_layers=2, bidirectional=True)
+    for name, p in m.named_parameters():
+        assert p.dtype == np.float32, name
+        assert np.abs(p.data).max() <= 0.25 and np.abs(p.data).max() > 0.2, name
+
+
+def test_orthogonal_recurrent_init_and_forget_bias() -> None:
+    m = nn.LSTM(I, H, num_layers=2, recurrent_init="orthogonal", forget_bias=1.0, dtype=np.float64)
+    for layer in range(2):
+        w = getattr(m, f"weight_hh_l{layer}").data
+        for block in np.split(w, 4):
+            np.testing.assert_allclose(block @ block.T, np.eye(H), atol=1e-12)
+        np.testing.assert_array_equal(getattr(m, f"bias_ih_l{layer}").data[H:2 * H], 1.0)
+        np.testing.assert_array_equal(getattr(m, f"bias_hh_l{layer}").data[H:2 * H], 0.0)
+    assert np.abs(m.weight_ih_l0.data).max() <= 1 / np.sqrt(H)
+
+
+def test_dropout_between_layers_only_in_training() -> None:
+    m = nn.GRU(I, H, num_layers=2, dropout=0.5, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((T, B, I))
+    m.eval()
+    eval_out, _ = m(x)
+    m.dropout = 0.0
+    plain, _ = m(x)
+    np.testing.assert_array_equal(eval_out.data, plain.data)
+    m.dropout = 0.5
+    m.train()
+    train_out, _ = m(x)
+    assert not np.allclose(train_out.data, plain.data)
+    one = nn.GRU(I, H, num_layers=1, dropout=0.5, dtype=np.float64)  # a single layer: no dropout at all
+    np.testing.assert_array_equal(one(x)[0].data, one.eval()(x)[0].data)
+
+
+def test_unbatched_input_is_a_batch_of_one() -> None:
+    m = nn.LSTM(I, H, num_layers=2, bidirectional=True, dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((T, I))
+    out, (h, c) = m(x)
+    batched, (hb, cb) = m(x[:, None])
+    assert out.shape == (T, 2 * H) and h.shape == (4, H) and c.shape == (4, H)
+    np.testing.assert_array_equal(out.data, batched.data[:, 0])
+    np.testing.assert_array_equal(h.data, hb.data[:, 0])
+
+
+def test_documented_edge_results() -> None:
+    """T = 0: empty output, h_n = h0. Length 0: zero output, h_n = h0. B = 0: empty results."""
+    m = nn.LSTM(I, H, num_layers=2, bidirectional=True, dtype=np.float64)
+    rng = np.random.default_rng(2)
+    hx = tuple(rng.standard_normal((4, B, H)) for _ in range(2))
+    out, (h, c) = m(np.zeros((0, B, I)), hx)
+    assert out.shape == (0, B, 2 * H)
+    np.testing.assert_array_equal(h.data, hx[0])
+    np.testing.assert_array_equal(c.data, hx[1])
+    out, (h, _) = m(rng.standard_normal((T, B, I)), hx, lengths=[T, 0, 1])
+    np.testing.assert_array_equal(out.data[:, 1], 0)
+    np.testing.assert_array_equal(out.data[1:, 2], 0)
+    np.testing.assert_array_equal(h.data[:, 1], hx[0][:, 1])
+    out, (h, _) = m(np.zeros((T, 0, I)))
+    assert out.shape == (T, 0, 2 * H) and h.shape == (4, 0, H)
+
+
+# ---------------------------------------------------------------------------- fuzzed bad inputs
+def _x(*shape: int, dtype: Any = np.float32) -> np.ndarray:
+    return np.ones(shape, dtype=dtype)
+
+
+BAD_INPUTS = [  # (id, module kwargs, forward args, forward kwargs, error, message)
+    ("rank 1", {}, (_x(I),), {}, ValueError, "input: expected 3 dimensions"),
+    ("rank 4", {}, (_x(T, B, I, 1),), {}, ValueError, "input: expected 3 dimensions"),
+    ("features", {}, (_x(T, B, I + 1),), {}, ValueError, "expected input_size 4"),
+    ("float16", {}, (_x(T, B, I, dtype=np.float16),), {}, TypeError, "expected dtype float32"),
+    ("float64 into float32", {}, (_x(T, B, I, dtype=np.float64),), {}, TypeError, "got float64"),
+    ("int input", {}, (np.ones((T, B, I), dtype=np.int64),), {}, TypeError, "got int64"),
+    ("list input", {}, ([[[1.0] * I]],), {}, TypeError, "input: expected a Tensor or ndarray, got list"),
+    ("hx shape", {}, (_x(T, B, I), (_x(1, B + 1, H), _x(1, B, H))), {}, ValueError, r"hx\[0\]: expected shape \(1, 3, 3\)"),
+    ("hx layers", {"num_layers": 2}, (_x(T, B, I), (_x(1, B, H), _x(2, B, H))), {}, ValueError, r"hx\[0\]: expected shape"),
+    ("c0 shape", {}, (_x(T, B, I), (_x(1, B, H), _x(B, H))), {}, ValueError, r"hx\[1\]: expected shape"),
+    ("hx not a pair", {}, (_x(T, B, I), _x(1, B, H)), {}, TypeError, "hx: expected a pair"),
+    ("hx dtype", {}, (_x(T, B, I), (_x(1, B, H, dtype=np.float64), _x(1, B, H))), {}, TypeError, r"hx\[0\]: expected dtype"),
+    ("lengths high", {}, (_x(T, B, I),), {"lengths": [T + 1, 1, 1]}, ValueError, r"lengths: expected values in \[0, 5\]"),
+    ("lengths huge", {}, (_x(T, B, I),), {"lengths": [2**62, 1, 1]}, ValueError, "lengths: expected values"),
+    ("lengths negative", {}, (_x(T, B, I),), {"lengths": [-1, 1, 1]}, ValueError, "lengths: expected values"),
+    ("lengths count", {}, (_x(T, B, I),), {"lengths": [1, 1]}, ValueError, r"lengths: expected shape \(3,\)"),
+    ("lengths float", {}, (_x(T, B, I),), {"lengths": [1.5, 1, 1]}, TypeError, "lengths: expected integers"),
+    ("lengths unbatched", {}, (_x(T, I),), {"lengths": [1]}, ValueError, "lengths: expected None"),
+    ("batch_first features", {"batch_first": True}, (_x(B, T, I + 2),), {}, ValueError, "expected input_size"),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,args,fkwargs,error,message", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_inputs_raise(name: str, kwargs: dict, args: tuple, fkwargs: dict, error: type, message: str) -> None:
+    m = nn.LSTM(I, H, **kwargs)
+    with pytest.raises(error, match=message):
+        m(*args, **fkwargs)
+
+
+@pytest.mark.parametrize("make,kwargs,error,message", [
+    (nn.GRU, {"hidden_size": 0}, ValueError, "hidden_size: expected an int >= 1"),
+    (nn.GRU, {"input_size": 2.5}, ValueError, "input_size: expected an int >= 0"),
+    (nn.LSTM, {"num_layers": 0}, ValueError, "num_layers: expected an int >= 1"),
+    (nn.RNN, {"dropout": 1.5}, ValueError, r"dropout: expected a number in \[0, 1\]"),
+    (nn.GRU, {"dtype": np.float16}, TypeError, "dtype: expected float32 or float64, got float16"),
+    (nn.LSTM, {"recurrent_init": "eye"}, ValueError, "recurrent_init: expected one of"),
+    (nn.RNN, {"nonlinearity": "gelu"}, ValueError, "nonlinearity: expected 'tanh' or 'relu'"),
+    (nn.LSTM, {"forget_bias": "one"}, TypeError, "forget_bias: expected a number or None, got str"),
+    (lambda **k: RNNBase("gru", **k), {"forget_bias": 1.0}, ValueError, "forget_bias: expected None"),
+])
+def test_bad_constructor_arguments_raise(make: Any, kwargs: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        make(**{"input_size": I, "hidden_size": H, **kwargs})
+
+
+def test_nan_input_propagates_without_crash() -> None:
+    x = _x(T, B, I)
+    x[2, 1, 0] = np.nan
+    out, h = nn.GRU(I, H)(x)
+    assert np.isnan(out.data[2:, 1]).all() and np.isfinite(out.data[:, 0]).all() and np.isnan(h.data[0, 1]).all()
