@@ -1,4 +1,4 @@
-"""Neural-network building blocks: softmax, log_softmax, embedding lookup, dropout.
+"""Neural-network building blocks: log_softmax (and softmax from it), embedding lookup, dropout.
 
 Legend: V vocabulary size, D embedding width; ``...`` any leading shape.
 """
@@ -14,6 +14,7 @@ from ..tensor import Tensor
 from ._util import check_tensor, lift, normalize_axes
 from .arithmetic import mul
 from .indexing import scatter_add
+from .pointwise import exp
 
 
 class LogSoftmax(Function):
@@ -34,26 +35,6 @@ class LogSoftmax(Function):
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, None]:
         (y,) = ctx.saved_tensors
         return grad - np.exp(y) * grad.sum(axis=ctx.axis, keepdims=True), None
-
-
-class Softmax(Function):
-    """y_i = e^{x_i - m} / sum_j e^{x_j - m} with m = max x (no overflow).
-
-    dx = y * (dy - sum_j dy_j y_j).
-    """
-
-    @staticmethod
-    def forward(ctx: Context, x: np.ndarray, axis: int) -> np.ndarray:
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
-        y = e / e.sum(axis=axis, keepdims=True)
-        ctx.save_for_backward(y)
-        ctx.axis = axis
-        return y
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, None]:
-        (y,) = ctx.saved_tensors
-        return y * (grad - (grad * y).sum(axis=ctx.axis, keepdims=True)), None
 
 
 class Embedding(Function):
@@ -83,9 +64,10 @@ def _one_axis(op: str, axis: int, ndim: int) -> int:
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """Softmax along ``axis`` (each slice sums to 1)."""
+    """Softmax along ``axis`` (each slice sums to 1): exp(log_softmax(x)), so it shares the
+    log-sum-exp stabilisation and needs no backward of its own."""
     check_tensor("softmax", "x", x)
-    return Softmax.apply(x, _one_axis("softmax", axis, x.ndim))
+    return exp(LogSoftmax.apply(x, _one_axis("softmax", axis, x.ndim)))
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:

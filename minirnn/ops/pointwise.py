@@ -5,7 +5,7 @@ output (tanh' = 1 - y^2, sigmoid' = y (1 - y), exp' = y) the output is what gets
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -14,19 +14,52 @@ from ..tensor import Tensor
 from ._util import check_tensor, lift, unbroadcast
 
 
-class Exp(Function):
-    """y = e^x;  dy/dx = y."""
+class OutputDerivative(Function):
+    """y = f(x) for an f whose derivative is cheapest written in terms of y: dy/dx = f'(y).
 
-    @staticmethod
-    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        y = np.exp(x)
+    Subclasses set ``f`` and ``derivative`` (both on arrays); only y is saved for backward.
+    """
+
+    f: Callable[[np.ndarray], np.ndarray]
+    derivative: Callable[[np.ndarray], np.ndarray]
+
+    @classmethod
+    def forward(cls, ctx: Context, x: np.ndarray) -> np.ndarray:  # type: ignore[override]
+        y = cls.f(x)
         ctx.save_for_backward(y)
         return y
 
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+    @classmethod
+    def backward(cls, ctx: Context, grad: np.ndarray) -> np.ndarray:  # type: ignore[override]
         (y,) = ctx.saved_tensors
-        return grad * y
+        return grad * cls.derivative(y)
+
+
+def stable_sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x) without overflow: e^-|x| is never larger than 1.
+
+    For x >= 0 it is 1 / (1 + e^-x); for x < 0 the same value is e^x / (1 + e^x).
+    """
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+class Exp(OutputDerivative):
+    """y = e^x;  dy/dx = y."""
+    f = staticmethod(np.exp)
+    derivative = staticmethod(lambda y: y)
+
+
+class Tanh(OutputDerivative):
+    """y = tanh x;  dy/dx = 1 - y^2."""
+    f = staticmethod(np.tanh)
+    derivative = staticmethod(lambda y: 1 - y * y)
+
+
+class Sigmoid(OutputDerivative):
+    """y = 1 / (1 + e^-x) (overflow-free, see :func:`stable_sigmoid`);  dy/dx = y (1 - y)."""
+    f = staticmethod(stable_sigmoid)
+    derivative = staticmethod(lambda y: y * (1 - y))
 
 
 class Log(Function):
@@ -41,45 +74,6 @@ class Log(Function):
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         (x,) = ctx.saved_tensors
         return grad / x
-
-
-class Tanh(Function):
-    """y = tanh x;  dy/dx = 1 - y^2."""
-
-    @staticmethod
-    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        y = np.tanh(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
-        (y,) = ctx.saved_tensors
-        return grad * (1 - y * y)
-
-
-def stable_sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + e^-x) without overflow: e^-|x| is never larger than 1.
-
-    For x >= 0 it is 1 / (1 + e^-x); for x < 0 the same value is e^x / (1 + e^x).
-    """
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-
-
-class Sigmoid(Function):
-    """y = 1 / (1 + e^-x) (overflow-free, see :func:`stable_sigmoid`);  dy/dx = y (1 - y)."""
-
-    @staticmethod
-    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        y = stable_sigmoid(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
-        (y,) = ctx.saved_tensors
-        return grad * y * (1 - y)
 
 
 class Softplus(Function):
@@ -161,28 +155,21 @@ class Relu(Function):
         return grad * positive
 
 
-def exp(x: Tensor) -> Tensor:
-    return Exp.apply(check_tensor("exp", "x", x))
+def _elementwise(function: type[Function], name: str) -> Callable[[Tensor], Tensor]:
+    """The user-facing op for a one-input ``function``: checks x, applies it, shares its docstring."""
+    def op(x: Tensor) -> Tensor:
+        return function.apply(check_tensor(name, "x", x))
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = function.__doc__
+    return op
 
 
-def log(x: Tensor) -> Tensor:
-    return Log.apply(check_tensor("log", "x", x))
-
-
-def tanh(x: Tensor) -> Tensor:
-    return Tanh.apply(check_tensor("tanh", "x", x))
-
-
-def sigmoid(x: Tensor) -> Tensor:
-    return Sigmoid.apply(check_tensor("sigmoid", "x", x))
-
-
-def softplus(x: Tensor) -> Tensor:
-    return Softplus.apply(check_tensor("softplus", "x", x))
-
-
-def relu(x: Tensor) -> Tensor:
-    return Relu.apply(check_tensor("relu", "x", x))
+exp = _elementwise(Exp, "exp")
+log = _elementwise(Log, "log")
+tanh = _elementwise(Tanh, "tanh")
+sigmoid = _elementwise(Sigmoid, "sigmoid")
+softplus = _elementwise(Softplus, "softplus")
+relu = _elementwise(Relu, "relu")
 
 
 def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
