@@ -301,3 +301,14 @@ def test_training_loop_reduces_loss() -> None:
         first = loss.item() if first is None else first
     assert loss.item() < 1e-4 * first
     np.testing.assert_allclose(model[0].bias.data, [0.3], atol=1e-3)
+
+
+def test_apply_and_requires_grad_() -> None:
+    net = Net()
+    seen: list[str] = []
+    net.apply(lambda m: seen.append(type(m).__name__))
+    assert seen[-1] == "Net" and seen.count("Linear") == 3  # children first, shared module once
+    net.apply(lambda m: minirnn.init.zeros_(m.weight) if isinstance(m, nn.Linear) else None)
+    assert all((m.weight.data == 0).all() for m in net.modules() if isinstance(m, nn.Linear))
+    net.requires_grad_(False)
+    assert not any(p.requires_grad for p in net.parameters())

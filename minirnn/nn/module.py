@@ -9,7 +9,7 @@ back -- including a PyTorch ``state_dict`` converted with ``{k: v.numpy() for k,
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterator, Mapping, NamedTuple
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
@@ -229,6 +229,12 @@ class Module:
         """Reset every parameter's ``.grad`` to None (gradients accumulate across backward calls)."""
         for param in self.parameters():
             param.grad = None
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call ``fn(module)`` on every descendant and then on this module (e.g. custom init); returns self."""
+        for module in reversed(list(self.modules())):
+            fn(module)
+        return self
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         for param in self.parameters():
