@@ -102,11 +102,12 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     path = os.fspath(path)
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError(f"expected an .npz archive, got a single {type(loaded).__name__}")
-        with loaded as npz:
-            arrays = {name: npz[name] for name in npz.files}
+        with open(path, "rb") as f:  # we own the handle, so it is closed even when numpy fails
+            loaded = np.load(f, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise ValueError(f"expected an .npz archive, got a single {type(loaded).__name__}")
+            with loaded as npz:
+                arrays = {name: npz[name] for name in npz.files}
     except FileNotFoundError:
         raise
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
