@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from torch_oracle import assert_close_to_scale
 
 from minirnn import Tensor, gradcheck
 from minirnn import fused, reference
@@ -92,11 +93,6 @@ def torch_layer(mode: str, args: tuple, grads: tuple) -> tuple:
     return [o.detach().numpy() for o in outs], [g.numpy() for g in input_grads]
 
 
-def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float, what: str) -> None:
-    """Elementwise |a - e| <= rtol * max|e| (relative to the array's scale)."""
-    scale = max(float(np.abs(expected).max()), 1.0) if expected.size else 1.0
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
-
 
 @pytest.mark.parametrize("mode,dtype,bias,lengths",
                          list(itertools.product(MODES, (np.float32, np.float64), (True, False), (False, True))))
@@ -109,12 +105,12 @@ def test_reference_matches_torch(mode: str, dtype: type, bias: bool, lengths: bo
     rtol = 1e-9 if dtype == np.float64 else 1e-4
     for name, a, e in zip(("y", "h_n", "c_n"), (y, h_n, c_n), expected_outs):
         assert a.dtype == dtype
-        assert_close(a, e, rtol, name)
+        assert_close_to_scale(a, e, rtol, name)
     names = ("dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0")
     present = [(n, g) for n, g in zip(names, ours) if g is not None]
     assert len(present) == len(expected_grads)
     for (name, a), e in zip(present, expected_grads):
-        assert_close(a, e, rtol, name)
+        assert_close_to_scale(a, e, rtol, name)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -142,7 +138,7 @@ def test_c_kernels_match_reference(mode: str, dtype: type, bias: bool) -> None:
     for name, a, e in zip(("y", "h_n", "c_n", "dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0"), *results):
         assert (a is None) == (e is None), name
         if e is not None:
-            assert_close(a, e, rtol, name)
+            assert_close_to_scale(a, e, rtol, name)
 
 
 def test_needs_input_grad_limits_gradients() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from torch_oracle import assert_close_to_scale
 
 import minirnn
 from minirnn import Tensor, fused, nn
@@ -14,6 +15,13 @@ from minirnn.nn.rnn import RNNBase
 
 T, B, I, H = 5, 3, 4, 3
 MODES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+
+
+def skip_unless_available(backend: str) -> None:
+    try:
+        fused.get_backend(backend)
+    except RuntimeError as exc:  # an extension built without the kernels
+        pytest.skip(str(exc))
 
 
 def make_module(mode: str, **kwargs: Any) -> RNNBase:
@@ -78,20 +86,11 @@ def run_torch(torch: Any, mode: str, state: dict, x: np.ndarray, hx: list[np.nda
     return values, [tx.grad.numpy()] + [p.grad.numpy() for p in m.parameters()] + [s.grad.numpy() for s in states]
 
 
-def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float, what: str) -> None:
-    """Elementwise |a - e| <= rtol * max(1, max|e|)."""
-    scale = max(float(np.abs(expected).max()), 1.0) if expected.size else 1.0
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
-
 
 @pytest.mark.parametrize("seed,case", list(enumerate(GRID)), ids=[_case_id(c) for c in GRID])
 def test_module_matches_torch(seed: int, case: dict[str, Any]) -> None:
     torch = pytest.importorskip("torch")
-    if case["backend"] == "c":
-        try:
-            fused.get_backend("c")
-        except RuntimeError:
-            pytest.skip("minirnn._C has no kernels")
+    skip_unless_available(case["backend"])
     mode, dtype = case["mode"], case["dtype"]
     kwargs = {k: case[k] for k in ("num_layers", "bidirectional", "batch_first", "bias")}
     rng = np.random.default_rng(seed)
@@ -120,12 +119,12 @@ def test_module_matches_torch(seed: int, case: dict[str, Any]) -> None:
     rtol = 1e-9 if dtype == np.float64 else 1e-4
     for name, a, e in zip(("output", "h_n", "c_n"), [out] + finals, expected_values):
         assert a.dtype == dtype and a.shape == e.shape, name
-        assert_close(a.data, e, rtol, name)
+        assert_close_to_scale(a.data, e, rtol, name)
     ours = [xt.grad] + [p.grad for p in m.parameters()] + [s.grad for s in states]
     names = ["input"] + [n for n, _ in m.named_parameters()] + ["h0", "c0"][:len(states)]
     assert len(ours) == len(expected_grads)
     for name, a, e in zip(names, ours, expected_grads):
-        assert_close(a, e, rtol, f"grad of {name}")
+        assert_close_to_scale(a, e, rtol, f"grad of {name}")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -312,3 +311,15 @@ def test_nan_input_propagates_without_crash() -> None:
     x[2, 1, 0] = np.nan
     out, h = nn.GRU(I, H)(x)
     assert np.isnan(out.data[2:, 1]).all() and np.isfinite(out.data[:, 0]).all() and np.isnan(h.data[0, 1]).all()
+
+
+@pytest.mark.parametrize("backend", ("c", "reference"))
+def test_non_contiguous_input_gives_the_same_result(backend: str) -> None:
+    skip_unless_available(backend)
+    m = nn.LSTM(I, H, bidirectional=True, dtype=np.float64)
+    x = np.random.default_rng(3).standard_normal((B, I, T)).transpose(2, 0, 1)  # a (T, B, I) view
+    assert not x.flags.c_contiguous
+    with fused.use_backend(backend):
+        strided, contiguous = m(x, lengths=[T, 1, 3]), m(np.ascontiguousarray(x), lengths=[T, 1, 3])
+    np.testing.assert_array_equal(strided[0].data, contiguous[0].data)
+    np.testing.assert_array_equal(strided[1][0].data, contiguous[1][0].data)
