@@ -6,6 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch_oracle import assert_close_to_scale
 
 from minirnn import Tensor, gradcheck
@@ -246,3 +248,28 @@ def test_empty_shapes(backend: str, steps: int, batch: int) -> None:
     np.testing.assert_array_equal(w_ih.grad, 0)
     if steps == 0:
         np.testing.assert_array_equal(h0.grad, 1)
+
+
+@pytest.mark.skipif(not _has_c(), reason="minirnn._C has no kernels")
+@settings(max_examples=40, deadline=None)
+@given(mode=st.sampled_from(MODES), steps=st.integers(0, 4), batch=st.integers(0, 3), inputs=st.integers(1, 3),
+       hidden=st.integers(1, 3), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_c_kernels_match_reference_on_random_shapes(mode: str, steps: int, batch: int, inputs: int, hidden: int,
+                                                    bias: bool, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    gh = reference.NUM_GATES[mode] * hidden
+    args = (rng.standard_normal((steps, batch, inputs)), rng.standard_normal((gh, inputs)),
+            rng.standard_normal((gh, hidden))) + ((rng.standard_normal(gh), rng.standard_normal(gh)) if bias else (None, None)) \
+        + (rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden)) if mode == "lstm" else None,
+           rng.integers(0, steps + 1, batch))
+    grads = (rng.standard_normal((steps, batch, hidden)) * reference.step_mask(args[-1], steps, batch),
+             rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden)) if mode == "lstm" else None)
+    results = []
+    for module in (reference, fused.get_backend("c")):
+        y, h_n, c_n, workspace = module.rnn_forward(mode, *args)
+        results.append((y, h_n, c_n) + tuple(module.rnn_backward(mode, *args, y, workspace, *grads)))
+    for k, (a, e) in enumerate(zip(*results)):
+        assert (a is None) == (e is None), k
+        if e is not None:
+            assert a.shape == e.shape, k
+            assert_close_to_scale(a, e, 1e-12, f"result {k}")
