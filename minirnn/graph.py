@@ -59,8 +59,8 @@ class NodeRecord:
     ``index`` is the position in backward order (0 = the op that produced the tensor);
     ``saved_bytes`` is the ``nbytes`` of its ``ctx.save_for_backward`` arrays right now (0 once a
     backward without ``retain_graph`` has freed them; a view counts its own size, an array saved
-    by two nodes counts in both -- :func:`minirnn.profile` counts distinct buffers instead); ``needs_input_grad[i]`` says whether
-    backward must produce a gradient for input ``i``.
+    by two nodes counts in both -- :func:`minirnn.profile` counts distinct buffers instead);
+    ``needs_input_grad[i]`` says whether backward must produce a gradient for input ``i``.
     """
 
     index: int

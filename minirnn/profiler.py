@@ -192,7 +192,8 @@ class Profile:
 
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
-        return f"<minirnn.Profile {state}: {len(self.stats)} op kinds, peak saved {format_bytes(self.peak_saved_bytes)}>"
+        peak = format_bytes(self.peak_saved_bytes)
+        return f"<minirnn.Profile {state}: {len(self.stats)} op kinds, peak saved {peak}>"
 
 
 def _buffer(value: Any) -> np.ndarray | None:
