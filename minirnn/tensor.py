@@ -203,6 +203,10 @@ class Tensor:
         from . import ops
         return ops.pow(self, exponent)
 
+    def __rpow__(self, base: Any) -> Tensor:
+        from . import ops
+        return ops.pow(base, self)
+
     def __matmul__(self, other: Any) -> Tensor:
         from . import ops
         return ops.matmul(self, other)

@@ -53,6 +53,7 @@ CASES: list[tuple[str, Callable[..., Any], Callable[..., Any], list[np.ndarray]]
     ("pow_int", lambda a: a ** 3, lambda a: a ** 3, [normal(2, 3)]),
     ("pow_negative_float", lambda a: a ** -1.5, lambda a: a ** -1.5, [positive(4)]),
     ("pow_tensor", lambda a, b: a ** b, lambda a, b: a ** b, [positive(2, 3), normal(3)]),
+    ("rpow_scalar_base", lambda a: 2.0 ** a, lambda a: 2.0 ** a, [normal(2, 3)]),
     ("matmul_batched", lambda a, b: a @ b, lambda a, b: a @ b, [normal(2, 3, 4), normal(4, 5)]),
     ("matmul_broadcast_batch", lambda a, b: a @ b, lambda a, b: a @ b, [normal(2, 1, 3, 4), normal(5, 4, 2)]),
     ("matmul_vec_mat", lambda a, b: a @ b, lambda a, b: a @ b, [normal(4), normal(4, 5)]),
