@@ -16,14 +16,19 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _as_array(value: Any) -> np.ndarray:
-    """Lists and Python scalars become float32; NumPy arrays keep their dtype."""
+    """Lists and Python scalars become float32; arrays (NumPy's, or anything with a ``dtype``,
+    such as a torch tensor) keep their dtype."""
     if isinstance(value, Tensor):
         return value.data
     if isinstance(value, np.ndarray):
         return value
-    if isinstance(value, np.generic):
-        return np.asarray(value)
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:  # a ragged nested list
+        raise ValueError(f"Tensor(): expected a rectangular nested list of numbers, got {type(value).__name__} "
+                         f"with rows of different lengths ({exc})") from None
+    if hasattr(value, "dtype") and array.dtype.kind in "biuf":
+        return array
     if array.dtype.kind in "fiu" or array.size == 0:
         return array.astype(np.float32)
     if array.dtype.kind == "b":
@@ -91,7 +96,11 @@ class Tensor:
                                    f"this one has shape {self.data.shape}; pass grad=")
             seed = np.ones_like(self.data)
         else:
-            seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
+            try:
+                seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
+            except (TypeError, ValueError):
+                raise TypeError(f"backward(): expected grad to be numbers of shape {self.data.shape}, got "
+                                f"{type(grad).__name__}") from None
             if seed.shape != self.data.shape:
                 raise ValueError(f"backward(): grad has shape {seed.shape}, expected {self.data.shape}")
         autograd.run_backward(self, seed, retain_graph=retain_graph)

@@ -239,7 +239,7 @@ class TestDropout:
     (lambda: F.embedding(np.array([0.0]), Tensor(np.ones((5, 2)))), TypeError, "expected integer indices, got dtype float"),
     (lambda: Tensor(np.ones((2, 3))).sum(2), IndexError, "axis 2 is out of range for a tensor with 2 dimensions"),
     (lambda: Tensor(np.ones((2, 3))).reshape(4, 2), ValueError, r"cannot reshape a tensor of shape \(2, 3\)"),
-    (lambda: Tensor(np.ones((2, 3)))[5], IndexError, r"getitem\(\): index out of range for a tensor of shape"),
+    (lambda: Tensor(np.ones((2, 3)))[5], IndexError, r"getitem\(\): invalid index for a tensor of shape \(2, 3\).*out of bounds"),
     (lambda: Tensor(np.ones((2, 3))).split([1, 2]), ValueError, r"sections adding up to 2 .*got \[1, 2\]"),
     (lambda: minirnn.cat([Tensor(np.ones((2, 3))), Tensor(np.ones((2, 4)))]), ValueError,
      r"tensors\[1\] to match shape \(2, 3\) except on axis 0, got \(2, 4\)"),

@@ -21,20 +21,27 @@ def scatter_add(shape: tuple[int, ...], dtype: np.dtype, index: Any, grad: np.nd
 
 
 class GetItem(Function):
-    """y = x[index];  dx = zeros_like(x) with dx[index] += dy (repeats accumulate)."""
+    """y = x[index];  dx = zeros_like(x) with dx[index] += dy (repeats accumulate).
+
+    The parts of ``index`` go through ``save_for_backward``: an integer array or a mask is freed
+    by backward and counted in the graph's saved bytes like any other saved array.
+    """
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, index: Any) -> np.ndarray:
         try:
             y = np.array(x[index], copy=True)
         except IndexError as err:
-            raise IndexError(f"getitem(): index out of range for a tensor of shape {x.shape}: {err}") from None
-        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+            raise IndexError(f"getitem(): invalid index for a tensor of shape {x.shape}: {err}") from None
+        ctx.shape, ctx.dtype, ctx.is_tuple = x.shape, x.dtype, isinstance(index, tuple)
+        ctx.save_for_backward(*(index if ctx.is_tuple else (index,)))
         return y
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, None]:
-        return scatter_add(ctx.shape, ctx.dtype, ctx.index, grad), None
+        parts = ctx.saved_tensors
+        index = parts if ctx.is_tuple else parts[0]
+        return scatter_add(ctx.shape, ctx.dtype, index, grad), None
 
 
 def _unwrap(index: Any) -> Any:

@@ -46,12 +46,14 @@ class Embedding(Function):
 
     @staticmethod
     def forward(ctx: Context, indices: np.ndarray, weight: np.ndarray, padding_idx: int | None) -> np.ndarray:
-        ctx.indices, ctx.shape, ctx.dtype, ctx.padding_idx = indices, weight.shape, weight.dtype, padding_idx
+        ctx.save_for_backward(indices)
+        ctx.shape, ctx.dtype, ctx.padding_idx = weight.shape, weight.dtype, padding_idx
         return weight[indices]
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[None, np.ndarray, None]:
-        dweight = scatter_add(ctx.shape, ctx.dtype, ctx.indices, grad)
+        (indices,) = ctx.saved_tensors
+        dweight = scatter_add(ctx.shape, ctx.dtype, indices, grad)
         if ctx.padding_idx is not None:
             dweight[ctx.padding_idx] = 0
         return None, dweight, None

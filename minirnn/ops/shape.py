@@ -39,6 +39,10 @@ class Permute(Function):
 def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
     """``x`` with shape ``shape`` (one entry may be -1); the element count must not change."""
     check_tensor("reshape", "x", x, floating=False)
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape):
+        raise TypeError(f"reshape(): expected shape to be ints, got {shape!r}")
     shape = tuple(int(s) for s in shape)
     try:
         np.empty(x.shape, dtype=np.bool_).reshape(shape)
