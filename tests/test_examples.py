@@ -1,0 +1,136 @@
+"""The six examples of examples/ run end to end in their shortened form (``main(quick=True)``).
+
+examples/ is not part of the wheel, so it is found next to this file (a clone's tests/ and
+examples/ sit side by side); the scripts import their shared ``_common`` helper as a sibling, so
+examples/ goes on sys.path for the duration of each test. The quick runs use tiny shapes, where a
+second OpenMP thread only adds synchronisation (and on a busy 2-core machine, waiting for a core):
+they run single-threaded, and the thread count is restored afterwards.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minirnn import _C
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+if not (EXAMPLES / "_common.py").is_file():
+    pytest.skip(f"examples: expected the examples/ folder beside tests/ at {EXAMPLES}", allow_module_level=True)
+
+
+@pytest.fixture
+def example(monkeypatch):
+    """``example(name)`` imports examples/<name>.py, single-threaded kernels for the test's duration."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    before = _C.num_threads()
+    _C.set_num_threads(1)
+    yield lambda name: importlib.import_module(name)
+    _C.set_num_threads(before)
+
+
+def majority_rate(labels: np.ndarray) -> float:
+    """Accuracy of always predicting the most frequent label."""
+    return float(np.bincount(labels).max() / len(labels))
+
+
+def assert_rate(value: float) -> None:
+    assert isinstance(value, float) and 0.0 <= value <= 1.0, f"expected a rate in [0, 1], got {value!r}"
+
+
+def test_palindromes(example, capsys):
+    ex = example("palindromes")
+    result = ex.main(quick=True)
+    assert set(result) == {"accuracy_len_1_10", "accuracy_len_11_20"}
+    for v in result.values():
+        assert_rate(v)
+    labels = ex.make(np.random.default_rng(99), 2000, 1, 10)[1]
+    assert result["accuracy_len_1_10"] > majority_rate(labels) + 0.05  # it learned something
+    assert "held-out accuracy, lengths 1-10:" in capsys.readouterr().out
+
+
+def test_palindromes_data_are_labelled_correctly(example):
+    seqs, labels = example("palindromes").make(np.random.default_rng(0), 400, 1, 20)
+    assert [len(s) for s in seqs] and min(map(len, seqs)) >= 1 and max(map(len, seqs)) <= 20
+    assert labels.tolist() == [int(list(s) == list(s[::-1])) for s in seqs]
+    assert 0.3 < labels.mean() < 0.8  # both classes well represented
+
+
+def test_adding_problem(example, capsys):
+    ex = example("adding_problem")
+    result = ex.main(quick=True)
+    assert set(result) == set(ex.VARIANTS)
+    for name, mse in result.items():
+        assert math.isfinite(mse) and 0.0 <= mse < 1.0, f"{name}: test MSE {mse}"
+    assert capsys.readouterr().out.count("test MSE") == len(ex.VARIANTS)
+
+
+def test_adding_problem_target_is_the_sum_of_the_marked_values(example):
+    x, y = example("adding_problem").make(np.random.default_rng(0), 50, 10)
+    assert x.shape == (10, 50, 2) and y.shape == (50, 1)
+    marks = x[:, :, 1]
+    assert (marks.sum(0) == 2).all() and (marks[:5].sum(0) == 1).all()
+    np.testing.assert_allclose(y[:, 0], (x[:, :, 0] * marks).sum(0), rtol=1e-6)
+
+
+def test_seq2seq_reverse(example, capsys):
+    result = example("seq2seq_reverse").main(quick=True)
+    assert set(result) == {"exact_match"}
+    assert_rate(result["exact_match"])
+    assert result["exact_match"] > 0.2  # guessing a whole reversed string of 1-4 digits: < 0.1
+    assert "exact-match accuracy" in capsys.readouterr().out
+
+
+def test_irregular_series(example, capsys):
+    result = example("irregular_series").main(quick=True)
+    assert set(result) == {"with dt (RNN_dt)", "without dt"}
+    for name, mse in result.items():
+        assert math.isfinite(mse) and 0.0 <= mse < 0.5, f"{name}: MSE {mse} not below the signal variance"
+    assert capsys.readouterr().out.count("held-out MSE") == 2
+
+
+def test_tree_expressions(example, capsys):
+    ex = example("tree_expressions")
+    result = ex.main(quick=True)
+    assert set(result) == {"accuracy_depth_4", "accuracy_depth_6"}
+    for v in result.values():
+        assert_rate(v)
+    labels = ex.make(np.random.default_rng(11), 200, 4)[1]
+    assert result["accuracy_depth_4"] > majority_rate(labels) + 0.05
+    assert "tree expressions: held-out accuracy" in capsys.readouterr().out
+
+
+def test_tree_values(example):
+    ex = example("tree_expressions")
+    assert ex.value(("xor", ("and", True, False), ("not", True))) is False
+    assert ex.value(("or", ("not", False), False)) is True
+
+
+def test_bidirectional_tagging(example, capsys):
+    ex = example("bidirectional_tagging")
+    result = ex.main(quick=True)
+    assert set(result) == {"bidirectional", "left-to-right"}
+    for v in result.values():
+        assert_rate(v)
+    assert capsys.readouterr().out.count("token accuracy") == 2
+
+
+def test_tagging_tags_mark_repeated_symbols(example):
+    seqs, tags = example("bidirectional_tagging").make(np.random.default_rng(0), 50)
+    for s, t in zip(seqs, tags):
+        assert 5 <= len(s) <= 20 and t.tolist() == [int(list(s).count(v) > 1) for v in s]
+
+
+def test_quick_flag_on_the_command_line():
+    """The script path: ``python examples/X.py --quick`` (argparse, the sibling import)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, str(EXAMPLES / "irregular_series.py"), "--quick"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("held-out MSE") == 2
