@@ -43,17 +43,15 @@ def gradcheck(fn: Callable[..., Tensor | Sequence[Tensor]], inputs: Sequence[Ten
         if not (isinstance(x, Tensor) and x.requires_grad):
             continue
         analytic = x.grad if x.grad is not None else np.zeros_like(x.data)
-        flat = x.data.reshape(-1)  # a view: perturbing it perturbs x
-        numeric = np.empty(flat.size)
-        for j in range(flat.size):
-            saved = flat[j]
-            flat[j] = saved + eps
+        numeric = np.empty(x.shape)
+        for j in np.ndindex(x.shape):  # x.data itself is perturbed, even when it is not contiguous
+            saved = x.data[j]
+            x.data[j] = saved + eps
             plus = _scalar_of(fn(*inputs), weights)
-            flat[j] = saved - eps
+            x.data[j] = saved - eps
             minus = _scalar_of(fn(*inputs), weights)
-            flat[j] = saved
+            x.data[j] = saved
             numeric[j] = (plus - minus) / (2 * eps)
-        numeric = numeric.reshape(x.shape)
         bad = ~np.isclose(analytic, numeric, atol=atol, rtol=rtol)
         if bad.any():
             j = np.unravel_index(np.argmax(bad), x.shape)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import minirnn
-from minirnn import Function, Tensor, ops
+from minirnn import Function, Tensor, functional as F, ops
 
 from conftest import leaf
 
@@ -163,3 +163,104 @@ def test_constants_get_no_grad_and_leaves_keep_their_dtype() -> None:
     (x * c).sum().backward()
     assert c.grad is None
     assert x.grad.dtype == np.float32
+
+
+# ---------------------------------------------------------------------------- Tensor()
+@pytest.mark.parametrize("value, dtype", [
+    ([1, 2], np.float32), ([[1.5], [2.5]], np.float32), (3, np.float32), (2.5, np.float32), ([], np.float32),
+    (np.ones(2, np.float64), np.float64), (np.ones(2, np.float32), np.float32), (np.float64(1.5), np.float64),
+    (np.arange(3), np.int64), ([True, False], np.bool_),
+])
+def test_tensor_dtype_rules(value, dtype) -> None:
+    """Lists and Python scalars become float32; arrays keep their dtype (ints and bools for indices)."""
+    t = Tensor(value)
+    assert t.dtype == dtype
+    np.testing.assert_array_equal(t.numpy(), np.asarray(value))
+
+
+def test_array_like_keeps_float64() -> None:
+    torch = pytest.importorskip("torch")
+    assert Tensor(torch.ones(2, dtype=torch.float64)).dtype == np.float64
+
+
+def test_numpy_is_the_data_and_item_is_a_python_number() -> None:
+    a = np.array([[2.5]])
+    t = Tensor(a)
+    assert t.numpy() is a and t.data is a
+    assert t.item() == 2.5 and type(t.item()) is float
+    with pytest.raises(ValueError, match=r"item\(\): only one-element tensors .* got shape \(2,\)"):
+        Tensor([1.0, 2.0]).item()
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: Tensor(np.arange(3), requires_grad=True), TypeError,
+     "only float32/float64 tensors can require gradients, got dtype int64"),
+    (lambda: Tensor([True], requires_grad=True), TypeError, "got dtype bool"),
+    (lambda: Tensor(np.arange(3)).requires_grad_(), TypeError, "got dtype int64"),
+    (lambda: Tensor(["a"]), TypeError, r"Tensor\(\): expected numbers.*got list"),
+    (lambda: Tensor(None), TypeError, r"Tensor\(\): expected numbers.*got NoneType"),
+    (lambda: Tensor([[1, 2], [3]]), ValueError, r"Tensor\(\): expected a rectangular nested list"),
+    (lambda: (leaf([1.0]) * 2).backward("a"), TypeError, r"backward\(\): expected grad to be numbers of shape"),
+    (lambda: Tensor([1.0]).register_hook(print), RuntimeError, "does not require grad"),
+])
+def test_tensor_bad_input(call, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        call()
+
+
+# ---------------------------------------------------------------------------- freeing
+def _all_nodes(t: Tensor) -> list:
+    from minirnn.autograd import topological_order
+    return topological_order(t.grad_fn)
+
+
+def test_backward_frees_what_every_node_saved_unless_retain_graph() -> None:
+    x = leaf(np.linspace(0.1, 1.0, 6).reshape(2, 3))
+    w = leaf(np.ones((3, 2)))
+    y = F.log_softmax((x @ w).tanh() * x[:, [0, 0]], axis=1)[np.array([0, 1]), np.array([1, 1])].sum()
+    nodes = _all_nodes(y)
+    assert sum(n.ctx.saved_nbytes() for n in nodes) > 0
+    y.backward(retain_graph=True)
+    assert not any(n.ctx.freed for n in nodes)
+    y.backward()
+    assert all(n.ctx.freed and n.ctx.saved_nbytes() == 0 for n in nodes)
+    assert all(n.ctx._saved is None for n in nodes)  # the arrays themselves are released
+
+
+def test_second_backward_through_a_shared_freed_subgraph_raises() -> None:
+    x = leaf([1.0, 2.0])
+    h = x * x
+    h.sum().backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        (h * 2).sum().backward()
+
+
+# ---------------------------------------------------------------------------- gradcheck itself
+class _WrongSquare(Function):
+    """y = x^2 with a wrong derivative (x instead of 2x): gradcheck must catch it."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[no-untyped-def]
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def]
+        (x,) = ctx.saved_tensors
+        return grad * x
+
+
+def test_gradcheck_catches_a_wrong_backward() -> None:
+    with pytest.raises(AssertionError, match=r"gradcheck: input 0 \(shape \(3,\)\) element \(0,\): analytic"):
+        minirnn.gradcheck(_WrongSquare.apply, [leaf([1.0, 2.0, 3.0])])
+
+
+def test_gradcheck_perturbs_non_contiguous_inputs() -> None:
+    x = Tensor(np.arange(12.0).reshape(3, 4)[:, ::2], requires_grad=True)
+    assert not x.data.flags.c_contiguous
+    assert minirnn.gradcheck(lambda a: (a * a).sum(), [x])
+
+
+def test_gradcheck_wants_float64() -> None:
+    with pytest.raises(TypeError, match="input 0 has dtype float32, expected float64"):
+        minirnn.gradcheck(lambda a: a * 2, [Tensor(np.ones(2, np.float32), requires_grad=True)])
