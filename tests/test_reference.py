@@ -273,3 +273,16 @@ def test_c_kernels_match_reference_on_random_shapes(mode: str, steps: int, batch
         if e is not None:
             assert a.shape == e.shape, k
             assert_close_to_scale(a, e, 1e-12, f"result {k}")
+
+
+def test_tolerance_helper_is_relative_to_the_array_scale() -> None:
+    """assert_close_to_scale: |a - e| <= rtol * max|e|, no absolute floor, shapes must agree."""
+    e = np.array([1e-3, -2e-3, 0.0])
+    assert_close_to_scale(e + 0.9e-9 * 2e-3, e, 1e-9, "within")
+    with pytest.raises(AssertionError, match="beyond"):
+        assert_close_to_scale(e + 1.1e-9 * 2e-3, e, 1e-9, "beyond")  # a floor of 1 would accept this
+    assert_close_to_scale(np.zeros(2), np.zeros(2), 1e-4, "zeros")
+    with pytest.raises(AssertionError, match="not zero"):
+        assert_close_to_scale(np.array([0.0, 1e-30]), np.zeros(2), 1e-4, "not zero")
+    with pytest.raises(AssertionError, match=r"shape \(3,\), expected \(1, 3\)"):
+        assert_close_to_scale(e, e[None], 1e-9, "shape")

@@ -67,11 +67,16 @@ def check_against_torch(minirnn_fn: Callable[..., Any], torch_fn: Callable[..., 
 
 
 def assert_close_to_scale(actual: np.ndarray, expected: np.ndarray, rtol: float, what: str) -> None:
-    """Assert ``|actual - expected| <= rtol * max(1, max|expected|)`` elementwise.
+    """Assert equal shapes and ``|actual - expected| <= rtol * max|expected|`` elementwise.
 
-    A tolerance relative to the array's scale, for results computed differently in the two
-    libraries (float32 kernels, other summation orders), where a per-element relative test
-    would fail on entries that are near zero by cancellation. ``what`` names the array.
+    A tolerance relative to the array's scale (its largest magnitude), for results computed
+    differently in the two libraries (float32 kernels, other summation orders), where a
+    per-element relative test would fail on entries that are near zero by cancellation. There is
+    no absolute floor: an array of small values is held to the same relative accuracy, and an
+    all-zero ``expected`` must be matched exactly. ``what`` names the array.
     """
-    scale = max(float(np.abs(expected).max()), 1.0) if expected.size else 1.0
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape != expected.shape:
+        raise AssertionError(f"{what}: shape {actual.shape}, expected {expected.shape}")
+    scale = float(np.abs(expected).max()) if expected.size else 0.0
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale, err_msg=what)
