@@ -51,7 +51,7 @@ class RNNBase(Module):
     first if ``batch_first``) holding the last layer's states, both directions concatenated on
     the last axis, and ``h_n``/``c_n`` (L*D, B, H) the final state of every layer and direction
     (index ``k*D + d``). ``T = 0`` gives an empty output and ``h_n = h0``; ``B = 0`` gives empty
-    results. Dropout (probability ``dropout``) is applied to every layer's output except the
+    results. Dropout (probability ``dropout`` in [0, 1)) is applied to every layer's output except the
     last, in training mode only.
     """
 
@@ -64,8 +64,8 @@ class RNNBase(Module):
         self.input_size = check_size(owner, "input_size", input_size, 0)
         self.hidden_size = check_size(owner, "hidden_size", hidden_size)
         self.num_layers = check_size(owner, "num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
-            raise ValueError(f"{owner}: dropout: expected a number in [0, 1], got {dropout!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"{owner}: dropout: expected a number in [0, 1), got {dropout!r}")
         self.dropout = float(dropout)
         self.bias, self.batch_first, self.bidirectional = bool(bias), bool(batch_first), bool(bidirectional)
         self.dtype = check_dtype(owner, dtype)
