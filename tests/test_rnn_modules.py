@@ -3,6 +3,9 @@ the tape, parameter names and init options, and fuzzed bad inputs."""
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -12,6 +15,7 @@ from torch_oracle import assert_close_to_scale
 import minirnn
 from minirnn import Tensor, fused, nn
 from minirnn.nn.rnn import RNNBase
+from minirnn.reference import NUM_GATES
 
 T, B, I, H = 5, 3, 4, 3
 MODES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
@@ -46,14 +50,18 @@ GRID_SIZE = 192
 
 
 def covering_grid(factors: dict[str, tuple], size: int, seed: int = 0) -> list[dict[str, Any]]:
-    """A seeded sample of the full product in which every value of every factor appears."""
+    """A seeded sample of the full product in which every pair of values of any two factors
+    appears together (so no interaction of two options goes untested)."""
     product = list(itertools.product(*factors.values()))
     rng = np.random.default_rng(seed)
     chosen = [product[i] for i in rng.choice(len(product), size, replace=False)]
-    for k, values in enumerate(factors.values()):
-        missing = set(values) - {c[k] for c in chosen}
+    values = list(factors.values())
+    for (i, a), (j, b) in itertools.combinations(enumerate(values), 2):
+        missing = set(itertools.product(a, b)) - {(c[i], c[j]) for c in chosen}
         if missing:
-            raise RuntimeError(f"grid seed {seed} misses {missing}; change the seed or size")
+            names = list(factors)
+            raise RuntimeError(f"grid seed {seed} misses ({names[i]}, {names[j]}) = {missing}; "
+                               "change the seed or size")
     return [dict(zip(factors, c)) for c in chosen]
 
 
@@ -129,18 +137,32 @@ def test_module_matches_torch(seed: int, case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("num_layers,bidirectional,bias", [(1, False, True), (2, True, False), (3, True, True)])
-def test_parameter_names_and_shapes_match_torch(mode: str, num_layers: int, bidirectional: bool, bias: bool) -> None:
+def test_state_dicts_move_both_ways_with_torch(mode: str, num_layers: int, bidirectional: bool, bias: bool) -> None:
+    """The two documented one-liners: torch -> minirnn and minirnn -> torch, checked by value
+    and by running both models on the same input."""
     torch = pytest.importorskip("torch")
     kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(mode, torch.nn.RNN)
     extra = {"nonlinearity": mode[4:]} if mode.startswith("rnn") else {}
-    t = kind(I, H, num_layers=num_layers, bidirectional=bidirectional, bias=bias, **extra)
-    m = make_module(mode, num_layers=num_layers, bidirectional=bidirectional, bias=bias)
+    options = {"num_layers": num_layers, "bidirectional": bidirectional, "bias": bias}
+    x = np.random.default_rng(4).standard_normal((T, B, I))
+
+    def same_outputs(m: RNNBase, t: Any) -> None:
+        ours, theirs = m(x)[0].data, t(torch.from_numpy(x))[0].detach().numpy()
+        assert_close_to_scale(ours, theirs, 1e-9, "output")
+
+    t = kind(I, H, dtype=torch.float64, **extra, **options)
+    m = make_module(mode, dtype=np.float64, **options)
     assert [(k, tuple(v.shape)) for k, v in t.state_dict().items()] == \
         [(k, v.shape) for k, v in m.state_dict().items()]
-    m.load_state_dict({k: v.numpy() for k, v in t.state_dict().items()})  # the documented round trip
-    t.load_state_dict({k: torch.from_numpy(v) for k, v in m.state_dict().items()})
+    m.load_state_dict({k: v.numpy() for k, v in t.state_dict().items()})  # torch -> minirnn
     for k, v in t.state_dict().items():
-        np.testing.assert_array_equal(m.state_dict()[k], v.numpy())
+        np.testing.assert_array_equal(m.state_dict()[k], v.numpy(), err_msg=k)
+    same_outputs(m, t)
+    m = make_module(mode, dtype=np.float64, **options)  # a fresh minirnn model, new values
+    t.load_state_dict({k: torch.from_numpy(v) for k, v in m.state_dict().items()})  # minirnn -> torch
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(t.state_dict()[k].numpy(), v, err_msg=k)
+    same_outputs(m, t)
 
 
 # ---------------------------------------------------------------------------- fused == cells on the tape
@@ -201,29 +223,58 @@ def test_default_init_is_uniform_within_one_over_sqrt_h() -> None:
         assert np.abs(p.data).max() <= 0.25 and np.abs(p.data).max() > 0.2, name
 
 
-def test_orthogonal_recurrent_init_and_forget_bias() -> None:
-    m = nn.LSTM(I, H, num_layers=2, recurrent_init="orthogonal", forget_bias=1.0, dtype=np.float64)
-    for layer in range(2):
-        w = getattr(m, f"weight_hh_l{layer}").data
-        for block in np.split(w, 4):
-            np.testing.assert_allclose(block @ block.T, np.eye(H), atol=1e-12)
-        np.testing.assert_array_equal(getattr(m, f"bias_ih_l{layer}").data[H:2 * H], 1.0)
-        np.testing.assert_array_equal(getattr(m, f"bias_hh_l{layer}").data[H:2 * H], 0.0)
-    assert np.abs(m.weight_ih_l0.data).max() <= 1 / np.sqrt(H)
+@pytest.mark.parametrize("mode", MODES)
+def test_orthogonal_recurrent_init(mode: str) -> None:
+    m = make_module(mode, num_layers=2, bidirectional=True, recurrent_init="orthogonal", dtype=np.float64)
+    for name, p in m.named_parameters():
+        if name.startswith("weight_hh"):
+            for block in np.split(p.data, NUM_GATES[mode]):  # every gate's H x H block
+                np.testing.assert_allclose(block @ block.T, np.eye(H), atol=1e-12, err_msg=name)
+        else:
+            assert np.abs(p.data).max() <= 1 / np.sqrt(H), name
+
+
+def test_forget_bias_sets_the_forget_slice_only() -> None:
+    minirnn.manual_seed(3)
+    m = nn.LSTM(I, H, num_layers=2, bidirectional=True, forget_bias=1.0, dtype=np.float64)
+    minirnn.manual_seed(3)
+    default = nn.LSTM(I, H, num_layers=2, bidirectional=True, dtype=np.float64)
+    for name, p in m.named_parameters():
+        q = getattr(default, name).data
+        if name.startswith("bias_"):
+            np.testing.assert_array_equal(p.data[H:2 * H], 1.0 if name.startswith("bias_ih") else 0.0)
+            np.testing.assert_array_equal(np.delete(p.data, np.s_[H:2 * H]), np.delete(q, np.s_[H:2 * H]))
+        else:
+            np.testing.assert_array_equal(p.data, q, err_msg=name)
 
 
 def test_dropout_between_layers_only_in_training() -> None:
-    m = nn.GRU(I, H, num_layers=2, dropout=0.5, dtype=np.float64)
+    """Training: ``ops.dropout`` on the output of every layer but the last (so the module equals
+    its layers chained by hand with the same random stream); eval: no dropout at all."""
+    p = 0.4
+    m = nn.GRU(I, H, num_layers=3, dropout=p, dtype=np.float64)
+    layers = [nn.GRU(I if k == 0 else H, H, dtype=np.float64) for k in range(3)]
+    for k, layer in enumerate(layers):  # share the module's parameters of layer k
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            layer.register_parameter(f"{name}_l0", getattr(m, f"{name}_l{k}"))
     x = np.random.default_rng(0).standard_normal((T, B, I))
+
+    def chained(training: bool) -> np.ndarray:
+        y = Tensor(x)
+        for k, layer in enumerate(layers):
+            y = layer(y)[0]
+            if k < len(layers) - 1:
+                y = minirnn.ops.dropout(y, p, training)
+        return y.data
+
+    minirnn.manual_seed(5)
+    train_out = m(x)[0].data
+    minirnn.manual_seed(5)
+    np.testing.assert_array_equal(train_out, chained(True))
     m.eval()
-    eval_out, _ = m(x)
-    m.dropout = 0.0
-    plain, _ = m(x)
-    np.testing.assert_array_equal(eval_out.data, plain.data)
-    m.dropout = 0.5
-    m.train()
-    train_out, _ = m(x)
-    assert not np.allclose(train_out.data, plain.data)
+    eval_out = m(x)[0].data
+    np.testing.assert_array_equal(eval_out, chained(False))
+    assert not np.allclose(train_out, eval_out)
     one = nn.GRU(I, H, num_layers=1, dropout=0.5, dtype=np.float64)  # a single layer: no dropout at all
     np.testing.assert_array_equal(one(x)[0].data, one.eval()(x)[0].data)
 
@@ -280,6 +331,11 @@ BAD_INPUTS = [  # (id, module kwargs, forward args, forward kwargs, error, messa
     ("lengths float", {}, (_x(T, B, I),), {"lengths": [1.5, 1, 1]}, TypeError, "lengths: expected integers"),
     ("lengths unbatched", {}, (_x(T, I),), {"lengths": [1]}, ValueError, "lengths: expected None"),
     ("batch_first features", {"batch_first": True}, (_x(B, T, I + 2),), {}, ValueError, "expected input_size"),
+    ("lengths uint64 max", {}, (_x(T, B, I),), {"lengths": np.array([2**64 - 1, 1, 1], np.uint64)}, ValueError,
+     "lengths: expected values"),
+    ("lengths bool", {}, (_x(T, B, I),), {"lengths": np.array([True, True, False])}, TypeError,
+     "lengths: expected integers, got dtype bool"),
+    ("lengths 2-D", {}, (_x(T, B, I),), {"lengths": np.ones((1, B), np.int64)}, ValueError, r"lengths: expected shape \(3,\)"),
 ]
 
 
@@ -324,3 +380,93 @@ def test_non_contiguous_input_gives_the_same_result(backend: str) -> None:
         strided, contiguous = m(x, lengths=[T, 1, 3]), m(np.ascontiguousarray(x), lengths=[T, 1, 3])
     np.testing.assert_array_equal(strided[0].data, contiguous[0].data)
     np.testing.assert_array_equal(strided[1][0].data, contiguous[1][0].data)
+
+
+# ---------------------------------------------------------------------------- fuzz (in a subprocess)
+def _other_float(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float32 if a.dtype == np.float64 else np.float64)
+
+
+def _set(a: np.ndarray, value: Any, dtype: Any = None) -> np.ndarray:
+    a = a.astype(dtype or a.dtype)
+    a[0] = value
+    return a
+
+
+# name -> (change (x, hx, lengths, T) -> (x, hx, lengths), error raised or None, argument named).
+# A spoil of hx or lengths first gets a valid hx / lengths to spoil, and a batch of B >= 1.
+SPOILS: dict[str, tuple[Any, type | None, str]] = {
+    "valid": (lambda x, hx, n, T: (x, hx, n), None, ""),
+    "nan": (lambda x, hx, n, T: (np.where(np.arange(x.size).reshape(x.shape) == 0, np.nan, x).astype(x.dtype), hx, n),
+            None, ""),
+    "non-contiguous": (lambda x, hx, n, T: (np.asfortranarray(x), hx, n), None, ""),
+    "float16": (lambda x, hx, n, T: (x.astype(np.float16), hx, n), TypeError, "input"),
+    "other float": (lambda x, hx, n, T: (_other_float(x), hx, n), TypeError, "input"),
+    "int": (lambda x, hx, n, T: (x.astype(np.int32), hx, n), TypeError, "input"),
+    "rank 4": (lambda x, hx, n, T: (x[..., None], hx, n), ValueError, "input"),
+    "rank 1": (lambda x, hx, n, T: (x.reshape(-1), hx, n), ValueError, "input"),
+    "features": (lambda x, hx, n, T: (np.concatenate([x, x[..., :1]], -1), hx, n), ValueError, "input"),
+    "hx shape": (lambda x, hx, n, T: (x, [np.concatenate([hx[0], hx[0][:, :1]], 1)] + hx[1:], n), ValueError, "hx"),
+    "hx dtype": (lambda x, hx, n, T: (x, [_other_float(h) for h in hx], n), TypeError, "hx"),
+    "lengths high": (lambda x, hx, n, T: (x, hx, _set(n, T + 1)), ValueError, "lengths"),
+    "lengths negative": (lambda x, hx, n, T: (x, hx, _set(n, -1)), ValueError, "lengths"),
+    "lengths huge": (lambda x, hx, n, T: (x, hx, _set(n, 2**64 - 1, np.uint64)), ValueError, "lengths"),
+    "lengths count": (lambda x, hx, n, T: (x, hx, np.append(n, 0)), ValueError, "lengths"),
+    "lengths float": (lambda x, hx, n, T: (x, hx, n.astype(np.float64)), TypeError, "lengths"),
+    "lengths 2-D": (lambda x, hx, n, T: (x, hx, n[None]), ValueError, "lengths"),
+}
+
+
+def fuzz_modules(seed: int, cases: int) -> None:
+    """``cases`` random modules and calls, each valid but for one random spoil: a spoiled call
+    must raise the spoil's error naming the argument; a valid one (NaN and non-contiguous input
+    included) must give the documented shapes, zeros past each length, the same result as a
+    contiguous input, and a backward. Anything else (another exception, a crash) fails."""
+    rng = np.random.default_rng(seed)
+    for case in range(cases):
+        name = list(SPOILS)[rng.integers(len(SPOILS))]
+        spoil, error, argument = SPOILS[name]
+        mode, dtype = MODES[rng.integers(len(MODES))], (np.float32, np.float64)[rng.integers(2)]
+        layers, bidirectional, batch_first = int(rng.integers(1, 3)), bool(rng.integers(2)), bool(rng.integers(2))
+        steps, batch = int(rng.integers(0, 4)), int(rng.integers(1 if name.startswith(("hx", "lengths")) else 0, 3))
+        m = make_module(mode, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype)
+        D = layers * (2 if bidirectional else 1)
+        x = rng.standard_normal((batch, steps, I) if batch_first else (steps, batch, I)).astype(dtype)
+        hx = [rng.standard_normal((D, batch, H)).astype(dtype) for _ in range(2 if mode == "lstm" else 1)] \
+            if rng.integers(2) or name.startswith("hx") else None
+        lengths = rng.integers(0, steps + 1, batch) if rng.integers(2) or name.startswith("lengths") else None
+        x, hx, lengths = spoil(x, hx, lengths, steps)
+        state = None if hx is None else (tuple(hx) if mode == "lstm" else hx[0])
+        where = f"case {case} ({name}, {mode}, layers {layers}, bidirectional {bidirectional}, batch_first " \
+                f"{batch_first}, {np.dtype(dtype)}, x {x.shape}, lengths {lengths})"
+        with fused.use_backend(("c", "reference")[rng.integers(2)]):
+            if error is not None:
+                try:
+                    m(x, state, lengths=lengths)
+                except error as exc:
+                    assert f"{argument}" in str(exc) and "expected" in str(exc), f"{where}: message {exc}"
+                    continue
+                raise AssertionError(f"{where}: expected {error.__name__}, got no error")
+            out, final = m(x, state, lengths=lengths)
+            finals = list(final) if mode == "lstm" else [final]
+            assert out.shape == x.shape[:2] + (D // layers * H,), where
+            assert all(f.shape == (D, batch, H) for f in finals), where
+            if lengths is not None:
+                past = np.arange(steps)[:, None] >= lengths[None, :]
+                assert (out.data[past.T if batch_first else past] == 0).all(), where
+            if name == "non-contiguous":
+                again = m(np.ascontiguousarray(x), state, lengths=lengths)[0]
+                np.testing.assert_array_equal(out.data, again.data, err_msg=where)
+            for o in [out] + finals:
+                o.backward(np.ones(o.shape, dtype), retain_graph=True)
+            if name != "nan":
+                assert all(np.isfinite(p.grad).all() for p in m.parameters()), where
+
+
+def test_fuzzed_calls_raise_or_give_documented_results_never_crash() -> None:
+    """The fuzz runs in a child process, so that a crash (a signal) fails this test, not the run."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    code = f"import sys; sys.path.insert(0, {tests!r}); import test_rnn_modules as t; t.fuzz_modules(0, 400)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"fuzz exited with {done.returncode} (negative: killed by a signal)\n" \
+                                 f"{done.stderr[-3000:]}"
