@@ -2,12 +2,16 @@
 pieces whose logic can be wrong (timing caps, target verdicts, validation)."""
 from __future__ import annotations
 
+import copy
+import importlib.util
 import json
 
 import numpy as np
 import pytest
 
-from minirnn.bench import main, targets, timing
+from minirnn import _C
+from minirnn.bench import harness, main, targets, timing
+from minirnn.bench.memory import workspace_bytes
 from minirnn.bench.charlm import CharLMConfig
 from minirnn.bench.problem import MODES, Shape, make_problem
 from minirnn.bench.threads import use_threads
@@ -25,16 +29,26 @@ def no_pause(monkeypatch):
 
 def run_tiny(tmp_path, **kwargs):
     path = tmp_path / "bench.json"
+    log = []
     results = main(quick=True, json_path=path, shapes=TINY, threads=(1,), repeats=2, charlm=TINY_LM,
-                   log=lambda line: None, **kwargs)
-    return results, json.loads(path.read_text())
+                   log=log.append, **kwargs)
+    return results, json.loads(path.read_text()), "\n".join(log)
 
 
-def test_tiny_run_writes_complete_json(tmp_path):
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """One tiny run with torch, shared by the tests that read its results."""
     pytest.importorskip("torch")
-    results, data = run_tiny(tmp_path)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(timing, "PAUSE_S", 0.0)
+        return run_tiny(tmp_path_factory.mktemp("bench"))
+
+
+def test_tiny_run_writes_complete_json(tiny):
+    results, data, log = tiny
     assert data == json.loads(json.dumps(results))
-    assert set(data) >= {"machine", "config", "grid", "memory", "varlen", "denormals", "charlm", "targets", "load_average"}
+    assert set(data) >= {"machine", "config", "grid", "memory", "varlen", "denormals", "charlm", "targets",
+                         "load_average", "wall_s"}
     assert {(r["mode"], r["task"]) for r in data["grid"]} == {(m, t) for m in MODES for t in ("train", "infer")}
     for r in data["grid"]:
         assert set(r["median_s"]) == CONTENDERS | {"torch"}
@@ -48,30 +62,60 @@ def test_tiny_run_writes_complete_json(tmp_path):
     # lstm workspace: gates 4H, h and c (T+1 each), tanh(c): 4 + 1 + 1 + 1 floats per T*B*H, plus h0/c0
     lstm = next(r for r in data["memory"] if r["mode"] == "lstm")
     assert lstm["workspace_bytes_per_tbh"] == pytest.approx(4 * (7 + 2 / TINY[0].T))
+    assert lstm["workspace_formula"] == "4*(7*T*B*H + 2*B*H)"
+    assert "lstm     T6 B2 H5:  4*(7*T*B*H + 2*B*H) bytes = " in log
     lm = data["charlm"]
     assert lm["first_loss"]["minirnn"] == pytest.approx(lm["first_loss"]["torch"], rel=1e-4)
     assert lm["first_loss"]["minirnn"] == pytest.approx(np.log(lm["vocab"]), rel=0.1)
     assert [t["status"] in ("PASS", "MISS", "n/a") for t in data["targets"]] == [True] * 8
+    for t in data["targets"]:  # every target printed with its verdict
+        assert f"[{t['status']:4s}] {t['text']}" in log
+
+
+def slowed(results):
+    """A copy of a run's results in which minirnn is 1000x slower everywhere and 10x slower on
+    subnormal data, so that every target that has a measured point misses."""
+    out = copy.deepcopy(results)
+    for r in out["grid"] + out["varlen"]:
+        r["median_s"]["fused"] *= 1000
+    for r in out["denormals"]:
+        r["slowdown"]["fused"] = 10.0
+    out["charlm"]["chars_per_s"]["minirnn"] /= 1000
+    return out
+
+
+def test_every_target_misses_with_a_label_per_record_kind(tiny, tmp_path):
+    results = slowed(tiny[0])
+    log = []
+    png = tmp_path / "bench.png" if importlib.util.find_spec("matplotlib") else None
+    verdicts = harness.publish(results, tmp_path / "bench.json", png, log.append)
+    statuses = {t.text: t.status for t in verdicts}
+    assert statuses.pop("train H>=512: fused / floor <= 1.25") == "n/a"  # the tiny run has H=5
+    assert set(statuses.values()) == {"MISS"}
+    where = {t.text.split(":")[0]: {m.split(":")[0] for m in t.misses} for t in verdicts}
+    size = f"T{TINY[0].T} B{TINY[0].B} H{TINY[0].H} threads=1"
+    assert where["train LSTM/GRU"] == {f"lstm {size}", f"gru {size}"}
+    assert where["train"] == {f"{mode} {size}" for mode in MODES}
+    assert where["varlen"] == {f"{mode} {size}" for mode in MODES}
+    assert where["denormals"] == {f"{mode} {size}" for mode in MODES}
+    assert where["char-LM"] == {f"char-LM T{TINY_LM.T} B{TINY_LM.B} H{TINY_LM.hidden} layers=2 threads=1"}
+    text = "\n".join(log)
+    assert text.count("[MISS]") == 7
+    assert "miss: char-LM T8 B2 H6 layers=2 threads=1: " in text and "miss: gru " + size in text
+    assert json.loads((tmp_path / "bench.json").read_text())["targets"] == results["targets"]
+    if png is not None:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_without_torch_skips_torch_with_a_note(tmp_path, monkeypatch):
     from minirnn.bench import torch_peer
     monkeypatch.setattr(torch_peer, "available", lambda: False)
-    results, data = run_tiny(tmp_path)
+    results, data, _ = run_tiny(tmp_path)
     assert all(set(r["median_s"]) == CONTENDERS for r in data["grid"])
     assert any("torch is not installed" in n for n in data["notes"])
     assert data["charlm"]["chars_per_s"].keys() == {"minirnn"}
     statuses = {t["text"]: t["status"] for t in data["targets"]}
     assert statuses["infer: fused / torch < 1.0 at every point"] == "n/a"
-
-
-def test_png_chart(tmp_path):
-    pytest.importorskip("matplotlib")
-    pytest.importorskip("torch")
-    png = tmp_path / "bench.png"
-    main(quick=True, json_path=None, png_path=png, modes=("gru",), shapes=TINY, threads=(1,), repeats=1,
-         charlm=None, log=lambda line: None)
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_time_interleaved_caps_slow_contenders():
@@ -119,3 +163,10 @@ def test_bad_arguments_raise_clear_errors():
 def test_varlen_lengths_span_tenth_to_full():
     lengths = make_problem("gru", Shape(50, 400, 3, 3), varlen=True).lengths
     assert lengths.dtype == np.int64 and lengths.min() == 5 and lengths.max() == 50
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+def test_workspace_formula_matches_the_kernels_layout(mode):
+    for T, B, H in ((1, 1, 1), (7, 3, 5), (100, 16, 1024)):
+        assert workspace_bytes(mode, T, B, H) == 4 * _C.workspace_size(mode, T, B, H)
+        assert workspace_bytes(mode, T, B, H, itemsize=8) == 8 * _C.workspace_size(mode, T, B, H)

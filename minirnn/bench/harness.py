@@ -1,4 +1,5 @@
-"""``minirnn.bench.main`` (defined here): run the whole comparison and write the table, JSON and chart.
+"""``minirnn.bench.main`` (defined here): run the whole comparison (:func:`measure`), then print
+the tables and targets and write the JSON and chart (:func:`publish`).
 
     python -m minirnn bench            # quick: a subset of the grid, all cores, ~2 minutes
     python -m minirnn bench --full     # the issue's whole grid at 1 thread and at all cores
@@ -9,6 +10,7 @@ import datetime
 import importlib.util
 import os
 import platform
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,11 +19,15 @@ from .charlm import CharLMConfig, run_charlm
 from .contenders import cells_step, fused_step, numpy_step
 from .denormals import run_denormals
 from .grid import run_grid
-from .memory import peak_step_bytes, workspace_bytes_per_tbh
+from .memory import peak_step_bytes, workspace_record
 from .problem import FULL_GRID, MODES, QUICK_GRID, Shape, make_problem
-from .targets import as_json, evaluate
+from .targets import Target, as_json, evaluate
 from .threads import all_cores
 from .varlen import run_varlen
+
+#: In quick mode the tape cells and the NumPy reference run only where a step is at most this
+#: many FLOPs (they take seconds per step above it); memory and variable lengths likewise.
+QUICK_SLOW_MAX_FLOPS = 2e9
 
 
 def machine() -> dict[str, Any]:
@@ -38,39 +44,35 @@ def machine() -> dict[str, Any]:
 
 def memory(modes: tuple[str, ...], shapes: tuple[Shape, ...]) -> list[dict[str, Any]]:
     """Peak traced bytes of one training step of fused, cells and numpy, and the fused
-    workspace's bytes per (T, B, H) element, per mode and shape."""
+    workspace (measured bytes, the formula in T, B, H, bytes per T*B*H), per mode and shape."""
     records = []
     for mode in modes:
         for shape in shapes:
             problem = make_problem(mode, shape)
             peaks = {name: peak_step_bytes(build(problem, True))
                      for name, build in (("fused", fused_step), ("cells", cells_step), ("numpy", numpy_step))}
-            records.append(shape.record(mode, peak_bytes=peaks, workspace_bytes_per_tbh=workspace_bytes_per_tbh(problem)))
+            records.append(shape.record(mode, peak_bytes=peaks, **workspace_record(problem)))
     return records
 
 
-def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json", png_path: str | Path | None = None,
-         modes: tuple[str, ...] = MODES, shapes: tuple[Shape, ...] | None = None,
-         threads: tuple[int, ...] | None = None, repeats: int | None = None,
-         charlm: CharLMConfig | None = CharLMConfig(), log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the benchmarks, print the tables and the targets, write JSON (and PNG); return the
-    results dict that went into the JSON.
+def _light(shapes: tuple[Shape, ...], max_flops: float | None) -> tuple[Shape, ...]:
+    """The shapes whose LSTM training step (the costliest mode) is at most ``max_flops``."""
+    return tuple(s for s in shapes if max_flops is None or make_problem("lstm", s).flops(True) <= max_flops)
 
-    ``quick`` picks the defaults: a 3-shape subset of the grid at all cores, 3 repeats, the slow
-    contenders (tape cells, NumPy) skipped above 20 GFLOP per step; otherwise the whole grid at 1
-    thread and at all cores, 7 repeats. ``shapes``, ``threads``, ``repeats`` override them.
-    ``charlm=None`` skips the char-LM run. ``png_path`` needs matplotlib (the plot extra).
-    """
+
+def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Shape, ...] | None = None,
+            threads: tuple[int, ...] | None = None, repeats: int | None = None,
+            charlm: CharLMConfig | None = CharLMConfig(), log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every measurement (arguments as :func:`main`) and return the results dict, without
+    targets: the grid, memory, variable lengths, denormals and the char-LM, with notes."""
+    wall_start = time.perf_counter()
     cores = all_cores()
     shapes = shapes if shapes is not None else (QUICK_GRID if quick else FULL_GRID)
     threads = threads if threads is not None else ((cores,) if quick else tuple(sorted({1, cores})))
     repeats = repeats if repeats is not None else (3 if quick else 7)
     budget_s = 1.0 if quick else 5.0
-    slow_max_flops = 2e10 if quick else None
+    slow_max_flops = QUICK_SLOW_MAX_FLOPS if quick else None
     with_torch = torch_peer.available()
-    if png_path is not None and importlib.util.find_spec("matplotlib") is None:
-        raise ValueError(f"main: png_path={str(png_path)!r} needs matplotlib (pip install 'minirnn[plot]'), "
-                         "which is not installed")
     load_start = os.getloadavg()[0]
     results: dict[str, Any] = {"machine": machine(), "notes": []}
     if load_start > 0.5:
@@ -81,38 +83,77 @@ def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json"
                          "threads": list(threads), "repeats": repeats, "budget_s": budget_s}
     if not with_torch:
         results["notes"].append("torch is not installed: the torch columns and targets are skipped")
+    light = _light(shapes, slow_max_flops)
+    if light != shapes:
+        results["notes"].append(f"quick: memory and variable lengths measured only at {', '.join(s.label for s in light)} "
+                                f"(at most {slow_max_flops / 1e9:g} GFLOP per LSTM training step); --full measures all")
     log(f"minirnn bench ({'quick' if quick else 'full'}) on {results['machine']['cpu']}, {cores} cores")
 
-    log("grid (median ms per step):")
+    def phase(name: str) -> None:
+        log(f"{name} ({time.perf_counter() - wall_start:.0f} s elapsed)")
+
+    phase("grid (median ms per step)")
     grid = run_grid(modes, shapes, threads, repeats, budget_s, with_torch, slow_max_flops, log)
     results["grid"] = grid
     results["notes"] += sorted({n for r in grid for n in r["notes"]})
-    results["memory"] = memory(modes, tuple(s for s in shapes if slow_max_flops is None
-                                            or make_problem("lstm", s).flops(True) <= slow_max_flops))
-    results["varlen"] = run_varlen(modes, shapes, max(threads),
-                                   repeats, budget_s, with_torch)
+    phase("peak memory")
+    results["memory"] = memory(modes, light)
+    phase("variable lengths")
+    results["varlen"] = run_varlen(modes, light, max(threads), repeats, budget_s, with_torch)
+    phase("denormals")
     results["denormals"] = run_denormals(modes, shapes[min(1, len(shapes) - 1)], max(threads), repeats, budget_s,
                                          with_torch)
+    if charlm:
+        phase("char-LM")
     results["charlm"] = run_charlm(charlm, max(threads), repeats, budget_s, with_torch) if charlm else None
     results["load_average"] = {"start": load_start, "end": os.getloadavg()[0]}
-    targets = evaluate(grid, results["varlen"], results["denormals"], results["charlm"])
-    results["targets"] = as_json(targets)
+    results["wall_s"] = time.perf_counter() - wall_start
+    return results
 
+
+def publish(results: dict[str, Any], json_path: str | Path | None = None, png_path: str | Path | None = None,
+            log: Callable[[str], None] = print) -> list[Target]:
+    """Judge the targets on ``results`` (stored in it as ``results["targets"]``), print the
+    tables, notes and targets, and write the JSON (and the PNG chart) when paths are given."""
+    targets = evaluate(results["grid"], results["varlen"], results["denormals"], results["charlm"])
+    results["targets"] = as_json(targets)
     log("")
-    log(report.grid_table(grid))
+    log(report.grid_table(results["grid"]))
     log(report.memory_table(results["memory"]))
     log(report.timing_table("Variable lengths (training step):", results["varlen"]))
     log(report.timing_table("Denormals (training step):", results["denormals"], extra="slowdown"))
     if results["charlm"]:
-        log("char-LM chars/s: " + ", ".join(f"{k} {v:,.0f}" for k, v in results["charlm"]["chars_per_s"].items())
-            + "; first-step loss " + ", ".join(f"{k} {v:.4f}" for k, v in results["charlm"]["first_loss"].items()))
+        log(report.charlm_line(results["charlm"]))
     for note in results["notes"]:
         log(f"note: {note}")
     log(report.targets_table(targets))
+    log(f"measured in {results['wall_s']:.0f} s; 1-minute load average {results['load_average']['start']:.2f} "
+        f"at the start, {results['load_average']['end']:.2f} at the end")
     if json_path is not None:
         report.write_json(json_path, results)
         log(f"wrote {json_path}")
     if png_path is not None:
-        report.write_png(png_path, grid)
+        report.write_png(png_path, results["grid"])
         log(f"wrote {png_path}")
+    return targets
+
+
+def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json", png_path: str | Path | None = None,
+         modes: tuple[str, ...] = MODES, shapes: tuple[Shape, ...] | None = None,
+         threads: tuple[int, ...] | None = None, repeats: int | None = None,
+         charlm: CharLMConfig | None = CharLMConfig(), log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the benchmarks, print the tables and the targets, write JSON (and PNG); return the
+    results dict that went into the JSON.
+
+    ``quick`` picks the defaults: a 3-shape subset of the grid at all cores, 3 repeats, the slow
+    contenders (tape cells, NumPy) skipped above 2 GFLOP per step and memory and variable lengths
+    measured only at the shapes below that; otherwise the whole grid at 1 thread and at all cores,
+    7 repeats, every contender everywhere. ``shapes``, ``threads``, ``repeats`` override them.
+    ``charlm=None`` skips the char-LM run. ``png_path`` needs matplotlib (the plot extra).
+    """
+    if png_path is not None and importlib.util.find_spec("matplotlib") is None:
+        raise ValueError(f"main: png_path={str(png_path)!r} needs matplotlib (pip install 'minirnn[plot]'), "
+                         "which is not installed")
+    results = measure(quick, modes, shapes, threads, repeats, charlm, log)
+    publish(results, json_path, png_path, log)
     return results

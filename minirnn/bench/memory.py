@@ -2,13 +2,15 @@
 
 NumPy reports every array allocation to ``tracemalloc``, so the peak traced size during one
 step is the step's NumPy-side peak (arrays made by the C++ extension are NumPy arrays too).
-The fused kernels' saved state is one workspace array; its size per (T, B, H) element says how
-many floats per hidden unit and time step the layer keeps for backward.
+The fused kernels' saved state is one workspace array, of
+``itemsize * (a*T*B*H + b*B*H)`` bytes with (a, b) per mode in :data:`WORKSPACE_ELEMENTS`; its
+size per (T, B, H) element says how many floats per hidden unit and time step the layer keeps
+for backward.
 """
 from __future__ import annotations
 
 import tracemalloc
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -29,11 +31,35 @@ def peak_step_bytes(step: Callable[[], None]) -> int:
         tracemalloc.stop()
 
 
-def workspace_bytes_per_tbh(problem: Problem) -> float:
-    """Bytes of the fused forward's workspace divided by T * B * H."""
+#: Workspace elements per T*B*H and per B*H, by mode (csrc/rnn.cpp ``workspace_layout``):
+#: lstm: gates 4, h 1, c 1, tanh(c) 1 per step, plus h0 and c0; gru: gates 3, h 1, W_hn h + b_hn 1,
+#: plus h0; Elman: h, plus h0.
+WORKSPACE_ELEMENTS = {"lstm": (7, 2), "gru": (5, 1), "rnn_tanh": (1, 1), "rnn_relu": (1, 1)}
+
+
+def workspace_formula(mode: str, itemsize: int = 4) -> str:
+    """The fused workspace's size in bytes as a formula in T, B, H, e.g. ``4*(7*T*B*H + 2*B*H)``."""
+    per_tbh, per_bh = WORKSPACE_ELEMENTS[mode]
+    return f"{itemsize}*({per_tbh}*T*B*H + {per_bh}*B*H)"
+
+
+def workspace_bytes(mode: str, T: int, B: int, H: int, itemsize: int = 4) -> int:  # noqa: N803 (legend letters)
+    """The value of :func:`workspace_formula` at (T, B, H)."""
+    per_tbh, per_bh = WORKSPACE_ELEMENTS[mode]
+    return itemsize * (per_tbh * T * B * H + per_bh * B * H)
+
+
+def workspace_record(problem: Problem) -> dict[str, Any]:
+    """The fused forward's workspace on ``problem``: its measured bytes, the formula those bytes
+    follow (checked against the measured size), and the bytes per T*B*H (what the layer keeps for
+    backward per hidden unit and step)."""
     s, w = problem.shape, problem.weights
-    h0 = np.zeros((s.B, s.H), np.float32)
+    h0 = np.zeros((s.B, s.H), problem.x.dtype)
     c0 = h0 if problem.mode == "lstm" else None
     workspace = _C.rnn_forward(problem.mode, problem.x, w["weight_ih_l0"], w["weight_hh_l0"], w["bias_ih_l0"],
                                w["bias_hh_l0"], h0, c0, problem.lengths)[3]
-    return workspace.nbytes / (s.T * s.B * s.H)
+    formula = workspace_formula(problem.mode, workspace.itemsize)
+    if workspace_bytes(problem.mode, s.T, s.B, s.H, workspace.itemsize) != workspace.nbytes:
+        formula = f"unknown ({formula} does not match: update WORKSPACE_ELEMENTS)"
+    return {"workspace_bytes": workspace.nbytes, "workspace_formula": formula,
+            "workspace_bytes_per_tbh": workspace.nbytes / (s.T * s.B * s.H)}

@@ -47,16 +47,31 @@ def timing_table(title: str, records: list[Record], extra: str = "") -> str:
 
 
 def memory_table(records: list[Record]) -> str:
-    """Peak MiB of a training step per contender and the fused workspace's bytes per (T, B, H)."""
-    lines = ["Peak memory of a training step (tracemalloc, MiB) and fused workspace bytes per T*B*H:"]
+    """Peak MiB of a training step per contender, and the fused workspace: its bytes as a
+    formula in T, B, H, its size at each shape and its bytes per T*B*H."""
+    lines = ["Peak memory of a training step (tracemalloc: NumPy-side allocations, MiB; torch's allocator "
+             "is not traced):"]
     for r in records:
         peaks = "  ".join(f"{name} {b / 2**20:.2f}" for name, b in r["peak_bytes"].items())
-        lines.append(f"  {r['mode']:8s} T{r['T']} B{r['B']} H{r['H']}:  {peaks}  workspace/TBH "
-                     f"{r['workspace_bytes_per_tbh']:.0f} B")
+        lines.append(f"  {r['mode']:8s} T{r['T']} B{r['B']} H{r['H']}:  {peaks}")
+    lines.append("Fused workspace (saved by forward for backward):")
+    for r in records:
+        lines.append(f"  {r['mode']:8s} T{r['T']} B{r['B']} H{r['H']}:  {r['workspace_formula']} bytes = "
+                     f"{r['workspace_bytes'] / 2**20:.2f} MiB = {r['workspace_bytes_per_tbh']:.2f} B per T*B*H")
     return "\n".join(lines)
 
 
+def charlm_line(record: Record) -> str:
+    """chars/s of each framework, their ratio, and the first-step losses (equal when the two
+    models start from the same weights)."""
+    rates = record["chars_per_s"]
+    ratio = f" (minirnn / torch {rates['minirnn'] / rates['torch']:.2f}x)" if "torch" in rates else ""
+    return ("char-LM training chars/s: " + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items()) + ratio
+            + "; first-step loss " + ", ".join(f"{k} {v:.4f}" for k, v in record["first_loss"].items()))
+
+
 def targets_table(targets: list[Target]) -> str:
+    """Every target with PASS / MISS / n/a, its worst ratio and each point that missed."""
     lines = ["Targets (goals of issue 4):"]
     for t in targets:
         worst = f"  (worst ratio {t.worst:.2f})" if t.worst is not None else ""
@@ -66,6 +81,7 @@ def targets_table(targets: list[Target]) -> str:
 
 
 def write_json(path: str | Path, results: dict[str, Any]) -> None:
+    """Every number of the run (``results``) as indented JSON."""
     Path(path).write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
 
 

@@ -23,6 +23,11 @@ class Target:
 
 
 def _label(r: Record) -> str:
+    """Where a record was measured: mode and size for the layer records (grid, varlen,
+    denormals), the model's size for the char-LM record (which has no single mode or H)."""
+    if "mode" not in r:
+        c = r["config"]
+        return f"char-LM T{c['T']} B{c['B']} H{c['hidden']} layers={c['layers']} threads={r['threads']}"
     return f"{r['mode']} T{r['T']} B{r['B']} H{r['H']} threads={r['threads']}"
 
 
