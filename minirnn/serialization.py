@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 import zipfile
 import zlib
@@ -110,7 +111,10 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
                 arrays = {name: npz[name] for name in npz.files}
     except FileNotFoundError:
         raise
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+    # zipfile raises NotImplementedError / RuntimeError for a damaged header that claims an
+    # unsupported zip version or encryption.
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, struct.error,
+            NotImplementedError, RuntimeError) as exc:
         raise ValueError(f"load: {path!r} is not a readable minirnn/.npz file "
                          f"(truncated, corrupted or pickled?): {exc}") from exc
     if META not in arrays:

@@ -160,3 +160,31 @@ def test_plain_npz_loads_as_flat_dict(tmp_path: Path) -> None:
     loaded = minirnn.load(path)
     assert sorted(loaded) == ["a", "b"]
     _assert_identical(np.eye(2, dtype=np.float32), loaded["b"])
+
+
+def test_every_truncation_and_every_flipped_byte_is_refused_or_harmless(tmp_path: Path) -> None:
+    """Damage anywhere in the file: load raises ValueError, or (a flip in a byte nobody reads,
+    such as a timestamp) returns exactly what was saved -- never other data, never another error."""
+    saved = {"w": np.arange(6, dtype=np.float64).reshape(2, 3), "nested": {"i": np.array([1, 2], np.int32)},
+             "step": 3}
+    path = tmp_path / "f.npz"
+    minirnn.save(saved, path)
+    data = path.read_bytes()
+    damaged = [data[:n] for n in range(len(data))]
+    for i in range(len(data)):
+        flipped = bytearray(data)
+        flipped[i] ^= 0x80 if i % 2 else 0x01
+        damaged.append(bytes(flipped))
+    refused = 0
+    for k, blob in enumerate(damaged):
+        path.write_bytes(blob)
+        try:
+            loaded = minirnn.load(path)
+        except ValueError as exc:
+            assert "f.npz" in str(exc), (k, exc)
+            refused += 1
+            continue
+        assert loaded["step"] == 3 and set(loaded) == set(saved), k
+        _assert_identical(saved["w"], loaded["w"])
+        _assert_identical(saved["nested"]["i"], loaded["nested"]["i"])
+    assert refused > 0.8 * len(damaged)
