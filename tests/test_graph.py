@@ -233,3 +233,44 @@ def test_deep_chain_needs_no_recursion():
 def test_bad_arguments(call, exc, match):
     with pytest.raises(exc, match=match):
         call(ops.mul(leaf(2), leaf(2)))
+
+
+# ---------------------------------------------------------------- the lesson: unrolled cell vs fused layer
+def _lstm_losses(steps: int):
+    """sum(h_T) of a 3-step sequence through an unrolled nn.LSTMCell and through nn.LSTM (same weights)."""
+    T, B, I, H = steps, 2, 3, 4
+    cell, lstm = minirnn.nn.LSTMCell(I, H, dtype=np.float64), minirnn.nn.LSTM(I, H, dtype=np.float64)
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(lstm, name + "_l0").data[...] = getattr(cell, name).data
+    x = Tensor(np.random.default_rng(0).standard_normal((T, B, I)))
+    h = c = Tensor(np.zeros((B, H)))
+    for t in range(T):
+        h, c = cell(x[t], (h, c))
+    _, (h_n, _) = lstm(x)
+    return h.sum(), h_n.sum(), cell, lstm
+
+
+def test_unrolled_lstm_cell_and_fused_lstm_both_render():
+    cell_loss, fused_loss, cell, lstm = _lstm_losses(3)
+    one_step, _, _, _ = _lstm_losses(1)
+    unrolled = graph.nodes(cell_loss, names=cell.named_parameters())
+    fused = graph.nodes(fused_loss, names=lstm.named_parameters())
+    # The unrolled graph repeats one step's nodes per time step (plus the final Sum) ...
+    assert len(unrolled) - 1 == 3 * (len(graph.nodes(one_step)) - 1)
+    assert len(unrolled) > 30
+    # ... the fused layer is a single node with three outputs (y, h_n, c_n).
+    kinds = [r.name for r in fused]
+    assert kinds.count("FusedRNNLayer") == 1 and len(fused) <= 4
+    layer = fused[kinds.index("FusedRNNLayer")]
+    assert layer.output_shapes == ((3, 2, 4), (2, 4), (2, 4))
+    for records, names in ((unrolled, dict(cell.named_parameters())), (fused, dict(lstm.named_parameters()))):
+        assert {x.name for r in records for x in r.inputs if x.kind == "leaf"} == set(names)
+    for loss, module in ((cell_loss, cell), (fused_loss, lstm)):
+        text = graph.render_text(loss, names=module.named_parameters())
+        assert len(text.splitlines()) == len(graph.nodes(loss)) + 1
+        dot = graph.to_dot(loss, names=module.named_parameters())
+        check_dot_syntax(dot)
+        assert dot.count("shape=box") == len(graph.nodes(loss))
+        if HAVE_DOT:
+            done = subprocess.run(["dot", "-Tsvg"], input=dot, capture_output=True, text=True)
+            assert done.returncode == 0 and "<svg" in done.stdout, done.stderr
