@@ -206,3 +206,35 @@ def test_table():
     total = lines[-1].split()
     assert total[0] == "total" and total[1] == "2" and total[3] == "2" and total[5:] == ["2.3", "KiB"]
     assert "peak saved 2.3 KiB" in repr(p)
+
+
+def test_counts_match_the_graph_of_an_unrolled_lstm_cell():
+    """Every op recorded is counted once forward and once backward: the profiler's per-kind counts
+    equal the node kinds graph.nodes lists (x requires grad, so no op runs unrecorded)."""
+    from collections import Counter
+
+    from minirnn import graph, nn
+
+    cell = nn.LSTMCell(3, 4, dtype=np.float64)
+    x = Tensor(np.random.default_rng(0).standard_normal((3, 2, 3)), requires_grad=True)
+    with minirnn.profile() as p:
+        h = c = Tensor(np.zeros((2, 4)))
+        for t in range(3):
+            h, c = cell(x[t], (h, c))
+        loss = ops.sum(h)
+        kinds = Counter(r.name for r in graph.nodes(loss))
+        loss.backward()
+    assert sum(kinds.values()) > 30
+    assert {name: s.forward_calls for name, s in p.stats.items()} == dict(kinds)
+    assert {name: s.backward_calls for name, s in p.stats.items()} == dict(kinds)
+
+
+def test_fused_lstm_is_one_forward_and_one_backward_call():
+    lstm = minirnn.nn.LSTM(3, 4, dtype=np.float64)
+    x = Tensor(np.random.default_rng(0).standard_normal((5, 2, 3)))
+    with minirnn.profile() as p:
+        y, _ = lstm(x)
+        ops.sum(y).backward()
+    s = p.stats["FusedRNNLayer"]
+    assert (s.forward_calls, s.backward_calls) == (1, 1)
+    assert s.saved_bytes_at_peak > 0 and s.forward_seconds > 0 and s.backward_seconds > 0
