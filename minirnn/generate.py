@@ -31,13 +31,27 @@ def sequence_cross_entropy(logits: Tensor, targets: np.ndarray) -> Tensor:
     return cross_entropy(logits.reshape(-1, logits.shape[-1]), np.asarray(targets).reshape(-1))
 
 
-def next_token_probs(logits: Any, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
-    """``(B, V)`` probabilities from logits ``(B, V)`` (or ``(V,)``): softmax(logits / temperature)
-    over the ``top_k`` largest logits of each row (others 0); temperature 0 puts all mass on the argmax.
-    """
+def _check_logits(logits: Any) -> np.ndarray:
+    """``logits`` as float64 (V,) or (B, V); NaN, +inf or a row without a finite value raise."""
     z = np.asarray(logits.data if isinstance(logits, Tensor) else logits, dtype=np.float64)
     if z.ndim not in (1, 2) or z.shape[-1] == 0:
         raise ValueError(f"logits: expected shape (V,) or (B, V) with V >= 1, got {z.shape}")
+    if np.isnan(z).any() or np.isposinf(z).any() or not np.isfinite(z).any(-1).all():
+        raise ValueError("logits: expected finite values (-inf excludes a token) and a finite value "
+                         "in every row, got NaN, +inf or a row of -inf")
+    return z
+
+
+def next_token_probs(logits: Any, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
+    """``(B, V)`` probabilities from logits ``(B, V)`` (or ``(V,)``): softmax(logits / temperature)
+    over the ``top_k`` largest logits of each row (others 0); temperature 0 puts all mass on the argmax.
+
+    Exactly ``min(top_k, V)`` tokens per row keep their probability: among equal logits at the
+    cut, the lower token ids are kept (as ``argmax`` does for temperature 0).
+    """
+    z = _check_logits(logits)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer, np.floating)):
+        raise TypeError(f"temperature: expected a finite number >= 0, got {type(temperature).__name__}")
     if not np.isfinite(temperature) or temperature < 0:
         raise ValueError(f"temperature: expected a finite number >= 0, got {temperature!r}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
@@ -47,20 +61,27 @@ def next_token_probs(logits: Any, temperature: float = 1.0, top_k: int | None = 
         np.put_along_axis(probs, z.argmax(-1)[..., None], 1.0, axis=-1)
         return probs
     if top_k is not None and top_k < z.shape[-1]:
-        kth = np.partition(z, -top_k, axis=-1)[..., -top_k, None]
-        z = np.where(z >= kth, z, -np.inf)
+        ranked = np.argsort(-z, axis=-1, kind="stable")  # best first, ties by id
+        z = z.copy()
+        np.put_along_axis(z, ranked[..., top_k:], -np.inf, axis=-1)
     z = (z - z.max(-1, keepdims=True)) / temperature
     e = np.exp(z)
     return e / e.sum(-1, keepdims=True)
+
+
+def inverse_cdf(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The token of each row of ``probs`` (B, V) (or (V,)) whose CDF interval holds ``u`` (B, 1)
+    (or (1,)) in [0, 1): the first id with ``cdf > u * cdf[-1]``. A zero-probability token is
+    never returned, whatever the rounding of the cumulative sum."""
+    cdf = np.cumsum(probs, -1)
+    return (cdf <= u * cdf[..., -1:]).sum(-1).astype(np.int64)
 
 
 def sample_next(logits: Any, temperature: float = 1.0, top_k: int | None = None,
                 generator: np.random.Generator | None = None) -> np.ndarray:
     """Draw one token id per row of ``logits`` (B, V) -> (B,) int64 (``(V,)`` -> a 0-d array)."""
     probs = next_token_probs(logits, temperature, top_k)
-    u = get_generator(generator).random(probs.shape[:-1] + (1,))
-    ids = (np.cumsum(probs, -1) < u).sum(-1)  # inverse CDF
-    return np.minimum(ids, probs.shape[-1] - 1).astype(np.int64)
+    return inverse_cdf(probs, get_generator(generator).random(probs.shape[:-1] + (1,)))
 
 
 def teacher_forced_loss(model: LanguageModel, ids: Any, state: Any = None) -> tuple[Tensor, Any]:

@@ -1,11 +1,13 @@
 """Sampling (temperature, top-k, greedy), teacher forcing, scheduled sampling, free-running generation."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minirnn
 from minirnn import Tensor
 from minirnn.charlm import CharLM
-from minirnn.generate import (generate, next_token_probs, sample_next, scheduled_sampling_loss,
+from minirnn.generate import (generate, inverse_cdf, next_token_probs, sample_next, scheduled_sampling_loss,
                               teacher_forced_loss)
 
 LOGITS = np.array([[2.0, 1.0, 0.5, -1.0, 0.0], [0.0, 3.0, -2.0, 1.0, 1.5]])
@@ -38,13 +40,50 @@ def test_greedy_and_sampling_frequencies():
     assert a.shape == () and a == sample_next(LOGITS[0], generator=np.random.default_rng(5))
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(-2, 2), min_size=6, max_size=6), min_size=1, max_size=3),
+       st.integers(1, 7), st.sampled_from([0.5, 1.0, 3.0]))
+def test_top_k_keeps_exactly_k_of_the_best(rows, k, temperature):
+    """Ties are common here (logits from 5 values): still exactly min(k, V) tokens survive, and
+    no surviving logit is below a removed one."""
+    z = np.array(rows, dtype=float)
+    p = next_token_probs(z, temperature, k)
+    kept = p > 0
+    assert (kept.sum(-1) == min(k, 6)).all()
+    for row, keep in zip(z, kept):
+        assert row[keep].min() >= (row[~keep].max() if (~keep).any() else -np.inf)
+    np.testing.assert_allclose(p.sum(-1), 1.0, rtol=1e-12)
+
+
+def test_top_k_ties_keep_the_lower_ids():
+    np.testing.assert_array_equal(next_token_probs([1.0, 0.0, 1.0, 1.0], 1.0, 2), [0.5, 0, 0.5, 0])
+
+
+def test_inverse_cdf_never_returns_a_zero_probability_token():
+    probs = np.array([[0.0, 0.3, 0.7, 0.0, 0.0]])  # cdf 0, .3, 1, 1, 1
+    assert inverse_cdf(probs, np.array([[0.0]]))[0] == 1  # u = 0 skips the empty first token
+    assert inverse_cdf(probs, np.array([[np.nextafter(1.0, 0)]]))[0] == 2  # the largest u < 1
+    assert inverse_cdf(probs, np.array([[0.3]]))[0] == 2
+    rounded = np.zeros((1, 10))
+    rounded[0, :7] = 1 / 7  # the cumsum ends at 0.9999999999999998, below the largest u
+    assert inverse_cdf(rounded, np.array([[np.nextafter(1.0, 0)]]))[0] == 6
+
+
 def test_sampling_arguments_are_checked():
     with pytest.raises(ValueError, match="temperature: expected a finite number >= 0, got -1"):
         next_token_probs(LOGITS, -1)
+    with pytest.raises(ValueError, match="temperature: expected a finite number >= 0, got nan"):
+        next_token_probs(LOGITS, float("nan"))
+    with pytest.raises(TypeError, match="temperature: expected a finite number >= 0, got str"):
+        next_token_probs(LOGITS, "0.5")
     with pytest.raises(ValueError, match="top_k: expected a positive int or None, got 0"):
         next_token_probs(LOGITS, 1.0, 0)
     with pytest.raises(ValueError, match=r"logits: expected shape \(V,\) or \(B, V\)"):
         next_token_probs(np.zeros((2, 2, 2)))
+    for bad in ([0.0, np.nan], [0.0, np.inf], [[0.0, 1.0], [-np.inf, -np.inf]]):
+        with pytest.raises(ValueError, match="logits: expected finite values"):
+            sample_next(np.array(bad))
+    np.testing.assert_array_equal(next_token_probs([-np.inf, 0.0]), [0.0, 1.0])  # -inf excludes a token
 
 
 def bigram_model(table):
