@@ -84,14 +84,19 @@ def sample_next(logits: Any, temperature: float = 1.0, top_k: int | None = None,
     return inverse_cdf(probs, get_generator(generator).random(probs.shape[:-1] + (1,)))
 
 
+def _check_ids(ids: Any) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.ndim != 2 or len(ids) < 2 or ids.dtype.kind not in "iu":
+        raise ValueError(f"ids: expected integer ids of shape (T+1, B) with T >= 1, got {ids.dtype} {ids.shape}")
+    return ids
+
+
 def teacher_forced_loss(model: LanguageModel, ids: Any, state: Any = None) -> tuple[Tensor, Any]:
     """Mean next-token cross-entropy of ``ids`` (T+1, B): inputs ``ids[:-1]``, targets ``ids[1:]``.
 
     Returns ``(loss, state)``; ``loss / ln 2`` is bits per token.
     """
-    ids = np.asarray(ids)
-    if ids.ndim != 2 or len(ids) < 2:
-        raise ValueError(f"ids: expected shape (T+1, B) with T >= 1, got {ids.shape}")
+    ids = _check_ids(ids)
     logits, state = model(ids[:-1], state)
     return sequence_cross_entropy(logits, ids[1:]), state
 
@@ -100,10 +105,8 @@ def scheduled_sampling_loss(model: LanguageModel, ids: Any, p: float, state: Any
                             generator: np.random.Generator | None = None) -> tuple[Tensor, Any]:
     """Like :func:`teacher_forced_loss`, but each input after the first is, with probability ``p``
     per sequence and step, the model's own greedy prediction instead of the true token."""
-    ids = np.asarray(ids)
-    if ids.ndim != 2 or len(ids) < 2:
-        raise ValueError(f"ids: expected shape (T+1, B) with T >= 1, got {ids.shape}")
-    if not 0 <= p <= 1:
+    ids = _check_ids(ids)
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p <= 1:
         raise ValueError(f"p: expected a probability in [0, 1], got {p!r}")
     rng = get_generator(generator)
     x, total = ids[0], None

@@ -118,7 +118,7 @@ def test_teacher_forced_loss_matches_torch():
                                              torch.tensor(ids[1:].reshape(-1)))
     np.testing.assert_allclose(loss.item(), want.item(), rtol=1e-12)
     assert state[0].shape == (2, 3, 6)
-    with pytest.raises(ValueError, match=r"ids: expected shape \(T\+1, B\)"):
+    with pytest.raises(ValueError, match=r"ids: expected integer ids of shape \(T\+1, B\)"):
         teacher_forced_loss(model, ids[:1])
 
 
@@ -137,5 +137,8 @@ def test_scheduled_sampling_p0_is_teacher_forcing_and_p1_feeds_predictions():
     np.testing.assert_allclose(got.item(), want.item(), rtol=1e-12)
     got.backward()
     assert model.head.weight.grad is not None
-    with pytest.raises(ValueError, match="p: expected a probability"):
-        scheduled_sampling_loss(model, ids, 1.5)
+    for p in (1.5, "half"):
+        with pytest.raises(ValueError, match="p: expected a probability"):
+            scheduled_sampling_loss(model, ids, p)
+    with pytest.raises(ValueError, match="ids: expected integer ids"):
+        scheduled_sampling_loss(model, ids.astype(float), 0.5)
