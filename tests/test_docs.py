@@ -80,8 +80,23 @@ def test_cpp_quotes_match_csrc(path: Path, text: str, line: int):
     source_name = text.splitlines()[0].removeprefix("// from ").strip()
     source = [s.strip() for s in (ROOT / source_name).read_text().splitlines() if s.strip()]
     start = 0
+    assert quoted_chunks(text), f"{path.name}:{line}: the quote is empty"
     for chunk in quoted_chunks(text):
         at = next((i for i in range(start, len(source) - len(chunk) + 1) if source[i:i + len(chunk)] == chunk), None)
         assert at is not None, f"{path.name}:{line}: this quote is not (any longer) in {source_name}:\n" + \
             "\n".join(chunk)
         start = at + len(chunk)
+
+
+@pytest.mark.parametrize("path", DOCS, ids=[p.name for p in DOCS])
+def test_every_block_is_checked(path: Path):
+    """No snippet escapes the checks above: each fenced block is run (python), compared (output,
+    right after a python block) or verified against csrc/ (cpp with a ``// from csrc/`` line)."""
+    found = blocks(path)
+    assert path.read_text().count("```") == 2 * len(found), f"{path.name}: an unclosed or unparsed fence"
+    for k, (lang, text, line) in enumerate(found):
+        assert lang in ("python", "output", "cpp"), f"{path.name}:{line}: a ```{lang} block is not checked"
+        if lang == "output":
+            assert k > 0 and found[k - 1][0] == "python", f"{path.name}:{line}: output block without python"
+        if lang == "cpp":
+            assert text.startswith("// from csrc/"), f"{path.name}:{line}: C++ block without '// from csrc/<file>'"
