@@ -1,4 +1,7 @@
 """Per-step hidden-state gradient norms (hooks) and spectral radius."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -56,15 +59,34 @@ def test_bad_arguments():
         hidden_grad_norms(cell, np.zeros((2, 1, 3)), lambda hs: hs[-1])
 
 
-def test_plots_write_files_or_explain_matplotlib(tmp_path, monkeypatch):
-    import sys
-    from minirnn import plot
+def test_plots_write_image_files(tmp_path):
     pytest.importorskip("matplotlib")
+    from minirnn import plot
     plot.loss_curves({"lstm": [3, 2, 1], "rnn": [3, 3]}, tmp_path / "loss.png")
     plot.gradient_heatmap(np.abs(np.random.default_rng(0).normal(size=(4, 6))), tmp_path / "heat.png")
-    assert (tmp_path / "loss.png").stat().st_size > 1000 and (tmp_path / "heat.png").stat().st_size > 1000
+    plot.loss_curves({"gru": [2, 1]}, tmp_path / "loss.svg")
+    for name in ("loss.png", "heat.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert b"<svg" in (tmp_path / "loss.svg").read_bytes()
     with pytest.raises(ValueError, match=r"norms: expected a non-empty 2-D array"):
         plot.gradient_heatmap(np.zeros(3), tmp_path / "x.png")
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ValueError, match="curves: expected at least one named curve"):
+        plot.loss_curves({}, tmp_path / "x.png")
+
+
+def test_plot_without_matplotlib_explains_the_extra(tmp_path, monkeypatch):
+    """Runs whether or not matplotlib is installed: a missing one is simulated."""
+    from minirnn import plot
+    for name in ("matplotlib", "matplotlib.figure"):
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ImportError, match=r"pip install 'minirnn\[plot\]'"):
         plot.loss_curves({"a": [1]}, tmp_path / "y.png")
+    with pytest.raises(ImportError, match="minirnn.plot needs matplotlib"):
+        plot.gradient_heatmap(np.ones((2, 2)), tmp_path / "y.png")
+    assert not (tmp_path / "y.png").exists()
+
+
+def test_matplotlib_is_imported_lazily():
+    code = "import sys, minirnn, minirnn.plot, minirnn.analysis, minirnn.cli; print('matplotlib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
