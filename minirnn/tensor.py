@@ -157,7 +157,6 @@ class Tensor:
         return self.data.item()
 
     def astype(self, dtype: Any) -> Tensor:
-        from . import ops
         return ops.cast(self, dtype)
 
     def float(self) -> Tensor:
@@ -173,59 +172,45 @@ class Tensor:
 
     # ------------------------------------------------------------------ operators
     def __add__(self, other: Any) -> Tensor:
-        from . import ops
         return ops.add(self, other)
 
     def __radd__(self, other: Any) -> Tensor:
-        from . import ops
         return ops.add(other, self)
 
     def __sub__(self, other: Any) -> Tensor:
-        from . import ops
         return ops.sub(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        from . import ops
         return ops.sub(other, self)
 
     def __mul__(self, other: Any) -> Tensor:
-        from . import ops
         return ops.mul(self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        from . import ops
         return ops.mul(other, self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        from . import ops
         return ops.div(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        from . import ops
         return ops.div(other, self)
 
     def __neg__(self) -> Tensor:
-        from . import ops
         return ops.neg(self)
 
     def __pow__(self, exponent: Any) -> Tensor:
-        from . import ops
         return ops.pow(self, exponent)
 
     def __rpow__(self, base: Any) -> Tensor:
-        from . import ops
         return ops.pow(base, self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        from . import ops
         return ops.matmul(self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        from . import ops
         return ops.matmul(other, self)
 
     def __getitem__(self, index: Any) -> Tensor:
-        from . import ops
         return ops.getitem(self, index)
 
     # Comparisons return plain bool arrays wrapped in (non-differentiable) Tensors.
@@ -243,69 +228,58 @@ class Tensor:
 
     # ------------------------------------------------------------------ methods
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        from . import ops
         return ops.sum(self, axis, keepdims)
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        from . import ops
         return ops.mean(self, axis, keepdims)
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        from . import ops
         return ops.max(self, axis, keepdims)
 
     def reshape(self, *shape: Any) -> Tensor:
-        from . import ops
         return ops.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
     def view(self, *shape: Any) -> Tensor:
         return self.reshape(*shape)
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
-        from . import ops
         return ops.transpose(self, dim0, dim1)
 
     @property
     def T(self) -> Tensor:
-        from . import ops
         return ops.permute(self, tuple(reversed(range(self.ndim))))
 
     def permute(self, *dims: Any) -> Tensor:
-        from . import ops
         return ops.permute(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
 
     def exp(self) -> Tensor:
-        from . import ops
         return ops.exp(self)
 
     def log(self) -> Tensor:
-        from . import ops
         return ops.log(self)
 
     def tanh(self) -> Tensor:
-        from . import ops
         return ops.tanh(self)
 
     def sigmoid(self) -> Tensor:
-        from . import ops
         return ops.sigmoid(self)
 
     def relu(self) -> Tensor:
-        from . import ops
         return ops.relu(self)
 
     def softmax(self, axis: int = -1) -> Tensor:
-        from . import ops
         return ops.softmax(self, axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        from . import ops
         return ops.log_softmax(self, axis)
 
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
-        from . import ops
         return ops.clip(self, min, max)
 
     def split(self, split_size_or_sections: Any, axis: int = 0) -> tuple[Tensor, ...]:
-        from . import ops
         return ops.split(self, split_size_or_sections, axis)
+
+
+# The ops import Tensor, so they are imported after it is defined; the methods above look
+# ``ops`` up when they are called.
+from . import ops  # noqa: E402
