@@ -78,18 +78,6 @@ class MatMul(Function):
         return da, db
 
 
-def add(a: Any, b: Any) -> Tensor:
-    return Add.apply(lift(a, b), lift(b, a))
-
-
-def mul(a: Any, b: Any) -> Tensor:
-    return Mul.apply(lift(a, b), lift(b, a))
-
-
-def matmul(a: Any, b: Any) -> Tensor:
-    return MatMul.apply(lift(a, b), lift(b, a))
-
-
 class Sub(Function):
     """z = a - b;  dz/da = 1, dz/db = -1."""
 
@@ -152,6 +140,20 @@ class Pow(Function):
         da = unbroadcast(grad * b * a ** (b - 1), a.shape) if ctx.needs_input_grad[0] else None
         db = unbroadcast(grad * z * np.log(a), b.shape) if ctx.needs_input_grad[1] else None
         return da, db
+
+
+# The functions users call: non-Tensor operands become constants of the other operand's dtype.
+def add(a: Any, b: Any) -> Tensor:
+    return Add.apply(lift(a, b), lift(b, a))
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    return Mul.apply(lift(a, b), lift(b, a))
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """``a @ b`` like ``np.matmul``: 1-D operands are vectors, leading axes are broadcast batches."""
+    return MatMul.apply(lift(a, b), lift(b, a))
 
 
 def sub(a: Any, b: Any) -> Tensor:
