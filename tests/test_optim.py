@@ -48,6 +48,8 @@ def _run_torch(name: str, kwargs: dict[str, Any], steps: int = 20) -> list[np.nd
 
 CASES = [
     ("SGD", dict(lr=0.05)),
+    ("SGD", dict(lr=0.05, weight_decay=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.9)),
     ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01)),
     ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
     ("Adam", dict(lr=0.01)),
@@ -56,6 +58,7 @@ CASES = [
     ("RMSprop", dict(lr=0.01)),
     ("RMSprop", dict(lr=0.01, alpha=0.9, centered=True, momentum=0.8, weight_decay=0.02)),
     ("RMSprop", dict(lr=0.005, momentum=0.5)),
+    ("RMSprop", dict(lr=0.01, centered=True, eps=1e-4)),
 ]
 
 
