@@ -272,6 +272,10 @@ def test_loss_modules_match_torch(reduction: str) -> None:
         (nn.MSELoss(reduction=reduction), torch.nn.MSELoss(reduction=reduction), rng.standard_normal((5, 4))),
         (nn.BCEWithLogitsLoss(reduction=reduction), torch.nn.BCEWithLogitsLoss(reduction=reduction),
          (rng.random((5, 4)) > 0.5).astype(np.float64)),
+        (nn.BCEWithLogitsLoss(reduction=reduction, pos_weight=np.array([0.5, 1.0, 2.0, 3.0])),
+         torch.nn.BCEWithLogitsLoss(reduction=reduction, pos_weight=torch.tensor([0.5, 1.0, 2.0, 3.0],
+                                                                               dtype=torch.float64)),
+         (rng.random((5, 4)) > 0.5).astype(np.float64)),
     ]
     for ours, ref, target in cases:
         check_against_torch(lambda x: ours(x, target), lambda x: ref(x, torch.from_numpy(target)), [logits],

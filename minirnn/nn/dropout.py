@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..ops.nn_ops import check_dropout_p
 from ..tensor import Tensor
 from .module import Module
 
@@ -15,9 +16,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, generator: np.random.Generator | None = None):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ValueError(f"Dropout: expected p in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = check_dropout_p("Dropout", p)
         self.generator = generator
 
     def forward(self, x: Tensor) -> Tensor:

@@ -4,17 +4,16 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
+from ..ops.losses import REDUCTIONS
 from ..tensor import Tensor
 from .module import Module
-
-_REDUCTIONS = ("mean", "sum", "none")
 
 
 class _Loss(Module):
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"{type(self).__name__}: expected reduction in {_REDUCTIONS}, got {reduction!r}")
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"{type(self).__name__}: expected reduction in {REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
 
     def extra_repr(self) -> str:
@@ -44,7 +43,15 @@ class MSELoss(_Loss):
 
 
 class BCEWithLogitsLoss(_Loss):
-    """``-[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]`` computed stably from logits x."""
+    """``-[w y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]`` computed stably from logits x.
+
+    ``pos_weight`` w (None: 1) weights the positive term, broadcast over the last dimension.
+    """
+
+    def __init__(self, reduction: str = "mean", pos_weight: Any = None):
+        super().__init__(reduction)
+        self.pos_weight = pos_weight
 
     def forward(self, logits: Tensor, target: Any) -> Tensor:
-        return F.binary_cross_entropy_with_logits(logits, target, reduction=self.reduction)
+        return F.binary_cross_entropy_with_logits(logits, target, reduction=self.reduction,
+                                                  pos_weight=self.pos_weight)

@@ -93,6 +93,13 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> T
     return Embedding.apply(ids, weight, padding_idx)
 
 
+def check_dropout_p(owner: str, p: Any) -> float:
+    """``p`` as a float if it is a probability in [0, 1), else ValueError naming ``owner``."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p < 1:
+        raise ValueError(f"{owner}: expected p in [0, 1), got {p!r}")
+    return float(p)
+
+
 def dropout(x: Tensor, p: float = 0.5, training: bool = True,
             generator: np.random.Generator | None = None) -> Tensor:
     """Inverted dropout: zero each element with probability ``p`` and scale the rest by 1/(1-p).
@@ -101,8 +108,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
     numbers come from ``generator`` or the package default (see :func:`minirnn.manual_seed`).
     """
     check_tensor("dropout", "x", x)
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p < 1:
-        raise ValueError(f"dropout(): expected p in [0, 1), got {p!r}")
+    check_dropout_p("dropout()", p)
     if not training or p == 0:
         return x
     keep = get_generator(generator).random(x.shape) >= p
