@@ -136,6 +136,18 @@ def test_time_interleaved_caps_slow_contenders():
     assert uncapped["fast"].repeats == 5
 
 
+def test_pause_only_after_a_contender_that_spins(monkeypatch):
+    events = []
+    monkeypatch.setattr(timing.time, "sleep", lambda seconds: events.append("sleep"))
+    contenders = [timing.Contender(name, lambda name=name: events.append(name), spins=name == "b")
+                  for name in "abc"]
+    timing.time_interleaved(contenders, repeats=3, budget_s=10.0)
+    # warm-up a b c; rounds a b c / b c a / c a b, each timed call after a re-warm call
+    assert events.count("sleep") == 2
+    assert all(events[i - 1] == "b" for i, e in enumerate(events) if e == "sleep")
+    assert events.count("a") == events.count("b") == events.count("c") == 1 + 2 * 3
+
+
 def test_targets_verdicts():
     rec = {"mode": "lstm", "T": 100, "B": 1, "H": 64, "threads": 1, "task": "train",
            "median_s": {"fused": 1.0, "torch": 3.0, "numpy": 5.0, "floor": 0.5}}

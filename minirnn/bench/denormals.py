@@ -28,11 +28,11 @@ def run_denormals(modes: tuple[str, ...], shape: Shape, threads: int, repeats: i
         normal = make_problem(mode, shape, seed=2)
         tiny = make_problem(mode, shape, seed=2, weight_scale=SUBNORMAL_WEIGHT_SCALE,
                             constant_input=DENORMAL_INPUT)
-        contenders = [Contender("fused normal", fused_step(normal, True)),
-                      Contender("fused subnormal", fused_step(tiny, True))]
+        contenders = [Contender("fused normal", fused_step(normal, True), spins=False),
+                      Contender("fused subnormal", fused_step(tiny, True), spins=False)]
         if with_torch:
-            contenders += [Contender("torch normal", torch_peer.step(normal, True)),
-                           Contender("torch subnormal", torch_peer.step(tiny, True))]
+            contenders += [Contender("torch normal", torch_peer.step(normal, True), spins=False),
+                           Contender("torch subnormal", torch_peer.step(tiny, True), spins=False)]
         with use_threads(threads):
             timings = time_interleaved(contenders, repeats, budget_s)
         median = {name: t.median_s for name, t in timings.items()}

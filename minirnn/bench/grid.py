@@ -22,6 +22,8 @@ from .timing import Contender, time_interleaved
 Builder = Callable[[Problem, bool], Callable[[], None]]
 #: The contenders that run a Python loop over time steps and get slow at large sizes.
 SLOW = ("cells", "numpy")
+#: The contenders that call NumPy's multi-threaded BLAS (see ``timing.Contender.spins``).
+SPINS = ("cells", "numpy", "floor")
 
 
 def builders(with_torch: bool) -> dict[str, Builder]:
@@ -44,10 +46,9 @@ def run_point(problem: Problem, threads: int, train: bool, repeats: int, budget_
     contenders = []
     for name, build in builders(with_torch).items():
         if name in SLOW and slow_max_flops is not None and problem.flops(train) > slow_max_flops:
-            record["notes"].append(f"{name} skipped: {problem.flops(train) / 1e9:.1f} GFLOP per step is above "
-                                   f"the {slow_max_flops / 1e9:.1f} GFLOP limit of this run")
+            record["notes"].append(f"{name} skipped where a step is above {slow_max_flops / 1e9:g} GFLOP")
             continue
-        contenders.append(Contender(name, build(problem, train)))
+        contenders.append(Contender(name, build(problem, train), spins=name in SPINS))
     with use_threads(threads):
         timings = time_interleaved(contenders, repeats, budget_s)
     record["median_s"] = {name: t.median_s for name, t in timings.items()}

@@ -23,11 +23,11 @@ def run_varlen(modes: tuple[str, ...], shapes: tuple[Shape, ...], threads: int, 
     for mode in modes:
         for shape in shapes:
             problem = make_problem(mode, shape, seed=1, varlen=True)
-            contenders = [Contender("fused", fused_step(problem, True))]
+            contenders = [Contender("fused", fused_step(problem, True), spins=False)]
             if with_torch:
                 torch_step = functools.partial(torch_peer.step, problem, True)
-                contenders += [Contender("torch_packed", torch_step(packed=True)),
-                               Contender("torch_padded", torch_step(packed=False))]
+                contenders += [Contender("torch_packed", torch_step(packed=True), spins=False),
+                               Contender("torch_padded", torch_step(packed=False), spins=False)]
             with use_threads(threads):
                 timings = time_interleaved(contenders, repeats, budget_s)
             records.append(shape.record(mode, threads=threads, mean_length=float(problem.lengths.mean()),
