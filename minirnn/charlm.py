@@ -42,6 +42,18 @@ def default_corpus() -> str:
     return "\n".join(topics[k] for k in sorted(topics))
 
 
+def split_held_out(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, held_out)``: ``ids`` with its last ``val_fraction`` (in (0, 1)) held out; each
+    part must keep at least 2 ids (one input and one target)."""
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction: expected a number in (0, 1), got {val_fraction!r}")
+    cut = int(len(ids) * (1 - val_fraction))
+    if cut < 2 or len(ids) - cut < 2:
+        raise ValueError(f"data: expected enough characters for 2 to train on and 2 held out (val_fraction "
+                         f"{val_fraction}), got {len(ids)}")
+    return ids[:cut], ids[cut:]
+
+
 def streams(ids: np.ndarray, batch: int) -> np.ndarray:
     """Cut a 1-D id sequence into ``batch`` contiguous streams, time-major ``(N // batch, batch)``:
     column b continues where it left off at each chunk, so TBPTT can carry the state."""

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Sequence
@@ -17,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from . import optim
-from .charlm import CharLM, default_corpus, evaluate_bits, streams, unigram_bits
+from .charlm import CharLM, default_corpus, evaluate_bits, split_held_out, streams, unigram_bits
 from .data import CharVocab
 from .generate import generate, sequence_cross_entropy
 from .random import manual_seed
@@ -36,19 +37,30 @@ def _sample_text(model: CharLM, vocab: CharVocab, prompt: str, length: int, temp
     return prompt + vocab.decode(ids)
 
 
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--data: expected a UTF-8 text file, got {path!r} "
+                         f"({exc.reason} at byte {exc.start})") from exc
+
+
 def train_charlm(args: argparse.Namespace) -> int:
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir):  # fail now, not after the training
+        raise ValueError(f"--out: expected a file in an existing directory, got {args.out!r}")
     manual_seed(args.seed)
     if args.data is None:
         text, source = default_corpus(), "pydoc_data.topics"
     else:
-        with open(args.data, encoding="utf-8") as f:
-            text, source = f.read(), args.data
+        text, source = _read_text(args.data), args.data
     vocab = CharVocab.build(text)
     ids = vocab.encode(text)
-    cut = int(len(ids) * (1 - args.val_fraction))
-    train, held_out = streams(ids[:cut], args.batch), streams(ids[cut:], min(args.batch, (len(ids) - cut) // 2))
-    baseline = unigram_bits(ids[:cut], ids[cut:], len(vocab))
-    print(f"data: {source}, {len(ids):,} chars, vocab {len(vocab)}, held out {len(ids) - cut:,}; "
+    train_ids, held_ids = split_held_out(ids, args.val_fraction)
+    train, held_out = streams(train_ids, args.batch), streams(held_ids, min(args.batch, len(held_ids) // 2))
+    baseline = unigram_bits(train_ids, held_ids, len(vocab))
+    print(f"data: {source}, {len(ids):,} chars, vocab {len(vocab)}, held out {len(held_ids):,}; "
           f"unigram baseline {baseline:.3f} bits/char")
     model = CharLM(len(vocab), args.embed, args.hidden, args.layers)
     params = list(model.parameters())
@@ -75,7 +87,7 @@ def train_charlm(args: argparse.Namespace) -> int:
     save({"model": model.state_dict(), "config": model.config, "vocab": vocab.to_dict(),
           "metrics": {"val_bpc": bits, "unigram_bpc": baseline, "steps": step}}, args.out)
     print(f"saved {args.out}")
-    prompt = "The " if set("The ") <= set(vocab.tokens) else vocab.decode(ids[cut:cut + 4])
+    prompt = "The " if set("The ") <= set(vocab.tokens) else vocab.decode(held_ids[:4])
     for seed in range(args.samples):
         print(f"--- sample {seed + 1} (temperature 0.8)\n{_sample_text(model, vocab, prompt, 200, 0.8, None, seed)}")
     return 0
@@ -116,6 +128,13 @@ def _positive(kind: type) -> object:
     return parse
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m minirnn", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -132,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--layers", type=_positive(int), default=2)
     train.add_argument("--lr", type=_positive(float), default=3e-3)
     train.add_argument("--clip", type=_positive(float), default=1.0, help="gradient-norm clipping")
-    train.add_argument("--val-fraction", type=_positive(float), default=0.05)
+    train.add_argument("--val-fraction", type=_fraction, default=0.05, help="held-out share (default 0.05)")
     train.add_argument("--samples", type=int, default=2, help="samples to print after training")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--quiet", action="store_true", help="no progress bar")

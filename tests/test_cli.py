@@ -1,4 +1,5 @@
 """python -m minirnn: train charlm / sample / bench, argument and file errors."""
+import io
 import subprocess
 import sys
 
@@ -46,9 +47,59 @@ def test_errors_are_reported(checkpoint, tmp_path, capsys):
     minirnn.save({"a": np.zeros(1)}, tmp_path / "other.npz")
     assert main(["sample", str(tmp_path / "other.npz")]) == 2
     assert "checkpoint: expected a file written by 'train charlm'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["train", "charlm", "--steps", "0"])
-    assert "expected a number > 0, got 0" in capsys.readouterr().err
+    assert main(["sample", str(checkpoint), "--prompt", "ab", "--length", "-1"]) == 2
+    assert "length: expected an int >= 0, got -1" in capsys.readouterr().err
+    assert main(["sample", str(checkpoint), "--prompt", "ab", "--temperature", "nan"]) == 2
+    assert "temperature: expected a finite number >= 0, got nan" in capsys.readouterr().err
+    for bad, message in ([["--steps", "0"], "expected a number > 0, got 0"],
+                         [["--val-fraction", "1"], r"expected a number in (0, 1), got 1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", "charlm", *bad])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content,args,message", [
+    (TEXT[:20], ["--batch", "4"], "data: expected enough characters for 2 to train on and 2 held out"),  # 1 left
+    ("abcdef" * 2, ["--batch", "4", "--val-fraction", "0.5"],
+     "data: expected at least 8 characters for batch 4, got 6"),
+    (b"\xff\xfeab", [], "--data: expected a UTF-8 text file"),
+    (TEXT, ["--out", "/nonexistent-dir/m.npz"], "--out: expected a file in an existing directory"),
+])
+def test_train_data_errors_fail_before_training(tmp_path, capsys, content, args, message):
+    data = tmp_path / "t.txt"
+    data.write_bytes(content if isinstance(content, bytes) else content.encode())
+    argv = ["train", "charlm", "--data", str(data), "--steps", "1", "--quiet", "--out", str(tmp_path / "m.npz")]
+    assert main(argv + args) == 2
+    out = capsys.readouterr()
+    assert message in out.err and "trained" not in out.out
+
+
+def test_progress_bar_on_a_terminal(tmp_path, monkeypatch, capsys):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["train", "charlm", "--data", str(tmp_path / "t.txt"), "--steps", "3", "--hidden", "8", "--embed", "4",
+                 "--batch", "2", "--seq-len", "8", "--samples", "0", "--out", str(tmp_path / "m.npz")]) == 0
+    bar = terminal.getvalue()
+    assert "3/3" in bar and "bpc=" in bar  # tqdm's count and the running bits per character
+    quiet = Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    assert main(["train", "charlm", "--data", str(tmp_path / "t.txt"), "--steps", "1", "--hidden", "8", "--embed", "4",
+                 "--batch", "2", "--seq-len", "8", "--samples", "0", "--out", str(tmp_path / "m.npz"), "--quiet"]) == 0
+    assert quiet.getvalue() == ""
+
+
+@pytest.mark.parametrize("argv,quick", [(["bench"], True), (["bench", "--full"], False)])
+def test_bench_subcommand_runs_the_harness(monkeypatch, argv, quick):
+    import minirnn.bench
+    calls = []
+    monkeypatch.setattr(minirnn.bench, "main", lambda **kwargs: calls.append(kwargs))
+    assert main(argv) == 0
+    assert calls == [{"quick": quick}]
 
 
 def test_bench_missing_is_a_clear_message(monkeypatch, capsys):
@@ -57,6 +108,26 @@ def test_bench_missing_is_a_clear_message(monkeypatch, capsys):
     assert "benchmark harness (minirnn.bench) is not available" in capsys.readouterr().err
 
 
-def test_module_entry_point_help():
-    out = subprocess.run([sys.executable, "-m", "minirnn", "--help"], capture_output=True, text=True, check=True)
-    assert "train" in out.stdout and "sample" in out.stdout and "bench" in out.stdout
+def run_module(*args):
+    return subprocess.run([sys.executable, "-m", "minirnn", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_module_entry_point_help_and_exit_status(tmp_path):
+    out = run_module("--help")
+    assert out.returncode == 0 and all(c in out.stdout for c in ("train", "sample", "bench"))
+    out = run_module("sample", str(tmp_path / "missing.npz"))
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert "missing.npz" in out.stderr
+
+
+def test_the_issue_commands_on_the_default_corpus(tmp_path):
+    """`train charlm --steps 3 --out X` on the embedded corpus, then `sample X --prompt "The "`."""
+    ckpt = str(tmp_path / "x.npz")
+    out = run_module("train", "charlm", "--steps", "3", "--out", ckpt, "--samples", "1")
+    assert out.returncode == 0, out.stderr
+    assert "data: pydoc_data.topics" in out.stdout and "held-out" in out.stdout and f"saved {ckpt}" in out.stdout
+    assert "--- sample 1" in out.stdout
+    assert minirnn.load(ckpt)["metrics"]["steps"] == 3
+    out = run_module("sample", ckpt, "--prompt", "The ", "--length", "40")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("The ") and len(out.stdout.rstrip("\n")) >= 44
