@@ -38,6 +38,20 @@ def make_rnn(seed=0):
     return model, [w_ih, w_hh]
 
 
+def make_fused_lstm(seed=0):
+    """The fused nn.LSTM (one tape node per call) with its (h, c) state: a tuple to carry."""
+    minirnn.manual_seed(seed)
+    lstm = minirnn.nn.LSTM(I, H, dtype=np.float64)
+
+    def model(x, state):
+        return lstm(np.asarray(x), state)
+    return model, list(lstm.parameters())
+
+
+def states_of(state):
+    return [s.data for s in (state if isinstance(state, tuple) else (state,))]
+
+
 def loss_fn(out, y):
     return ((out - Tensor(y)) ** 2).mean()
 
@@ -58,10 +72,11 @@ def window_grad(model, params, x, y, start, a, b):
     return [p.grad.copy() for p in params]
 
 
+@pytest.mark.parametrize("make", [make_rnn, make_fused_lstm])
 @pytest.mark.parametrize("k1,k2", [(3, 3), (2, 5), (4, 6), (11, 11), (20, 30)])
-def test_each_update_matches_bptt_over_its_window(k1, k2):
+def test_each_update_matches_bptt_over_its_window(k1, k2, make):
     x, y = data()
-    model, params = make_rnn()
+    model, params = make()
     rec = Recorder(params)
     result = tbptt(model, loss_fn, rec, x, y, k1, k2)
     starts = list(range(0, T, k1))
@@ -70,18 +85,21 @@ def test_each_update_matches_bptt_over_its_window(k1, k2):
         want = window_grad(model, params, x, y, max(0, a + k1 - k2), a, min(a + k1, T))
         for g, w in zip(got, want):
             np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
-    _, h_full = model(x, None)
-    np.testing.assert_allclose(result.state.data, h_full.data, rtol=1e-12)  # the state is carried
-    assert result.state.grad_fn is None
+    _, full = model(x, None)
+    for got, want in zip(states_of(result.state), states_of(full)):  # the state is carried
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert all(s.grad_fn is None for s in (result.state if isinstance(result.state, tuple) else (result.state,)))
 
 
-def test_state_carries_across_calls():
+@pytest.mark.parametrize("make", [make_rnn, make_fused_lstm])
+def test_state_carries_across_calls(make):
     x, y = data()
-    model, params = make_rnn()
+    model, params = make()
     first = tbptt(model, loss_fn, Recorder(params), x[:5], y[:5], 2)
     second = tbptt(model, loss_fn, Recorder(params), x[5:], y[5:], 2, state=first.state)
-    _, h_full = model(x, None)
-    np.testing.assert_allclose(second.state.data, h_full.data, rtol=1e-12)
+    _, full = model(x, None)
+    for got, want in zip(states_of(second.state), states_of(full)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_training_with_sgd_and_clipping_lowers_the_loss():
