@@ -14,7 +14,9 @@ from outputs back to inputs; that DAG *is* the tape.
 so an RNN unrolled over many thousands of steps never hits Python's recursion limit), calls each
 node's ``backward`` once all gradients flowing into it have been summed, and accumulates the
 results into the ``.grad`` of leaf tensors.  Unless ``retain_graph=True`` it then frees what the
-forward passes saved, so a long training loop does not grow memory.
+forward passes saved and lets go of each node's input arrays (see :class:`Released`), so a long
+training loop does not grow memory, and a ``loss`` kept after backward holds only the graph's
+skeleton, not its activations.
 """
 from __future__ import annotations
 
@@ -93,6 +95,46 @@ class Context:
         self.freed = True
 
 
+class Released:
+    """Stands in for an input of a node whose backward has run without ``retain_graph``.
+
+    The node will never run again, so it lets go of the input's values -- otherwise a kept
+    ``loss`` would keep every activation of its graph alive. What stays is what walking and
+    printing the graph need: the node that produced the input (None for a constant or a plain
+    array argument), which of its outputs, the shape and dtype, and whether it was a Tensor.
+    Leaves that require grad (the parameters) are never replaced.
+    """
+
+    __slots__ = ("_node", "_output_index", "shape", "dtype", "tensor")
+
+    def __init__(self, node: Node | None, output_index: int, shape: tuple[int, ...], dtype: np.dtype,
+                 tensor: bool):
+        self._node, self._output_index, self.shape, self.dtype, self.tensor = (
+            node, output_index, shape, dtype, tensor)
+
+    @property
+    def grad_fn(self) -> Node | None:
+        return self._node
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._node is not None  # leaves that require grad are never released
+
+
+def _release(value: Any) -> Any:
+    """``value`` (a node input) without its array, unless it is a leaf that requires grad."""
+    from .tensor import Tensor
+    if isinstance(value, Tensor):
+        if value._node is None and value.requires_grad:
+            return value
+        return Released(value._node, value._output_index, value.shape, value.dtype, True)
+    if isinstance(value, np.ndarray):
+        return Released(None, 0, value.shape, value.dtype, False)
+    if isinstance(value, tuple):  # e.g. an index with integer arrays in it
+        return tuple(_release(v) for v in value)
+    return value
+
+
 class Node:
     """One recorded operation: which Function ran, on which inputs, producing how many outputs."""
 
@@ -115,7 +157,7 @@ class Node:
         """Nodes that produced this node's inputs (the next stops on the way backward)."""
         from .tensor import Tensor
         for x in self.inputs:
-            if isinstance(x, Tensor) and x._node is not None:
+            if isinstance(x, (Tensor, Released)) and x._node is not None:
                 yield x._node
 
     def __repr__(self) -> str:
@@ -226,10 +268,6 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
         if len(input_grads) != len(node.inputs):
             raise RuntimeError(f"{node.name}.backward returned {len(input_grads)} gradients, "
                                f"expected {len(node.inputs)} (one per input)")
-        if not retain_graph:
-            node.ctx.free()
-            if _profiler_hook is not None:
-                _profiler_hook.on_free(node)
         for x, g in zip(node.inputs, input_grads):
             if g is None or not isinstance(x, Tensor) or not x.requires_grad:
                 continue
@@ -245,5 +283,10 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
                 slots = pending.setdefault(id(x._node), [None] * x._node.num_outputs)
                 old = slots[x._output_index]
                 slots[x._output_index] = g if old is None else old + g
+        if not retain_graph:
+            node.ctx.free()
+            node.inputs = _release(node.inputs)
+            if _profiler_hook is not None:
+                _profiler_hook.on_free(node)
     for leaf, g in leaf_grads.values():
         leaf._accumulate(g)

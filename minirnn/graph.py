@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping, Union
 
 import numpy as np
 
-from .autograd import topological_order
+from .autograd import Released, topological_order
 from .tensor import Tensor
 
 RENDER_FORMATS = ("svg", "png")
@@ -119,7 +119,7 @@ def nodes(tensor: Tensor, names: Names | None = None) -> list[NodeRecord]:
 
 def _input_record(x: Any, position: dict[int, int], leaves: dict[int, int],
                   by_id: dict[int, str]) -> InputRecord:
-    if not isinstance(x, Tensor):
+    if not isinstance(x, (Tensor, Released)) or (isinstance(x, Released) and not x.tensor):
         return InputRecord("value", None, 0, None, None, value_text(x))
     shape, dtype = tuple(x.shape), str(x.dtype)
     if x.grad_fn is not None:
@@ -141,7 +141,7 @@ def value_text(value: Any, limit: int = 24) -> str:
         text = "[" + ", ".join(value_text(v, limit) for v in value) + "]"
     elif isinstance(value, tuple):
         text = "(" + ", ".join(value_text(v, limit) for v in value) + ("," if len(value) == 1 else "") + ")"
-    elif isinstance(value, np.ndarray):
+    elif isinstance(value, (np.ndarray, Released)):  # Released: an array a finished backward let go of
         text = "array" + _shape_text(value.shape)
     elif value is None or isinstance(value, (bool, int, float, str, np.generic)):
         text = repr(value)

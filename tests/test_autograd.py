@@ -1,7 +1,9 @@
 """The tape engine: accumulation, hooks, no_grad, detach, retain_graph, deep graphs, isolation."""
 from __future__ import annotations
 
+import gc
 import sys
+import weakref
 
 import numpy as np
 import pytest
@@ -264,3 +266,32 @@ def test_gradcheck_perturbs_non_contiguous_inputs() -> None:
 def test_gradcheck_wants_float64() -> None:
     with pytest.raises(TypeError, match="input 0 has dtype float32, expected float64"):
         minirnn.gradcheck(lambda a: a * 2, [Tensor(np.ones(2, np.float32), requires_grad=True)])
+
+
+def test_a_loss_kept_after_backward_does_not_keep_the_activations() -> None:
+    """After backward (no retain_graph) nodes let go of their inputs' arrays: a kept ``loss`` (say,
+    appended to a list) holds the graph's skeleton, not every intermediate array."""
+    x, w = leaf(np.ones((3, 4))), leaf(np.full((4, 5), 0.1))
+    h = (x @ w).tanh()
+    mask = np.ones((3, 5), dtype=bool)
+    loss = ops.where(mask, h, 0.0)[np.array([0, 2])].sum()
+    h_alive, mask_alive = weakref.ref(h.data), weakref.ref(mask)
+    del h, mask
+    loss.backward()
+    gc.collect()
+    assert h_alive() is None and mask_alive() is None
+    kept = [x for n in _all_nodes(loss) for x in n.inputs if isinstance(x, (Tensor, np.ndarray))]
+    assert all(t.is_leaf and t.requires_grad for t in kept) and len(kept) == 2  # x and w
+
+
+def test_retain_graph_keeps_the_inputs() -> None:
+    x = leaf(np.ones(3))
+    h = x * 2
+    loss = (h * h).sum()
+    h_alive = weakref.ref(h.data)
+    del h
+    loss.backward(retain_graph=True)
+    gc.collect()
+    assert h_alive() is not None
+    loss.backward()
+    np.testing.assert_allclose(x.grad, 2 * 8 * x.data)
