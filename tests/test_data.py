@@ -88,3 +88,19 @@ def test_vocab_unknown_tokens_and_errors(tmp_path):
     with pytest.raises(ValueError, match="expected a CharVocab description"):
         CharVocab.load(tmp_path / "w.json")
     assert WordVocab.build("x y y", min_count=2).tokens == ["y"]
+
+
+def test_padded_batch_through_a_module_equals_each_sequence_alone():
+    """pad_sequences' (padded, lengths) into a bidirectional GRU: every sequence's outputs and
+    final states are those of running it alone, and the mask marks exactly the real steps."""
+    from minirnn import nn
+    rng = np.random.default_rng(3)
+    seqs = [rng.normal(size=(n, 2)) for n in (4, 1, 6, 3)]
+    padded, lengths, mask = pad_sequences(seqs, padding_value=9.0, batch_first=True)
+    gru = nn.GRU(2, 3, num_layers=2, bidirectional=True, batch_first=True, dtype=np.float64)
+    out, h_n = gru(padded, lengths=lengths)
+    np.testing.assert_array_equal(out.data[~mask], 0)
+    for b, s in enumerate(seqs):
+        alone, h_alone = gru(s[None])
+        np.testing.assert_allclose(out.data[b, :len(s)], alone.data[0], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(h_n.data[:, b], h_alone.data[:, 0], rtol=1e-12, atol=1e-15)
