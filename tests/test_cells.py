@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from torch_oracle import assert_close_to_scale
+from torch_oracle import assert_close_to_scale, torch_rnn
 
 from minirnn import Tensor, gradcheck, nn
 from minirnn.nn.cells import RNNCellBase
@@ -31,9 +31,7 @@ def test_cell_matches_torch(kind: str, bias: bool, dtype: type, batched: bool, h
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     cell = make_cell(kind, bias=bias, dtype=dtype)
-    kind_t = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}.get(kind, torch.nn.RNNCell)
-    extra = {"nonlinearity": kind[4:]} if kind.startswith("rnn") else {}
-    t = kind_t(I, H, bias=bias, dtype=torch.float64 if dtype == np.float64 else torch.float32, **extra)
+    t = torch_rnn(kind, I, H, cell=True, bias=bias, dtype=dtype)
     t.load_state_dict({k: torch.from_numpy(v) for k, v in cell.state_dict().items()})
     lead = (B,) if batched else ()
     x = rng.standard_normal(lead + (I,)).astype(dtype)

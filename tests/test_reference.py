@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch_oracle import assert_close_to_scale
+from torch_oracle import assert_close_to_scale, torch_rnn
 
 from minirnn import Tensor, gradcheck
 from minirnn import fused, reference
@@ -60,10 +60,7 @@ def torch_layer(mode: str, args: tuple, grads: tuple) -> tuple:
     """The same layer in torch (packed when lengths are given): outputs and every input gradient."""
     torch = pytest.importorskip("torch")
     x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths = args
-    kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(mode, torch.nn.RNN)
-    kwargs = {"nonlinearity": mode[4:]} if mode.startswith("rnn") else {}
-    layer = kind(I, H, bias=b_ih is not None, dtype=torch.float64 if x.dtype == np.float64 else torch.float32,
-                 **kwargs)
+    layer = torch_rnn(mode, I, H, bias=b_ih is not None, dtype=x.dtype)
     layer.load_state_dict({k: torch.from_numpy(v) for k, v in
                            zip(["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"], (w_ih, w_hh, b_ih, b_hh))
                            if v is not None})

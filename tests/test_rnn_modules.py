@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from torch_oracle import assert_close_to_scale
+from torch_oracle import assert_close_to_scale, torch_rnn
 
 import minirnn
 from minirnn import Tensor, fused, nn
@@ -75,9 +75,7 @@ def _case_id(case: dict[str, Any]) -> str:
 def run_torch(torch: Any, mode: str, state: dict, x: np.ndarray, hx: list[np.ndarray] | None,
               lengths: np.ndarray | None, grads: list[np.ndarray], **kwargs: Any) -> tuple[list, list]:
     """torch's outputs and the gradients of (input, every parameter in order, h0, c0)."""
-    kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(mode, torch.nn.RNN)
-    extra = {"nonlinearity": mode[4:]} if mode.startswith("rnn") else {}
-    m = kind(I, H, dtype=torch.float64 if x.dtype == np.float64 else torch.float32, **extra, **kwargs)
+    m = torch_rnn(mode, I, H, dtype=x.dtype, **kwargs)
     m.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     tx = torch.tensor(x, requires_grad=True)
     states = [torch.tensor(s, requires_grad=True) for s in hx] if hx else []
@@ -141,8 +139,6 @@ def test_state_dicts_move_both_ways_with_torch(mode: str, num_layers: int, bidir
     """The two documented one-liners: torch -> minirnn and minirnn -> torch, checked by value
     and by running both models on the same input."""
     torch = pytest.importorskip("torch")
-    kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(mode, torch.nn.RNN)
-    extra = {"nonlinearity": mode[4:]} if mode.startswith("rnn") else {}
     options = {"num_layers": num_layers, "bidirectional": bidirectional, "bias": bias}
     x = np.random.default_rng(4).standard_normal((T, B, I))
 
@@ -150,7 +146,7 @@ def test_state_dicts_move_both_ways_with_torch(mode: str, num_layers: int, bidir
         ours, theirs = m(x)[0].data, t(torch.from_numpy(x))[0].detach().numpy()
         assert_close_to_scale(ours, theirs, 1e-9, "output")
 
-    t = kind(I, H, dtype=torch.float64, **extra, **options)
+    t = torch_rnn(mode, I, H, **options)
     m = make_module(mode, dtype=np.float64, **options)
     assert [(k, tuple(v.shape)) for k, v in t.state_dict().items()] == \
         [(k, v.shape) for k, v in m.state_dict().items()]
@@ -335,7 +331,8 @@ BAD_INPUTS = [  # (id, module kwargs, forward args, forward kwargs, error, messa
      "lengths: expected values"),
     ("lengths bool", {}, (_x(T, B, I),), {"lengths": np.array([True, True, False])}, TypeError,
      "lengths: expected integers, got dtype bool"),
-    ("lengths 2-D", {}, (_x(T, B, I),), {"lengths": np.ones((1, B), np.int64)}, ValueError, r"lengths: expected shape \(3,\)"),
+    ("lengths 2-D", {}, (_x(T, B, I),), {"lengths": np.ones((1, B), np.int64)}, ValueError,
+     r"lengths: expected shape \(3,\)"),
 ]
 
 

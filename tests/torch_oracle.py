@@ -66,6 +66,18 @@ def check_against_torch(minirnn_fn: Callable[..., Any], torch_fn: Callable[..., 
         np.testing.assert_allclose(got, expected, atol=atol, rtol=rtol, err_msg=f"gradient of input {i}")
 
 
+def torch_rnn(mode: str, *args: Any, cell: bool = False, dtype: Any = np.float64, **kwargs: Any) -> Any:
+    """The torch peer of minirnn's ``mode`` ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+    ``torch.nn.LSTM/GRU/RNN`` (their cells with ``cell=True``) in ``dtype``, made with
+    ``args``/``kwargs`` (``nonlinearity`` is filled in for the Elman modes)."""
+    import torch
+
+    kind = getattr(torch.nn, {"lstm": "LSTM", "gru": "GRU"}.get(mode, "RNN") + ("Cell" if cell else ""))
+    extra = {"nonlinearity": mode[4:]} if mode.startswith("rnn") else {}
+    torch_dtype = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+    return kind(*args, dtype=torch_dtype, **extra, **kwargs)
+
+
 def assert_close_to_scale(actual: np.ndarray, expected: np.ndarray, rtol: float, what: str) -> None:
     """Assert equal shapes and ``|actual - expected| <= rtol * max|expected|`` elementwise.
 
