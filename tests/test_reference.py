@@ -239,8 +239,10 @@ def test_empty_shapes(backend: str, steps: int, batch: int) -> None:
     w_ih, w_hh = (Tensor(rng.standard_normal(s), requires_grad=True) for s in ((4 * H, I), (4 * H, H)))
     h0, c0 = (Tensor(rng.standard_normal((batch, H)), requires_grad=True) for _ in range(2))
     y, h_n, c_n = rnn_layer("lstm", x, w_ih, w_hh, None, None, h0, c0, backend=backend)
-    assert y.shape == (steps, batch, H)
-    np.testing.assert_array_equal(h_n.data, h0.data if steps == 0 else h_n.data)
+    assert y.shape == (steps, batch, H) and h_n.shape == c_n.shape == (batch, H)
+    if steps == 0:
+        np.testing.assert_array_equal(h_n.data, h0.data)
+        np.testing.assert_array_equal(c_n.data, c0.data)
     h_n.backward(np.ones_like(h_n.data))
     np.testing.assert_array_equal(w_ih.grad, 0)
     if steps == 0:
