@@ -57,6 +57,8 @@ def test_tiny_run_writes_complete_json(tiny):
     assert {r["mode"] for r in data["varlen"]} == set(MODES)
     assert all(set(r["median_s"]) == {"fused", "torch_packed", "torch_padded"} for r in data["varlen"])
     assert all(set(r["slowdown"]) == {"fused", "torch"} for r in data["denormals"])
+    assert all(r["subnormal_outputs"] == 1.0 for r in data["denormals"])  # the data is what it claims
+    assert "at least 100% of the NumPy reference's outputs are subnormal" in log
     for r in data["memory"]:
         assert all(b > 0 for b in r["peak_bytes"].values())
     # lstm workspace: gates 4H, h and c (T+1 each), tanh(c): 4 + 1 + 1 + 1 floats per T*B*H, plus h0/c0

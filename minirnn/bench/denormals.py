@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from .. import reference
 from . import torch_peer
 from .contenders import fused_step
-from .problem import Shape, make_problem
+from .problem import Problem, Shape, make_problem
 from .threads import use_threads
 from .timing import Contender, time_interleaved
 
@@ -19,10 +22,21 @@ SUBNORMAL_WEIGHT_SCALE = 1e-39
 DENORMAL_INPUT = -0.1
 
 
+def subnormal_fraction(problem: Problem) -> float:
+    """Fraction of the NumPy reference forward's outputs y (T, B, H) that are nonzero subnormal
+    floats. NumPy does not flush them to zero, so this shows the data does what it claims."""
+    s, w = problem.shape, problem.weights
+    h0 = np.zeros((s.B, s.H), problem.x.dtype)
+    y = reference.rnn_forward(problem.mode, problem.x, w["weight_ih_l0"], w["weight_hh_l0"], w["bias_ih_l0"],
+                              w["bias_hh_l0"], h0, h0 if problem.mode == "lstm" else None, None)[0]
+    return float(np.mean((y != 0) & (np.abs(y) < np.finfo(y.dtype).tiny)))
+
+
 def run_denormals(modes: tuple[str, ...], shape: Shape, threads: int, repeats: int, budget_s: float,
                   with_torch: bool) -> list[dict[str, Any]]:
     """One record per mode: median seconds on normal and on subnormal data, and their ratio,
-    for minirnn's fused layer (and torch's, for comparison)."""
+    for minirnn's fused layer (and torch's, for comparison); ``subnormal_outputs``: see
+    :func:`subnormal_fraction`."""
     records = []
     for mode in modes:
         normal = make_problem(mode, shape, seed=2)
@@ -38,5 +52,6 @@ def run_denormals(modes: tuple[str, ...], shape: Shape, threads: int, repeats: i
         median = {name: t.median_s for name, t in timings.items()}
         ratios = {who: median[f"{who} subnormal"] / median[f"{who} normal"]
                   for who in ("fused", "torch") if f"{who} normal" in median}
-        records.append(shape.record(mode, threads=threads, median_s=median, slowdown=ratios))
+        records.append(shape.record(mode, threads=threads, median_s=median, slowdown=ratios,
+                                    subnormal_outputs=subnormal_fraction(tiny)))
     return records

@@ -22,7 +22,7 @@ from .grid import run_grid
 from .memory import peak_step_bytes, workspace_record
 from .problem import FULL_GRID, MODES, QUICK_GRID, Shape, make_problem
 from .targets import Target, as_json, evaluate
-from .threads import all_cores
+from .threads import all_cores, use_threads
 from .varlen import run_varlen
 
 #: In quick mode the tape cells and the NumPy reference run only where a step is at most this
@@ -97,7 +97,8 @@ def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Sh
     results["grid"] = grid
     results["notes"] += sorted({n for r in grid for n in r["notes"]})
     phase("peak memory")
-    results["memory"] = memory(modes, light)
+    with use_threads(1):  # bytes do not depend on threads; one thread keeps this phase short on a busy machine
+        results["memory"] = memory(modes, light)
     phase("variable lengths")
     results["varlen"] = run_varlen(modes, light, max(threads), repeats, budget_s, with_torch)
     phase("denormals")
@@ -121,7 +122,7 @@ def publish(results: dict[str, Any], json_path: str | Path | None = None, png_pa
     log(report.grid_table(results["grid"]))
     log(report.memory_table(results["memory"]))
     log(report.timing_table("Variable lengths (training step):", results["varlen"]))
-    log(report.timing_table("Denormals (training step):", results["denormals"], extra="slowdown"))
+    log(report.timing_table(report.denormals_title(results["denormals"]), results["denormals"], extra="slowdown"))
     if results["charlm"]:
         log(report.charlm_line(results["charlm"]))
     for note in results["notes"]:

@@ -46,6 +46,13 @@ def timing_table(title: str, records: list[Record], extra: str = "") -> str:
     return "\n".join(lines)
 
 
+def denormals_title(records: list[Record]) -> str:
+    """The denormal table's title, with how subnormal the data really is (see denormals.py)."""
+    least = min((r["subnormal_outputs"] for r in records), default=0.0)
+    return (f"Denormals (training step; inputs -0.1, weights ~1e-39: at least {least:.0%} of the NumPy "
+            "reference's outputs are subnormal):")
+
+
 def memory_table(records: list[Record]) -> str:
     """Peak MiB of a training step per contender, and the fused workspace: its bytes as a
     formula in T, B, H, its size at each shape and its bytes per T*B*H."""
