@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
@@ -19,23 +20,30 @@ def parse_quick(description: str) -> bool:
     return p.parse_args().quick
 
 
+class Trace(NamedTuple):
+    """What :func:`fit` saw: the loss and the gradient norm (before clipping) of every update."""
+    losses: list[float]
+    grad_norms: list[float]
+
+
 def fit(loss_step: Callable[[int], Tensor], params: Iterable[Tensor], steps: int, lr: float = 3e-3,
-        max_norm: float | None = 1.0, desc: str = "train") -> list[float]:
-    """Adam on ``loss_step(i)`` (the loss of mini-batch i) for ``steps`` updates, with optional
-    gradient-norm clipping; a tqdm bar on a terminal. Returns the loss of every update."""
+        max_norm: float | None = 1.0, desc: str = "train", optimizer: type[optim.Optimizer] = optim.Adam,
+        **optimizer_options: float) -> Trace:
+    """``optimizer(params, lr=lr, **optimizer_options)`` (Adam by default) on ``loss_step(i)`` (the
+    loss of mini-batch i) for ``steps`` updates, clipping the joint gradient norm to ``max_norm``
+    (None: no clipping); a tqdm bar on a terminal."""
     from tqdm import tqdm
     params = list(params)
-    opt = optim.Adam(params, lr=lr)
-    losses = []
+    opt = optimizer(params, lr=lr, **optimizer_options)
+    trace = Trace([], [])
     for i in tqdm(range(steps), desc=desc, disable=not sys.stderr.isatty(), leave=False):
         loss = loss_step(i)
         opt.zero_grad()
         loss.backward()
-        if max_norm is not None:
-            optim.clip_grad_norm_(params, max_norm)
+        trace.grad_norms.append(optim.clip_grad_norm_(params, math.inf if max_norm is None else max_norm))
         opt.step()
-        losses.append(loss.item())
-    return losses
+        trace.losses.append(loss.item())
+    return trace
 
 
 def seed(n: int = 0) -> np.random.Generator:

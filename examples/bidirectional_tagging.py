@@ -54,7 +54,7 @@ def token_accuracy(model: Tagger, seqs: list[np.ndarray], tags: list[np.ndarray]
 
 
 def main(quick: bool = False) -> dict[str, float]:
-    steps, hidden = (40, 16) if quick else (1500, 48)
+    steps, hidden = (150, 16) if quick else (1500, 48)
     test = make(np.random.default_rng(3), 1000)
     majority = float(np.mean(np.concatenate(test[1]) == 1))
     result = {}
