@@ -80,7 +80,8 @@ def main(quick: bool = False) -> dict[str, float]:
                 with no_grad():
                     mse = F.mse_loss(model(test_x), test_y).item()
             result[f"{experiment}: {name}"] = mse
-            print(f"  {name:24s} test MSE {mse:.4f}   largest gradient norm {max(trace.grad_norms):.3g}")
+            verdict = "" if np.isfinite(mse) else " (diverged)"
+            print(f"  {name:24s} test MSE {mse:.4f}{verdict}   largest gradient norm {max(trace.grad_norms):.3g}")
     return result
 
 
