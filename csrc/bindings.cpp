@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <memory>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -166,17 +167,22 @@ py::array_t<scalar_t> empty(const std::vector<int64_t>& shape) {
 
 const int64_t* lengths_ptr(const Inputs& in) { return in.lengths ? static_cast<const int64_t*>(in.lengths.data()) : nullptr; }
 
+// keep_workspace false (inference): the workspace lives in uninitialised scratch memory that is
+// freed on return, and None is returned in its place.
 template <typename scalar_t>
-py::tuple forward(const Inputs& in) {
+py::tuple forward(const Inputs& in, bool keep_workspace) {
   const Sizes s = in.sz;
   const bool lstm = in.mode == Mode::lstm;
+  const int64_t n_ws = minirnn::workspace_layout(in.mode, s).total;
   py::array y = empty<scalar_t>({s.T, s.B, s.H});
   py::array h_n = empty<scalar_t>({s.B, s.H});
   py::array c_n = lstm ? py::array(empty<scalar_t>({s.B, s.H})) : no_array();
-  py::array ws = empty<scalar_t>({minirnn::workspace_layout(in.mode, s).total});
-  std::fill(mut<scalar_t>(ws), mut<scalar_t>(ws) + ws.size(), scalar_t(0));
+  py::array ws = keep_workspace ? py::array(empty<scalar_t>({n_ws})) : no_array();
+  std::unique_ptr<scalar_t[]> scratch(keep_workspace ? nullptr : new scalar_t[n_ws]);
+  scalar_t* workspace = keep_workspace ? mut<scalar_t>(ws) : scratch.get();  // (n_ws)
+  if (keep_workspace) std::fill(workspace, workspace + n_ws, scalar_t(0));
   minirnn::ForwardArgs<scalar_t> a{mut<scalar_t>(y),         mut<scalar_t>(h_n),      mut<scalar_t>(c_n),
-                                   mut<scalar_t>(ws),        ptr<scalar_t>(in.x),     ptr<scalar_t>(in.w_ih),
+                                   workspace,                ptr<scalar_t>(in.x),     ptr<scalar_t>(in.w_ih),
                                    ptr<scalar_t>(in.w_hh),   ptr<scalar_t>(in.b_ih),  ptr<scalar_t>(in.b_hh),
                                    ptr<scalar_t>(in.h0),     ptr<scalar_t>(in.c0),    lengths_ptr(in),
                                    s};
@@ -184,7 +190,7 @@ py::tuple forward(const Inputs& in) {
     py::gil_scoped_release release;
     minirnn::rnn_forward(in.mode, a);
   }
-  return py::make_tuple(y, h_n, lstm ? py::object(c_n) : py::none(), ws);
+  return py::make_tuple(y, h_n, lstm ? py::object(c_n) : py::none(), keep_workspace ? py::object(ws) : py::none());
 }
 
 template <typename scalar_t>
@@ -242,6 +248,17 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("n"), "Set the number of OpenMP threads the kernels use (n >= 1).");
 
+  m.def("min_step_work", &minirnn::min_step_work,
+        "Multiply-adds per thread of one step's recurrent GEMM below which a time loop uses fewer threads.");
+  m.def(
+      "set_min_step_work",
+      [](int64_t macs) {
+        if (macs < 0) throw py::value_error("set_min_step_work: expected macs >= 0, got " + std::to_string(macs));
+        minirnn::set_min_step_work(macs);
+      },
+      py::arg("macs"),
+      "Set min_step_work (0: every time loop uses num_threads() threads, as the tests of thread agreement need).");
+
   m.def(
       "workspace_size",
       [](const std::string& mode, int64_t T, int64_t B, int64_t H) {
@@ -255,12 +272,12 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "rnn_forward",
       [](const std::string& mode, py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih, py::handle b_hh,
-         py::handle h0, py::handle c0, py::handle lengths) {
+         py::handle h0, py::handle c0, py::handle lengths, bool need_workspace) {
         const Inputs in = parse_inputs(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths);
-        return in.is_double ? forward<double>(in) : forward<float>(in);
+        return in.is_double ? forward<double>(in, need_workspace) : forward<float>(in, need_workspace);
       },
       py::arg("mode"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
-      py::arg("h0"), py::arg("c0"), py::arg("lengths"),
+      py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::kw_only(), py::arg("need_workspace") = true,
       R"doc(Fused forward pass of one single-direction recurrent layer over all T steps.
 
 mode: 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru' (G = 1, 1, 4, 3 gates; PyTorch's gate order).
@@ -269,6 +286,7 @@ c0 (B, H) for 'lstm', else None; lengths None or integer (B,) in [0, T], any ord
 All float arrays float32 or all float64.
 
 Returns (y (T, B, H), h_n (B, H), c_n (B, H) or None, workspace (1-D, for rnn_backward)).
+need_workspace=False (inference, keyword only): workspace is None, and not kept or zeroed.
 y[t, b] = 0 for t >= lengths[b]; h_n[b] is the state after step lengths[b] - 1 (h0 if 0).
 NaN inputs propagate as NaN.)doc");
 

@@ -3,12 +3,14 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 
 namespace minirnn {
 
 namespace {
 std::atomic<int> g_num_threads{0};  // 0: not set yet, use omp_get_max_threads()
+std::atomic<int64_t> g_min_step_work{32768};
 }
 
 int num_threads() {
@@ -17,6 +19,17 @@ int num_threads() {
 }
 
 void set_num_threads(int n) { g_num_threads.store(n > 0 ? n : 1); }
+
+int64_t min_step_work() { return g_min_step_work.load(); }
+
+void set_min_step_work(int64_t macs) { g_min_step_work.store(macs > 0 ? macs : 0); }
+
+int loop_threads(int64_t macs) {
+  const int n = num_threads();
+  const int64_t per = min_step_work();
+  if (per == 0 || macs >= per * n) return n;
+  return static_cast<int>(std::max<int64_t>(1, macs / per));
+}
 
 void init_blas_threads() { scipy_openblas_set_num_threads(1); }
 

@@ -17,10 +17,18 @@
 
 namespace minirnn {
 
-// Number of OpenMP threads the kernels use (defaults to omp_get_max_threads()).
+// Most OpenMP threads the kernels use (defaults to omp_get_max_threads()).
 int num_threads();
 // Sets it; n must be >= 1 (checked by the bindings).
 void set_num_threads(int n);
+// Multiply-adds of one step's recurrent GEMM each thread must get for a time loop to use
+// more than one thread (default 32768); a smaller step runs on one thread, since the
+// barrier at every step then costs more than splitting saves. 0 always uses num_threads().
+int64_t min_step_work();
+void set_min_step_work(int64_t macs);
+// Threads for a time loop whose per-step recurrent GEMM does `macs` multiply-adds:
+// num_threads(), fewer when each would get less than min_step_work(), at least 1.
+int loop_threads(int64_t macs);
 // Pins OpenBLAS to one thread; called once at module init.
 void init_blas_threads();
 

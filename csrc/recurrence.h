@@ -13,8 +13,10 @@
 //   4. after the loop, large GEMMs over all steps: dW_ih = dG^T X, dW_hh = dG^T H_prev,
 //      dX = dG W_ih, and db = column sums of dG.
 //
-// Threads: ONE OpenMP region per call, OpenBLAS single-threaded inside it. Big GEMMs are
-// split into row/column blocks (gemm_block). In the time loop each thread owns a slice of
+// Threads: OpenMP regions with OpenBLAS single-threaded inside: the big GEMMs before and
+// after the time loop use every thread, split into row/column blocks (gemm_block); the time
+// loop uses as many as its per-step recurrent GEMM is worth splitting over (loop_threads).
+// In the time loop each thread owns a slice of
 // hidden units with ALL the gates of those units: it does its slice's recurrent GEMM and
 // pointwise pass back to back (W_hh repacked once per call so a slice's rows are
 // contiguous), then one barrier per step. Every output element is one thread's full dot
@@ -146,11 +148,14 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
 #pragma omp parallel num_threads(num_threads())
   {
     FlushDenormals ftz;
+    linear_block(omp_get_thread_num(), omp_get_num_threads(), gates, a.x, a.w_ih, a.b_ih, Tmax * B, GH, I);
+  }
+#pragma omp parallel num_threads(loop_threads(B * GH * H))
+  {
+    FlushDenormals ftz;
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     const Range u = split(H, nt, tid);  // this thread's hidden units
     pack_w_hh_slice(w_packed, a.w_hh, G, H, u);
-    linear_block(tid, nt, gates, a.x, a.w_ih, a.b_ih, Tmax * B, GH, I);
-#pragma omp barrier
     for (int64_t t = 0; t < Tmax; t++) {
       if (u.size > 0) {
         const scalar_t* h_prev = hs + t * BH;  // (B, H)
@@ -214,7 +219,7 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   if (a.dh_n != nullptr) std::copy(a.dh_n, a.dh_n + BH, dh_buf);
   if (Cell::has_c && a.dc_n != nullptr) std::copy(a.dc_n, a.dc_n + BH, dc_buf);
 
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(loop_threads(B * GH * H))
   {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -258,7 +263,11 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
       gemm<scalar_t>(Trans::no, Trans::no, B, u.size, GH, scalar_t(1), s.dgh, GH, a.w_hh + u.begin, H, scalar_t(1),
                      s.dh_prev + u.begin, H);
     }
-#pragma omp barrier
+  }
+#pragma omp parallel num_threads(num_threads())
+  {
+    FlushDenormals ftz;
+    const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     // Weight, input and bias gradients over all steps at once.
     gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, GH, I, M, scalar_t(1), dgx, GH, a.x, I, scalar_t(0), a.dw_ih,
                          I);

@@ -20,17 +20,28 @@ with the same index (the map is its own inverse); backward gathers the gradients
 from __future__ import annotations
 
 import contextlib
+import functools
 from types import ModuleType
 from typing import Any, Iterator
 
 import numpy as np
 
 from . import reference
-from .autograd import Context, Function
+from .autograd import Context, Function, is_grad_enabled
 from .tensor import Tensor
 
 BACKENDS = ("c", "reference")
 _default_backend = "c"
+
+
+@functools.cache
+def _c_backend() -> ModuleType:
+    """minirnn._C, imported and checked once (a per-call import costs more than a small layer)."""
+    from . import _C
+    if not hasattr(_C, "rnn_forward"):
+        raise RuntimeError("fused: backend 'c': minirnn._C has no rnn_forward (an old build?); "
+                           "rebuild the extension or use backend='reference'")
+    return _C
 
 
 def get_backend(name: str | None = None) -> ModuleType:
@@ -39,11 +50,7 @@ def get_backend(name: str | None = None) -> ModuleType:
     if name == "reference":
         return reference
     if name == "c":
-        from . import _C
-        if not hasattr(_C, "rnn_forward"):
-            raise RuntimeError("fused: backend 'c': minirnn._C has no rnn_forward (an old build?); "
-                               "rebuild the extension or use backend='reference'")
-        return _C
+        return _c_backend()
     raise ValueError(f"fused: backend: expected one of {BACKENDS}, got {name!r}")
 
 
@@ -90,9 +97,13 @@ class FusedRNNLayer(Function):
                 reverse: bool, backend: ModuleType) -> tuple[np.ndarray, ...]:
         if reverse:
             x = reverse_within_lengths(x, lengths)
-        y, h_n, c_n, workspace = backend.rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths)
-        ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, workspace)
-        ctx.mode, ctx.lengths, ctx.reverse, ctx.backend = mode, lengths, reverse, backend
+        if is_grad_enabled() and any(ctx.needs_input_grad) or backend is reference:
+            y, h_n, c_n, workspace = backend.rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths)
+            ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, workspace)
+            ctx.mode, ctx.lengths, ctx.reverse, ctx.backend = mode, lengths, reverse, backend
+        else:  # nothing will be recorded: the kernels skip keeping the workspace
+            y, h_n, c_n, _ = backend.rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths,
+                                                 need_workspace=False)
         y_out = reverse_within_lengths(y, lengths) if reverse else y
         return (y_out, h_n, c_n) if mode == "lstm" else (y_out, h_n)
 

@@ -144,27 +144,63 @@ def test_matches_torch_larger(mode):
     assert_close(run_kernels(args, grads), run_torch(args, grads), 1e-9)
 
 
+@pytest.mark.parametrize("B", [1, 9])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", MODES)
-def test_same_result_at_1_and_2_threads(mode, dtype):
-    args, grads = make_inputs(mode, T=7, B=9, I=10, H=37, dtype=dtype, seed=5)
-    before = _C.num_threads()
+def test_same_result_at_1_and_2_threads(mode, dtype, B):
+    """B = 1 takes the gemv path of the per-step product. min_step_work 0 makes even these small
+    time loops split over both threads (by default they would run on one)."""
+    args, grads = make_inputs(mode, T=7, B=B, I=10, H=37, dtype=dtype, seed=5)
+    threads, work = _C.num_threads(), _C.min_step_work()
     try:
+        _C.set_min_step_work(0)
         _C.set_num_threads(1)
         one = run_kernels(args, grads)
         _C.set_num_threads(2)
         two = run_kernels(args, grads)
     finally:
-        _C.set_num_threads(before)
+        _C.set_num_threads(threads)
+        _C.set_min_step_work(work)
     # Every output element is one thread's full dot product, but OpenBLAS may order a
     # block's sums differently from the whole matrix's: equal to a few rounding errors.
     assert_close(two, one, 100 * np.finfo(dtype).eps)
+
+
+def test_small_time_loops_run_on_one_thread_with_the_same_result():
+    """With the default min_step_work a step too small to split runs single-threaded; the
+    result equals a forced 2-thread run to rounding."""
+    args, grads = make_inputs("lstm", T=5, B=2, I=6, H=9, dtype=np.float64, seed=2)
+    threads, work = _C.num_threads(), _C.min_step_work()
+    try:
+        _C.set_num_threads(2)
+        default = run_kernels(args, grads)
+        _C.set_min_step_work(0)
+        forced = run_kernels(args, grads)
+    finally:
+        _C.set_num_threads(threads)
+        _C.set_min_step_work(work)
+    assert work > 2 * 4 * 9 * 9  # this loop's per-step multiply-adds: below the threshold
+    assert_close(default, forced, 100 * np.finfo(np.float64).eps)
 
 
 def test_thread_count_validation():
     with pytest.raises(ValueError, match="n >= 1"):
         _C.set_num_threads(0)
     assert _C.num_threads() >= 1
+    with pytest.raises(ValueError, match="macs >= 0"):
+        _C.set_min_step_work(-1)
+    assert _C.min_step_work() >= 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_forward_without_workspace_gives_the_same_outputs(mode):
+    args, _ = make_inputs(mode, dtype=np.float32)
+    y, h_n, c_n, ws = _C.rnn_forward(**args)
+    y2, h_n2, c_n2, ws2 = _C.rnn_forward(**args, need_workspace=False)
+    assert ws2 is None and ws is not None
+    np.testing.assert_array_equal(y2, y)
+    np.testing.assert_array_equal(h_n2, h_n)
+    assert (c_n is None and c_n2 is None) or np.array_equal(c_n2, c_n)
 
 
 def test_backward_leaves_workspace_unchanged_and_repeats():
