@@ -108,9 +108,9 @@ class Released:
     __slots__ = ("_node", "_output_index", "shape", "dtype", "tensor")
 
     def __init__(self, node: Node | None, output_index: int, shape: tuple[int, ...], dtype: np.dtype,
-                 tensor: bool):
+                 is_tensor: bool):
         self._node, self._output_index, self.shape, self.dtype, self.tensor = (
-            node, output_index, shape, dtype, tensor)
+            node, output_index, shape, dtype, is_tensor)
 
     @property
     def grad_fn(self) -> Node | None:
@@ -123,8 +123,7 @@ class Released:
 
 def _release(value: Any) -> Any:
     """``value`` (a node input) without its array, unless it is a leaf that requires grad."""
-    from .tensor import Tensor
-    if isinstance(value, Tensor):
+    if isinstance(value, tensor.Tensor):
         if value._node is None and value.requires_grad:
             return value
         return Released(value._node, value._output_index, value.shape, value.dtype, True)
@@ -155,9 +154,8 @@ class Node:
 
     def parents(self) -> Iterator[Node]:
         """Nodes that produced this node's inputs (the next stops on the way backward)."""
-        from .tensor import Tensor
         for x in self.inputs:
-            if isinstance(x, (Tensor, Released)) and x._node is not None:
+            if isinstance(x, (tensor.Tensor, Released)) and x._node is not None:
                 yield x._node
 
     def __repr__(self) -> str:
@@ -181,7 +179,7 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
-        from .tensor import Tensor
+        Tensor = tensor.Tensor
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         record = is_grad_enabled() and any(needs)
         ctx = Context(needs)
@@ -237,7 +235,7 @@ def _apply_hooks(hooks: list[Hook], grad: np.ndarray) -> np.ndarray:
 
 def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None:
     """Back-propagate ``grad`` (d loss / d root) through the graph that produced ``root``."""
-    from .tensor import Tensor
+    Tensor = tensor.Tensor
     if root._node is None:  # a leaf: its gradient is the seed itself
         root._accumulate(grad)
         return
@@ -290,3 +288,8 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
                 _profiler_hook.on_free(node)
     for leaf, g in leaf_grads.values():
         leaf._accumulate(g)
+
+
+# tensor.py imports this module, so it is imported last; functions above look up
+# ``tensor.Tensor`` when they run (an import inside each function would cost microseconds per op).
+from . import tensor  # noqa: E402

@@ -5,6 +5,8 @@ from typing import Any
 
 import numpy as np
 
+from ..tensor import Tensor, _as_array
+
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` back down to ``shape``: the backward of NumPy broadcasting.
@@ -28,7 +30,6 @@ def lift(value: Any, like: Any = None) -> Any:
 
     ``x * 2`` on a float64 tensor stays float64 (a Python scalar does not promote or demote).
     """
-    from ..tensor import Tensor, _as_array
     if isinstance(value, Tensor):
         return value
     array = _as_array(value)
@@ -40,7 +41,6 @@ def lift(value: Any, like: Any = None) -> Any:
 
 def check_tensor(op: str, name: str, value: Any, floating: bool = True) -> Any:
     """``value`` if it is a Tensor (of float dtype when ``floating``), else a clear TypeError."""
-    from ..tensor import Tensor
     if not isinstance(value, Tensor):
         raise TypeError(f"{op}(): expected {name} to be a minirnn.Tensor, got {type(value).__name__}")
     if floating and value.dtype.kind != "f":
