@@ -58,7 +58,8 @@ def _cycle(items: list[Any]) -> Callable[[], Any]:
     return next_item
 
 
-def torch_trainer(cfg: CharLMConfig, vocab: int, data: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Any, Callable[[], float]]:
+def torch_trainer(cfg: CharLMConfig, vocab: int,
+                  data: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Any, Callable[[], float]]:
     """The torch model (parameter names as :class:`minirnn.charlm.CharLM`'s) and a callable doing
     one training step (returns the loss)."""
     import torch

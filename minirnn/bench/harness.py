@@ -85,8 +85,9 @@ def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Sh
         results["notes"].append("torch is not installed: the torch columns and targets are skipped")
     light = _light(shapes, slow_max_flops)
     if light != shapes:
-        results["notes"].append(f"quick: memory and variable lengths measured only at {', '.join(s.label for s in light)} "
-                                f"(at most {slow_max_flops / 1e9:g} GFLOP per LSTM training step); --full measures all")
+        results["notes"].append(f"quick: memory and variable lengths measured only at "
+                                f"{', '.join(s.label for s in light)} (at most {slow_max_flops / 1e9:g} GFLOP "
+                                "per LSTM training step); --full measures all")
     log(f"minirnn bench ({'quick' if quick else 'full'}) on {results['machine']['cpu']}, {cores} cores")
 
     def phase(name: str) -> None:
