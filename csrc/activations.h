@@ -9,6 +9,15 @@
 
 namespace minirnn {
 
+// The cells' pointwise row functions are compiled twice, for AVX2 and for the baseline x86-64
+// (SSE2), and the loader picks one for the CPU it runs on. Without FMA contraction (-std=c++17
+// keeps -ffp-contract=off) both give bit-identical results: the ops are elementwise.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MINIRNN_POINTWISE __attribute__((target_clones("avx2", "default")))
+#else
+#define MINIRNN_POINTWISE
+#endif
+
 template <typename T>
 inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
 template <typename T>

@@ -19,14 +19,14 @@ struct ElmanCell : CellTraits<Relu ? Mode::rnn_relu : Mode::rnn_tanh, 1, /*has_c
   static scalar_t dact(scalar_t y) { return Relu ? drelu(y) : dtanh(y); }
 
   template <typename scalar_t>
-  static void forward_row(const ForwardStep<scalar_t>& s, int64_t b, Range u) {
+  MINIRNN_POINTWISE static void forward_row(const ForwardStep<scalar_t>& s, int64_t b, Range u) {
     scalar_t* h = s.h + b * s.H;  // (H)
     #pragma omp simd  // units are independent: no loop-carried dependence, no aliasing
     for (int64_t k = 0; k < u.size; k++) h[u.begin + k] = act(s.pre(b, 0, u, k));
   }
 
   template <typename scalar_t>
-  static void backward_row(const BackwardStep<scalar_t>& s, int64_t b, Range u) {
+  MINIRNN_POINTWISE static void backward_row(const BackwardStep<scalar_t>& s, int64_t b, Range u) {
     const scalar_t* h = s.h + b * s.H;    // (H)
     const scalar_t* dh = s.dh + b * s.H;  // (H)
     scalar_t* dpre = s.dgx + b * s.H;     // (H)

@@ -20,7 +20,7 @@ namespace minirnn {
 
 struct GruCell : CellTraits<Mode::gru, 3, /*has_c=*/false, /*split_dgh=*/true> {
   template <typename scalar_t>
-  static void forward_row(const ForwardStep<scalar_t>& s, int64_t b, Range u) {
+  MINIRNN_POINTWISE static void forward_row(const ForwardStep<scalar_t>& s, int64_t b, Range u) {
     const int64_t H = s.H;
     scalar_t* a = s.gates + b * G * H;          // (3*H) pre-activations (input side) in, activations out
     const scalar_t* r_h = s.gh_row(b, u);       // (3, u.size) recurrent projection of these units
@@ -43,7 +43,7 @@ struct GruCell : CellTraits<Mode::gru, 3, /*has_c=*/false, /*split_dgh=*/true> {
   }
 
   template <typename scalar_t>
-  static void backward_row(const BackwardStep<scalar_t>& s, int64_t b, Range u) {
+  MINIRNN_POINTWISE static void backward_row(const BackwardStep<scalar_t>& s, int64_t b, Range u) {
     const int64_t H = s.H;
     const scalar_t* a = s.gates + b * G * H;    // (3*H) activated r z n
     const scalar_t* h_prev = s.h_prev + b * H;  // (H)

@@ -20,7 +20,7 @@ namespace minirnn {
 
 struct LstmCell : CellTraits<Mode::lstm, 4, /*has_c=*/true, /*split_dgh=*/false> {
   template <typename scalar_t>
-  static void forward_row(const ForwardStep<scalar_t>& s, int64_t b, Range u) {
+  MINIRNN_POINTWISE static void forward_row(const ForwardStep<scalar_t>& s, int64_t b, Range u) {
     const int64_t H = s.H;
     scalar_t* a = s.gates + b * G * H;          // (4*H) pre-activations in, activations out
     const scalar_t* c_prev = s.c_prev + b * H;  // (H)
@@ -45,7 +45,7 @@ struct LstmCell : CellTraits<Mode::lstm, 4, /*has_c=*/true, /*split_dgh=*/false>
   }
 
   template <typename scalar_t>
-  static void backward_row(const BackwardStep<scalar_t>& s, int64_t b, Range u) {
+  MINIRNN_POINTWISE static void backward_row(const BackwardStep<scalar_t>& s, int64_t b, Range u) {
     const int64_t H = s.H;
     const scalar_t* a = s.gates + b * G * H;    // (4*H) activated i f g o
     const scalar_t* c_prev = s.c_prev + b * H;  // (H)
