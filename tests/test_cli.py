@@ -121,13 +121,13 @@ def test_module_entry_point_help_and_exit_status(tmp_path):
 
 
 def test_the_issue_commands_on_the_default_corpus(tmp_path):
-    """`train charlm --steps 3 --out X` on the embedded corpus, then `sample X --prompt "The "`."""
+    """`train charlm --steps 3 --out X` on the embedded corpus, then `sample X --prompt "The "`
+    (a smaller held-out part, no samples after training and a short one here, to keep it quick)."""
     ckpt = str(tmp_path / "x.npz")
-    out = run_module("train", "charlm", "--steps", "3", "--out", ckpt, "--samples", "1")
+    out = run_module("train", "charlm", "--steps", "3", "--out", ckpt, "--samples", "0", "--val-fraction", "0.01")
     assert out.returncode == 0, out.stderr
     assert "data: pydoc_data.topics" in out.stdout and "held-out" in out.stdout and f"saved {ckpt}" in out.stdout
-    assert "--- sample 1" in out.stdout
     assert minirnn.load(ckpt)["metrics"]["steps"] == 3
-    out = run_module("sample", ckpt, "--prompt", "The ", "--length", "40")
+    out = run_module("sample", ckpt, "--prompt", "The ", "--length", "20")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("The ") and len(out.stdout.rstrip("\n")) >= 44
+    assert out.stdout.startswith("The ") and len(out.stdout.rstrip("\n")) >= 24
