@@ -48,7 +48,7 @@ def _read_text(path: str) -> str:
 
 def train_charlm(args: argparse.Namespace) -> int:
     out_dir = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_dir):  # fail now, not after the training
+    if os.path.isdir(args.out) or not os.path.isdir(out_dir):  # fail now, not after the training
         raise ValueError(f"--out: expected a file in an existing directory, got {args.out!r}")
     manual_seed(args.seed)
     if args.data is None:

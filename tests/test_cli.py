@@ -64,6 +64,7 @@ def test_errors_are_reported(checkpoint, tmp_path, capsys):
      "data: expected at least 8 characters for batch 4, got 6"),
     (b"\xff\xfeab", [], "--data: expected a UTF-8 text file"),
     (TEXT, ["--out", "/nonexistent-dir/m.npz"], "--out: expected a file in an existing directory"),
+    (TEXT, ["--out", "/"], "--out: expected a file in an existing directory, got '/'"),
 ])
 def test_train_data_errors_fail_before_training(tmp_path, capsys, content, args, message):
     data = tmp_path / "t.txt"
