@@ -36,6 +36,12 @@ from .cells import (as_tensor, check_dtype, check_float, check_init_options, che
 from .module import Module
 
 
+def _stack_states(states: list[Tensor]) -> Tensor:
+    """L*D states (B, H) -> (L*D, B, H). A single state is reshaped: one cheaper tape node than a
+    stack, which matters for a small layer (T100 B1 H64 runs in well under a millisecond)."""
+    return states[0].reshape(1, *states[0].shape) if len(states) == 1 else ops.stack(states, 0)
+
+
 class RNNBase(Module):
     """The shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU`.
 
@@ -157,7 +163,7 @@ class RNNBase(Module):
             layer_input = outputs[0] if len(outputs) == 1 else ops.cat(outputs, 2)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = ops.dropout(layer_input, self.dropout, True)
-        output, states = layer_input, [ops.stack(h_n, 0)] + ([ops.stack(c_n, 0)] if lstm else [])
+        output, states = layer_input, [_stack_states(h_n)] + ([_stack_states(c_n)] if lstm else [])
         if not batched:
             output = output.reshape(T, -1)
             states = [s.reshape(s.shape[0], -1) for s in states]
