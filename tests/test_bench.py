@@ -120,6 +120,19 @@ def test_without_torch_skips_torch_with_a_note(tmp_path, monkeypatch):
     assert statuses["infer: fused / torch < 1.0 at every point"] == "n/a"
 
 
+def test_full_mode_runs_every_contender_at_one_thread_and_all_cores(monkeypatch):
+    monkeypatch.setattr(harness, "all_cores", lambda: 2)
+    results = main(quick=False, json_path=None, modes=("gru",), shapes=TINY, repeats=1, charlm=None,
+                   log=lambda line: None)
+    assert results["config"]["threads"] == [1, 2] and results["config"]["repeats"] == 1
+    assert sorted((r["threads"], r["task"]) for r in results["grid"]) == [
+        (1, "infer"), (1, "train"), (2, "infer"), (2, "train")]
+    assert all({"fused", "cells", "numpy", "floor"} <= set(r["median_s"]) for r in results["grid"])
+    assert not any("skipped" in n for n in results["notes"])
+    assert [r["mode"] for r in results["memory"]] == [r["mode"] for r in results["varlen"]] == ["gru"]
+    assert results["charlm"] is None
+
+
 def test_time_interleaved_caps_slow_contenders():
     calls = {"fast": 0, "slow": 0}
 
