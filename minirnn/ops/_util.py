@@ -25,6 +25,15 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.reshape(shape)
 
 
+def check_broadcast(op: str, *shapes: tuple[int, ...]) -> None:
+    """Raise a ValueError naming ``op`` unless ``shapes`` broadcast together (NumPy's rules)."""
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"{op}(): expected shapes that broadcast together, got "
+                         f"{' and '.join(str(s) for s in shapes)}") from None
+
+
 def lift(value: Any, like: Any = None) -> Any:
     """Wrap a non-Tensor operand as a constant Tensor, matching ``like``'s float dtype.
 

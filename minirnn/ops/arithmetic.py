@@ -11,7 +11,7 @@ import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from ._util import lift, unbroadcast
+from ._util import check_broadcast, lift, unbroadcast
 
 
 class Add(Function):
@@ -143,31 +143,41 @@ class Pow(Function):
 
 
 # The functions users call: non-Tensor operands become constants of the other operand's dtype.
+def _elementwise(function: type[Function], op: str, a: Any, b: Any) -> Tensor:
+    """``function`` applied to ``a`` and ``b`` broadcast together (NumPy's rules)."""
+    a, b = lift(a, b), lift(b, a)
+    try:
+        return function.apply(a, b)
+    except ValueError:
+        check_broadcast(op, a.shape, b.shape)
+        raise
+
+
 def add(a: Any, b: Any) -> Tensor:
-    return Add.apply(lift(a, b), lift(b, a))
-
-
-def mul(a: Any, b: Any) -> Tensor:
-    return Mul.apply(lift(a, b), lift(b, a))
-
-
-def matmul(a: Any, b: Any) -> Tensor:
-    """``a @ b`` like ``np.matmul``: 1-D operands are vectors, leading axes are broadcast batches."""
-    return MatMul.apply(lift(a, b), lift(b, a))
+    return _elementwise(Add, "add", a, b)
 
 
 def sub(a: Any, b: Any) -> Tensor:
-    return Sub.apply(lift(a, b), lift(b, a))
+    return _elementwise(Sub, "sub", a, b)
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    return _elementwise(Mul, "mul", a, b)
 
 
 def div(a: Any, b: Any) -> Tensor:
-    return Div.apply(lift(a, b), lift(b, a))
+    return _elementwise(Div, "div", a, b)
+
+
+def pow(a: Any, exponent: Any) -> Tensor:  # noqa: A001 - mirrors torch.pow
+    """``a ** exponent`` elementwise; either may be a tensor or a Python number."""
+    return _elementwise(Pow, "pow", a, exponent)
 
 
 def neg(a: Any) -> Tensor:
     return Neg.apply(lift(a))
 
 
-def pow(a: Any, exponent: Any) -> Tensor:  # noqa: A001 - mirrors torch.pow
-    """``a ** exponent`` elementwise; either may be a tensor or a Python number."""
-    return Pow.apply(lift(a, exponent), lift(exponent, a))
+def matmul(a: Any, b: Any) -> Tensor:
+    """``a @ b`` like ``np.matmul``: 1-D operands are vectors, leading axes are broadcast batches."""
+    return MatMul.apply(lift(a, b), lift(b, a))

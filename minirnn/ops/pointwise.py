@@ -11,7 +11,7 @@ import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from ._util import check_tensor, lift, unbroadcast
+from ._util import check_broadcast, check_tensor, lift, unbroadcast
 
 
 class OutputDerivative(Function):
@@ -188,7 +188,9 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     mask = cond.data if isinstance(cond, Tensor) else np.asarray(cond)
     if mask.dtype != np.bool_:
         raise TypeError(f"where(): expected cond to have dtype bool, got {mask.dtype}")
-    return Where.apply(mask, lift(a, b), lift(b, a))
+    a, b = lift(a, b), lift(b, a)
+    check_broadcast("where", mask.shape, a.shape, b.shape)
+    return Where.apply(mask, a, b)
 
 
 def cast(x: Tensor, dtype: Any) -> Tensor:
