@@ -6,6 +6,8 @@ Conventions in docs/*.md:
   names), in a temporary working directory. Any exception fails the test.
 * A ```output block right after a ```python block is that block's exact stdout (trailing spaces
   ignored): the rendering in the docs cannot drift from what the code prints.
+* An ``.svg`` a snippet writes that also exists in ``docs/img/`` must carry the same labels (the
+  picture in the docs shows what the code draws now).
 * A ```cpp block whose first line is ``// from csrc/<file>`` quotes that file: its lines (indent
   ignored) must occur in the file in order, contiguous except where a ``// ...`` line elides some.
 """
@@ -58,6 +60,16 @@ def test_python_snippets_run(path: Path, tmp_path: Path, monkeypatch: pytest.Mon
             assert strip_lines(stdout.getvalue()) == strip_lines(shown), (
                 f"{path.name}: the output block at line {shown_line} is not what the python block at line "
                 f"{line} prints; it printed:\n{stdout.getvalue()}")
+    for svg in tmp_path.glob("*.svg"):  # a picture the snippets drew (Graphviz installed) that docs/img shows
+        shown_svg = ROOT / "docs" / "img" / svg.name
+        if shown_svg.exists():
+            assert svg_labels(svg) == svg_labels(shown_svg), (
+                f"docs/img/{svg.name} is not what {path.name} draws now: regenerate it")
+
+
+def svg_labels(path: Path) -> list[str]:
+    """The text of every label in a Graphviz SVG, sorted: what it says, whatever the layout engine."""
+    return sorted(re.findall(r"<text[^>]*>([^<]*)</text>", path.read_text()))
 
 
 def quoted_chunks(text: str) -> list[list[str]]:
