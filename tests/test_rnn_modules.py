@@ -275,6 +275,15 @@ def test_dropout_between_layers_only_in_training() -> None:
     np.testing.assert_array_equal(one(x)[0].data, one.eval()(x)[0].data)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_each_layer_and_direction_is_one_node_on_the_tape(mode: str) -> None:
+    m = make_module(mode, num_layers=3, bidirectional=True, dtype=np.float64)
+    out, final = m(np.ones((T, B, I)))
+    h_n = final[0] if mode == "lstm" else final
+    kinds = [record.name for record in minirnn.graph.nodes(out.sum() + h_n.sum())]
+    assert kinds.count("FusedRNNLayer") == 3 * 2
+
+
 def test_unbatched_input_is_a_batch_of_one() -> None:
     m = nn.LSTM(I, H, num_layers=2, bidirectional=True, dtype=np.float64)
     x = np.random.default_rng(1).standard_normal((T, I))
