@@ -26,7 +26,8 @@ def states_of(kind: str, result: Any) -> list[Tensor]:
 
 
 @pytest.mark.parametrize("kind,bias,dtype,batched,hx",
-                         list(itertools.product(KINDS, (True, False), (np.float64, np.float32), (True, False), (True, False))))
+                         list(itertools.product(KINDS, (True, False), (np.float64, np.float32), (True, False),
+                                                (True, False))))
 def test_cell_matches_torch(kind: str, bias: bool, dtype: type, batched: bool, hx: bool) -> None:
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)

@@ -86,7 +86,8 @@ def torch_layer(mode: str, args: tuple, grads: tuple) -> tuple:
     for f, g in zip(finals, grads[1:]):
         loss = loss + (f[0] * torch.from_numpy(g)).sum()
     loss.backward()
-    params = [layer.weight_ih_l0, layer.weight_hh_l0] + ([layer.bias_ih_l0, layer.bias_hh_l0] if b_ih is not None else [])
+    params = [layer.weight_ih_l0, layer.weight_hh_l0]
+    params += [layer.bias_ih_l0, layer.bias_hh_l0] if b_ih is not None else []
     outs = [y] + [f[0] for f in finals]
     input_grads = [tx.grad] + [p.grad for p in params] + [s.grad[0] for s in states]
     return [o.detach().numpy() for o in outs], [g.numpy() for g in input_grads]
@@ -257,10 +258,10 @@ def test_c_kernels_match_reference_on_random_shapes(mode: str, steps: int, batch
                                                     bias: bool, seed: int) -> None:
     rng = np.random.default_rng(seed)
     gh = reference.NUM_GATES[mode] * hidden
+    biases = (rng.standard_normal(gh), rng.standard_normal(gh)) if bias else (None, None)
     args = (rng.standard_normal((steps, batch, inputs)), rng.standard_normal((gh, inputs)),
-            rng.standard_normal((gh, hidden))) + ((rng.standard_normal(gh), rng.standard_normal(gh)) if bias else (None, None)) \
-        + (rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden)) if mode == "lstm" else None,
-           rng.integers(0, steps + 1, batch))
+            rng.standard_normal((gh, hidden)), *biases, rng.standard_normal((batch, hidden)),
+            rng.standard_normal((batch, hidden)) if mode == "lstm" else None, rng.integers(0, steps + 1, batch))
     grads = (rng.standard_normal((steps, batch, hidden)) * reference.step_mask(args[-1], steps, batch),
              rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden)) if mode == "lstm" else None)
     results = []

@@ -107,7 +107,8 @@ def test_module_matches_torch(seed: int, case: dict[str, Any]) -> None:
         if case["hx"] else None
     lengths = rng.integers(1, T + 1, B) if case["lengths"] else None
     out_shape = (B, T, L // kwargs["num_layers"] * H) if case["batch_first"] else (T, B, L // kwargs["num_layers"] * H)
-    grads = [rng.standard_normal(out_shape)] + [rng.standard_normal((L, B, H)) for _ in range(2 if mode == "lstm" else 1)]
+    n_states = 2 if mode == "lstm" else 1
+    grads = [rng.standard_normal(out_shape)] + [rng.standard_normal((L, B, H)) for _ in range(n_states)]
     if lengths is not None:  # padded outputs are constant zero: no gradient flows from there
         mask = (np.arange(T)[:, None] < lengths[None, :])[:, :, None]
         grads[0] = grads[0] * (mask.transpose(1, 0, 2) if case["batch_first"] else mask)
@@ -324,12 +325,16 @@ BAD_INPUTS = [  # (id, module kwargs, forward args, forward kwargs, error, messa
     ("float64 into float32", {}, (_x(T, B, I, dtype=np.float64),), {}, TypeError, "got float64"),
     ("int input", {}, (np.ones((T, B, I), dtype=np.int64),), {}, TypeError, "got int64"),
     ("list input", {}, ([[[1.0] * I]],), {}, TypeError, "input: expected a Tensor or ndarray, got list"),
-    ("hx shape", {}, (_x(T, B, I), (_x(1, B + 1, H), _x(1, B, H))), {}, ValueError, r"hx\[0\]: expected shape \(1, 3, 3\)"),
-    ("hx layers", {"num_layers": 2}, (_x(T, B, I), (_x(1, B, H), _x(2, B, H))), {}, ValueError, r"hx\[0\]: expected shape"),
+    ("hx shape", {}, (_x(T, B, I), (_x(1, B + 1, H), _x(1, B, H))), {}, ValueError,
+     r"hx\[0\]: expected shape \(1, 3, 3\)"),
+    ("hx layers", {"num_layers": 2}, (_x(T, B, I), (_x(1, B, H), _x(2, B, H))), {}, ValueError,
+     r"hx\[0\]: expected shape"),
     ("c0 shape", {}, (_x(T, B, I), (_x(1, B, H), _x(B, H))), {}, ValueError, r"hx\[1\]: expected shape"),
     ("hx not a pair", {}, (_x(T, B, I), _x(1, B, H)), {}, TypeError, "hx: expected a pair"),
-    ("hx dtype", {}, (_x(T, B, I), (_x(1, B, H, dtype=np.float64), _x(1, B, H))), {}, TypeError, r"hx\[0\]: expected dtype"),
-    ("lengths high", {}, (_x(T, B, I),), {"lengths": [T + 1, 1, 1]}, ValueError, r"lengths: expected values in \[0, 5\]"),
+    ("hx dtype", {}, (_x(T, B, I), (_x(1, B, H, dtype=np.float64), _x(1, B, H))), {}, TypeError,
+     r"hx\[0\]: expected dtype"),
+    ("lengths high", {}, (_x(T, B, I),), {"lengths": [T + 1, 1, 1]}, ValueError,
+     r"lengths: expected values in \[0, 5\]"),
     ("lengths huge", {}, (_x(T, B, I),), {"lengths": [2**62, 1, 1]}, ValueError, "lengths: expected values"),
     ("lengths negative", {}, (_x(T, B, I),), {"lengths": [-1, 1, 1]}, ValueError, "lengths: expected values"),
     ("lengths count", {}, (_x(T, B, I),), {"lengths": [1, 1]}, ValueError, r"lengths: expected shape \(3,\)"),
