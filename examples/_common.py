@@ -46,6 +46,11 @@ def fit(loss_step: Callable[[int], Tensor], params: Iterable[Tensor], steps: int
     return trace
 
 
+def majority_rate(labels: np.ndarray) -> float:
+    """Accuracy of always predicting the most frequent of the (integer) labels: the trivial baseline."""
+    return float(np.bincount(labels).max() / labels.size)
+
+
 def seed(n: int = 0) -> np.random.Generator:
     """Seed minirnn's default generator (init, dropout) and return a data generator."""
     minirnn.manual_seed(n)

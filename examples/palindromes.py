@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from _common import fit, parse_quick, seed
+from _common import fit, majority_rate, parse_quick, seed
 from minirnn import functional as F, nn, no_grad
 from minirnn.data import pad_sequences
 from minirnn.nn.embedding import Embedding
@@ -67,8 +67,9 @@ def main(quick: bool = False) -> dict[str, float]:
     held_out = make(np.random.default_rng(99), 2000, 1, 10)
     longer = make(np.random.default_rng(98), 2000, 11, 20)
     result = {"accuracy_len_1_10": accuracy(model, *held_out), "accuracy_len_11_20": accuracy(model, *longer)}
-    print(f"palindromes: held-out accuracy, lengths 1-10: {result['accuracy_len_1_10']:.3f}; "
-          f"unseen lengths 11-20: {result['accuracy_len_11_20']:.3f}")
+    print(f"palindromes: held-out accuracy, lengths 1-10: {result['accuracy_len_1_10']:.3f} (majority class "
+          f"{majority_rate(held_out[1]):.3f}); unseen lengths 11-20: {result['accuracy_len_11_20']:.3f} "
+          f"(majority class {majority_rate(longer[1]):.3f})")
     return result
 
 

@@ -54,17 +54,12 @@ def assert_rates(result: dict[str, float]) -> None:
         assert 0.0 <= value <= 1.0, f"{key}: expected a rate in [0, 1], got {value}"
 
 
-def majority_rate(labels: np.ndarray) -> float:
-    """Accuracy of always predicting the most frequent label."""
-    return float(np.bincount(labels).max() / len(labels))
-
-
 def test_palindromes(example, capsys):
     ex, result = run_quick(example, "palindromes", {"accuracy_len_1_10", "accuracy_len_11_20"}, capsys,
                            "palindromes: held-out accuracy")
     assert_rates(result)
     labels = ex.make(np.random.default_rng(99), 2000, 1, 10)[1]  # main's held-out set
-    assert result["accuracy_len_1_10"] > majority_rate(labels) + 0.05
+    assert result["accuracy_len_1_10"] > ex.majority_rate(labels) + 0.05
 
 
 def test_palindromes_are_labelled_correctly(example):
@@ -112,7 +107,7 @@ def test_tree_expressions(example, capsys):
                            "tree expressions: held-out accuracy")
     assert_rates(result)
     labels = ex.make(np.random.default_rng(11), 200, 4)[1]  # main's quick held-out set
-    assert result["accuracy_depth_4"] > majority_rate(labels) + 0.05
+    assert result["accuracy_depth_4"] > ex.majority_rate(labels) + 0.05
 
 
 def test_tree_values(example):
@@ -126,7 +121,7 @@ def test_bidirectional_tagging(example, capsys):
                            "token accuracy", 2)
     assert_rates(result)
     tags = np.concatenate(ex.make(np.random.default_rng(3), 1000)[1])  # main's test set
-    assert result["bidirectional"] > max(result["left-to-right"], majority_rate(tags)) + 0.02
+    assert result["bidirectional"] > max(result["left-to-right"], ex.majority_rate(tags)) + 0.02
 
 
 def test_tagging_tags_mark_repeated_symbols(example):
