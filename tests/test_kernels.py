@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -144,6 +146,20 @@ def test_matches_torch_larger(mode):
     assert_close(run_kernels(args, grads), run_torch(args, grads), 1e-9)
 
 
+@contextlib.contextmanager
+def thread_settings(threads, min_step_work=None):
+    """Run the block with the kernels' thread count (and min_step_work) set; restore both after."""
+    saved = _C.num_threads(), _C.min_step_work()
+    _C.set_num_threads(threads)
+    if min_step_work is not None:
+        _C.set_min_step_work(min_step_work)
+    try:
+        yield
+    finally:
+        _C.set_num_threads(saved[0])
+        _C.set_min_step_work(saved[1])
+
+
 @pytest.mark.parametrize("B", [1, 9])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", MODES)
@@ -151,16 +167,10 @@ def test_same_result_at_1_and_2_threads(mode, dtype, B):
     """B = 1 takes the gemv path of the per-step product. min_step_work 0 makes even these small
     time loops split over both threads (by default they would run on one)."""
     args, grads = make_inputs(mode, T=7, B=B, I=10, H=37, dtype=dtype, seed=5)
-    threads, work = _C.num_threads(), _C.min_step_work()
-    try:
-        _C.set_min_step_work(0)
-        _C.set_num_threads(1)
+    with thread_settings(1, min_step_work=0):
         one = run_kernels(args, grads)
-        _C.set_num_threads(2)
+    with thread_settings(2, min_step_work=0):
         two = run_kernels(args, grads)
-    finally:
-        _C.set_num_threads(threads)
-        _C.set_min_step_work(work)
     # Every output element is one thread's full dot product, but OpenBLAS may order a
     # block's sums differently from the whole matrix's: equal to a few rounding errors.
     assert_close(two, one, 100 * np.finfo(dtype).eps)
@@ -170,16 +180,11 @@ def test_small_time_loops_run_on_one_thread_with_the_same_result():
     """With the default min_step_work a step too small to split runs single-threaded; the
     result equals a forced 2-thread run to rounding."""
     args, grads = make_inputs("lstm", T=5, B=2, I=6, H=9, dtype=np.float64, seed=2)
-    threads, work = _C.num_threads(), _C.min_step_work()
-    try:
-        _C.set_num_threads(2)
+    assert _C.min_step_work() > 2 * 4 * 9 * 9  # this loop's per-step multiply-adds: below it
+    with thread_settings(2):
         default = run_kernels(args, grads)
-        _C.set_min_step_work(0)
+    with thread_settings(2, min_step_work=0):
         forced = run_kernels(args, grads)
-    finally:
-        _C.set_num_threads(threads)
-        _C.set_min_step_work(work)
-    assert work > 2 * 4 * 9 * 9  # this loop's per-step multiply-adds: below the threshold
     assert_close(default, forced, 100 * np.finfo(np.float64).eps)
 
 
