@@ -1,15 +1,15 @@
-"""What every example shares: the command line (``--quick``), seeding, and the training loop."""
+"""What every example shares: the command line (``--quick``), seeding, the training loop, held-out accuracy."""
 from __future__ import annotations
 
 import argparse
 import math
 import sys
-from typing import Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 import numpy as np
 
 import minirnn
-from minirnn import optim
+from minirnn import no_grad, optim
 from minirnn.tensor import Tensor
 
 
@@ -49,6 +49,20 @@ def fit(loss_step: Callable[[int], Tensor], params: Iterable[Tensor], steps: int
 def majority_rate(labels: np.ndarray) -> float:
     """Accuracy of always predicting the most frequent of the (integer) labels: the trivial baseline."""
     return float(np.bincount(labels).max() / labels.size)
+
+
+def held_out_accuracy(title: str, model: Callable[[Any], Tensor],
+                      sets: dict[str, tuple[Any, np.ndarray]]) -> dict[str, float]:
+    """Accuracy of ``model``'s argmax (it maps inputs to logits (B, C)) on each named held-out set
+    ``(inputs, labels (B,))``; prints them on one line, each beside its majority-class baseline."""
+    result = {}
+    with no_grad():
+        for name, (inputs, labels) in sets.items():
+            result[name] = float((model(inputs).data.argmax(-1) == labels).mean())
+    print(f"{title}: held-out accuracy, " + "; ".join(
+        f"{name}: {result[name]:.3f} (majority class {majority_rate(labels):.3f})"
+        for name, (_, labels) in sets.items()))
+    return result
 
 
 def seed(n: int = 0) -> np.random.Generator:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from _common import fit, majority_rate, parse_quick, seed
-from minirnn import functional as F, nn, no_grad
+from _common import fit, held_out_accuracy, parse_quick, seed
+from minirnn import functional as F, nn
 from minirnn.data import pad_sequences
 from minirnn.nn.embedding import Embedding
 
@@ -49,11 +49,6 @@ class Classifier(nn.Module):
         return self.head(h_n[-1])  # (B, 2)
 
 
-def accuracy(model: Classifier, seqs: list[np.ndarray], labels: np.ndarray) -> float:
-    with no_grad():
-        return float((model(seqs).data.argmax(-1) == labels).mean())
-
-
 def main(quick: bool = False) -> dict[str, float]:
     rng = seed(0)
     steps, batch = (150, 32) if quick else (3000, 64)
@@ -64,13 +59,9 @@ def main(quick: bool = False) -> dict[str, float]:
         return F.cross_entropy(model(seqs), labels)
 
     fit(loss_step, model.parameters(), steps, lr=3e-3)
-    held_out = make(np.random.default_rng(99), 2000, 1, 10)
-    longer = make(np.random.default_rng(98), 2000, 11, 20)
-    result = {"accuracy_len_1_10": accuracy(model, *held_out), "accuracy_len_11_20": accuracy(model, *longer)}
-    print(f"palindromes: held-out accuracy, lengths 1-10: {result['accuracy_len_1_10']:.3f} (majority class "
-          f"{majority_rate(held_out[1]):.3f}); unseen lengths 11-20: {result['accuracy_len_11_20']:.3f} "
-          f"(majority class {majority_rate(longer[1]):.3f})")
-    return result
+    return held_out_accuracy("palindromes", model, {
+        "lengths 1-10": make(np.random.default_rng(99), 2000, 1, 10),
+        "unseen lengths 11-20": make(np.random.default_rng(98), 2000, 11, 20)})
 
 
 if __name__ == "__main__":

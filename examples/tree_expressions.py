@@ -18,8 +18,8 @@ from typing import Union
 
 import numpy as np
 
-from _common import fit, majority_rate, parse_quick, seed
-from minirnn import Tensor, cat, functional as F, init, nn, no_grad, stack
+from _common import fit, held_out_accuracy, parse_quick, seed
+from minirnn import Tensor, cat, functional as F, init, nn, stack
 
 Tree = Union[bool, tuple]  # a leaf, ("not", tree) or (op, left, right)
 BINARY = {"and": lambda a, b: a and b, "or": lambda a, b: a or b, "xor": lambda a, b: a != b}
@@ -68,11 +68,6 @@ def make(rng: np.random.Generator, n: int, depth: int) -> tuple[list[Tree], np.n
     return trees, np.array([value(t) for t in trees], dtype=np.int64)
 
 
-def accuracy(model: TreeNet, trees: list[Tree], labels: np.ndarray) -> float:
-    with no_grad():
-        return float((model(trees).data.argmax(-1) == labels).mean())
-
-
 def main(quick: bool = False) -> dict[str, float]:
     rng = seed(0)
     steps, hidden, n_test = (40, 16, 200) if quick else (1500, 32, 1000)
@@ -83,14 +78,9 @@ def main(quick: bool = False) -> dict[str, float]:
         return F.cross_entropy(model(trees), labels)
 
     fit(loss_step, model.parameters(), steps, lr=3e-3)
-    shallow = make(np.random.default_rng(11), n_test, 4)
-    deep = make(np.random.default_rng(12), n_test, 6)
-    result = {"accuracy_depth_4": accuracy(model, *shallow), "accuracy_depth_6": accuracy(model, *deep)}
-    print(f"tree expressions: held-out accuracy, depth <= 4: {result['accuracy_depth_4']:.3f} (majority class "
-          f"{majority_rate(shallow[1]):.3f}); deeper (<= 6): {result['accuracy_depth_6']:.3f} "
-          f"(majority class {majority_rate(deep[1]):.3f})")
-    return result
-
+    return held_out_accuracy("tree expressions", model, {
+        "depth <= 4": make(np.random.default_rng(11), n_test, 4),
+        "deeper, <= 6": make(np.random.default_rng(12), n_test, 6)})
 
 if __name__ == "__main__":
     main(parse_quick(__doc__.split("\n")[0]))
