@@ -189,8 +189,11 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     if mask.dtype != np.bool_:
         raise TypeError(f"where(): expected cond to have dtype bool, got {mask.dtype}")
     a, b = lift(a, b), lift(b, a)
-    check_broadcast("where", mask.shape, a.shape, b.shape)
-    return Where.apply(mask, a, b)
+    try:
+        return Where.apply(mask, a, b)
+    except ValueError:
+        check_broadcast("where", mask.shape, a.shape, b.shape)
+        raise
 
 
 def cast(x: Tensor, dtype: Any) -> Tensor:
