@@ -274,3 +274,15 @@ class TestDropout:
 def test_bad_input_raises_a_clear_error(call: Callable[[], Any], error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         call()
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 4), data=st.data())
+def test_integer_array_indexing_accumulates_repeats(rows: int, data: Any) -> None:
+    """x[idx] reads a row once per occurrence in idx, so its gradient is that count times dy."""
+    idx = data.draw(st.lists(st.integers(-rows, rows - 1), min_size=1, max_size=8))
+    x = Tensor(normal(rows, 3), requires_grad=True)
+    ops.getitem(x, np.array(idx)).sum().backward()
+    counts = np.bincount(np.array(idx) % rows, minlength=rows)
+    np.testing.assert_array_equal(x.grad, np.repeat(counts[:, None], 3, axis=1))
+    assert minirnn.gradcheck(lambda a: a[np.array(idx)], [Tensor(normal(rows, 3), requires_grad=True)])
