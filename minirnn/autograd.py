@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
@@ -101,16 +102,17 @@ class Released:
     The node will never run again, so it lets go of the input's values -- otherwise a kept
     ``loss`` would keep every activation of its graph alive. What stays is what walking and
     printing the graph need: the node that produced the input (None for a constant or a plain
-    array argument), which of its outputs, the shape and dtype, and whether it was a Tensor.
-    Leaves that require grad (the parameters) are never replaced.
+    array argument), which of its outputs, the shape and dtype, and ``source``: a weak
+    reference to the Tensor it replaced (None for a plain array), so inspection can still name
+    a constant the caller keeps. Leaves that require grad (the parameters) are never replaced.
     """
 
-    __slots__ = ("_node", "_output_index", "shape", "dtype", "tensor")
+    __slots__ = ("_node", "_output_index", "shape", "dtype", "source")
 
     def __init__(self, node: Node | None, output_index: int, shape: tuple[int, ...], dtype: np.dtype,
-                 is_tensor: bool):
-        self._node, self._output_index, self.shape, self.dtype, self.tensor = (
-            node, output_index, shape, dtype, is_tensor)
+                 source: weakref.ref[Tensor] | None):
+        self._node, self._output_index, self.shape, self.dtype, self.source = (
+            node, output_index, shape, dtype, source)
 
     @property
     def grad_fn(self) -> Node | None:
@@ -126,9 +128,9 @@ def _release(value: Any) -> Any:
     if isinstance(value, tensor.Tensor):
         if value._node is None and value.requires_grad:
             return value
-        return Released(value._node, value._output_index, value.shape, value.dtype, True)
+        return Released(value._node, value._output_index, value.shape, value.dtype, weakref.ref(value))
     if isinstance(value, np.ndarray):
-        return Released(None, 0, value.shape, value.dtype, False)
+        return Released(None, 0, value.shape, value.dtype, None)
     if isinstance(value, tuple):  # e.g. an index with integer arrays in it
         return tuple(_release(v) for v in value)
     return value

@@ -119,7 +119,7 @@ def nodes(tensor: Tensor, names: Names | None = None) -> list[NodeRecord]:
 
 def _input_record(x: Any, position: dict[int, int], leaves: dict[int, int],
                   by_id: dict[int, str]) -> InputRecord:
-    if not isinstance(x, (Tensor, Released)) or (isinstance(x, Released) and not x.tensor):
+    if not isinstance(x, (Tensor, Released)) or (isinstance(x, Released) and x.source is None):
         return InputRecord("value", None, 0, None, None, value_text(x))
     shape, dtype = tuple(x.shape), str(x.dtype)
     if x.grad_fn is not None:
@@ -127,7 +127,8 @@ def _input_record(x: Any, position: dict[int, int], leaves: dict[int, int],
     if x.requires_grad:
         number = leaves.setdefault(id(x), len(leaves))
         return InputRecord("leaf", number, 0, shape, dtype, by_id.get(id(x), f"leaf{number}"))
-    return InputRecord("constant", None, 0, shape, dtype, by_id.get(id(x)))
+    original = x.source() if isinstance(x, Released) else x  # None once a released constant is gone
+    return InputRecord("constant", None, 0, shape, dtype, None if original is None else by_id.get(id(original)))
 
 
 def value_text(value: Any, limit: int = 24) -> str:

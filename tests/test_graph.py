@@ -279,16 +279,18 @@ def test_unrolled_lstm_cell_and_fused_lstm_both_render():
 
 def test_the_graph_reads_the_same_after_backward_freed_it():
     """Backward lets go of saved arrays and input values; the records keep everything else."""
-    x, w = leaf(2, 3), leaf(3, 2)
+    x, w, c = leaf(2, 3), leaf(3, 2), leaf(3, grad=False)
+    names = {"x": x, "w": w, "c": c}
     idx = np.array([1, 0, 1])
-    out = ops.sum(ops.where(np.ones(3, bool), ops.matmul(ops.add(x, leaf(3, grad=False)), w)[:, 0][idx], 0.0))
-    before = graph.nodes(out, names={"x": x, "w": w})
-    text_before = graph.render_text(out, names={"x": x, "w": w})
+    out = ops.sum(ops.where(np.ones(3, bool), ops.matmul(ops.add(x, c), w)[:, 0][idx], 0.0))
+    before = graph.nodes(out, names=names)
+    text_before = graph.render_text(out, names=names)
+    assert "c(3,)" in text_before
     out.backward()
-    after = graph.nodes(out, names={"x": x, "w": w})
+    after = graph.nodes(out, names=names)
     assert [r.saved_bytes for r in after] == [0] * len(after)
     assert [dataclasses.replace(r, saved_bytes=0) for r in before] == after
     strip_bytes = re.compile(r"\s+\d+(\.\d)? (B|KiB)\s+<-")
-    assert strip_bytes.sub(" <-", graph.render_text(out, names={"x": x, "w": w})).splitlines()[:-1] == \
+    assert strip_bytes.sub(" <-", graph.render_text(out, names=names)).splitlines()[:-1] == \
         strip_bytes.sub(" <-", text_before).splitlines()[:-1]
     check_dot_syntax(graph.to_dot(out))

@@ -1,7 +1,7 @@
 """Shape changes that move no values around logically: reshape, permute, transpose."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
