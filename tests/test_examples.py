@@ -29,12 +29,16 @@ if not (EXAMPLES / "_common.py").is_file():
 
 @pytest.fixture
 def example(monkeypatch):
-    """``example(name)`` imports examples/<name>.py, single-threaded kernels for the test's duration."""
+    """``example(name)`` imports examples/<name>.py, single-threaded kernels for the test's duration;
+    afterwards the example modules leave sys.modules (their names, like ``_common``, are generic)."""
     monkeypatch.syspath_prepend(str(EXAMPLES))
     before = _C.num_threads()
     _C.set_num_threads(1)
     yield lambda name: importlib.import_module(name)
     _C.set_num_threads(before)
+    for name, module in list(sys.modules.items()):
+        if Path(getattr(module, "__file__", None) or "/").parent == EXAMPLES:
+            del sys.modules[name]
 
 
 def run_quick(example, name: str, keys: set[str], capsys, printed: str,
