@@ -167,8 +167,8 @@ py::array_t<scalar_t> empty(const std::vector<int64_t>& shape) {
 
 const int64_t* lengths_ptr(const Inputs& in) { return in.lengths ? static_cast<const int64_t*>(in.lengths.data()) : nullptr; }
 
-// keep_workspace false (inference): the workspace lives in uninitialised scratch memory that is
-// freed on return, and None is returned in its place.
+// The kernels write every element of the workspace, so it is not zeroed here. keep_workspace
+// false (inference): it lives in scratch memory freed on return, and None is returned instead.
 template <typename scalar_t>
 py::tuple forward(const Inputs& in, bool keep_workspace) {
   const Sizes s = in.sz;
@@ -180,7 +180,6 @@ py::tuple forward(const Inputs& in, bool keep_workspace) {
   py::array ws = keep_workspace ? py::array(empty<scalar_t>({n_ws})) : no_array();
   std::unique_ptr<scalar_t[]> scratch(keep_workspace ? nullptr : new scalar_t[n_ws]);
   scalar_t* workspace = keep_workspace ? mut<scalar_t>(ws) : scratch.get();  // (n_ws)
-  if (keep_workspace) std::fill(workspace, workspace + n_ws, scalar_t(0));
   minirnn::ForwardArgs<scalar_t> a{mut<scalar_t>(y),         mut<scalar_t>(h_n),      mut<scalar_t>(c_n),
                                    workspace,                ptr<scalar_t>(in.x),     ptr<scalar_t>(in.w_ih),
                                    ptr<scalar_t>(in.w_hh),   ptr<scalar_t>(in.b_ih),  ptr<scalar_t>(in.b_hh),
@@ -286,7 +285,7 @@ c0 (B, H) for 'lstm', else None; lengths None or integer (B,) in [0, T], any ord
 All float arrays float32 or all float64.
 
 Returns (y (T, B, H), h_n (B, H), c_n (B, H) or None, workspace (1-D, for rnn_backward)).
-need_workspace=False (inference, keyword only): workspace is None, and not kept or zeroed.
+need_workspace=False (inference, keyword only): workspace is None (not kept).
 y[t, b] = 0 for t >= lengths[b]; h_n[b] is the state after step lengths[b] - 1 (h0 if 0).
 NaN inputs propagate as NaN.)doc");
 

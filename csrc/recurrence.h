@@ -34,6 +34,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "activations.h"
@@ -181,13 +182,19 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
             copy_units(s.h + b * H, s.h_prev + b * H, u);
             if (Cell::has_c) copy_units(s.c + b * H, s.c_prev + b * H, u);
             zero_units(y + b * H, u);
+            if (s.tanh_c != nullptr) zero_units(s.tanh_c + b * H, u);
+            if (s.ghn != nullptr) zero_units(s.ghn + b * H, u);
           }
         }
       }
 #pragma omp barrier
     }
   }
-  // Steps after every sequence has ended: state carried, outputs zero.
+  // Steps after every sequence has ended: state carried, outputs and saved activations zero
+  // (so every element of the workspace is written: the caller need not zero it).
+  if (L.gates >= 0) std::fill(gates + Tmax * B * GH, gates + T * B * GH, scalar_t(0));
+  if (tanh_c != nullptr) std::fill(tanh_c + Tmax * BH, tanh_c + T * BH, scalar_t(0));
+  if (ghn != nullptr) std::fill(ghn + Tmax * BH, ghn + T * BH, scalar_t(0));
   for (int64_t t = Tmax; t < T; t++) {
     std::copy(hs + t * BH, hs + (t + 1) * BH, hs + (t + 1) * BH);
     if (Cell::has_c) std::copy(cs + t * BH, cs + (t + 1) * BH, cs + (t + 1) * BH);
@@ -210,12 +217,14 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   const int64_t Tmax = max_length(a.lengths, T, B), M = Tmax * B;
 
   const int64_t n_dg = M * GH;
-  std::vector<scalar_t> scratch((Cell::split_dgh ? 2 : 1) * n_dg + 2 * BH + (Cell::has_c ? 2 * BH : 0),
-                                scalar_t(0));  // one allocation
-  scalar_t* dgx = scratch.data();                            // (Tmax, B, G*H)
+  const int64_t n_state = (Cell::has_c ? 4 : 2) * BH;
+  // One allocation, not zeroed: the loop writes every element of dG for t < Tmax.
+  std::unique_ptr<scalar_t[]> scratch(new scalar_t[(Cell::split_dgh ? 2 : 1) * n_dg + n_state]);
+  scalar_t* dgx = scratch.get();                             // (Tmax, B, G*H)
   scalar_t* dgh = Cell::split_dgh ? dgx + n_dg : dgx;         // (Tmax, B, G*H)
   scalar_t* dh_buf = dgx + (Cell::split_dgh ? 2 : 1) * n_dg;  // (2, B, H) ping-pong dL/dh
   scalar_t* dc_buf = Cell::has_c ? dh_buf + 2 * BH : nullptr;  // (2, B, H) ping-pong dL/dc
+  std::fill(dh_buf, dh_buf + n_state, scalar_t(0));
   if (a.dh_n != nullptr) std::copy(a.dh_n, a.dh_n + BH, dh_buf);
   if (Cell::has_c && a.dc_n != nullptr) std::copy(a.dc_n, a.dc_n + BH, dc_buf);
 

@@ -220,6 +220,21 @@ def test_backward_leaves_workspace_unchanged_and_repeats():
     assert ws.size == _C.workspace_size("lstm", *args["x"].shape[:2], args["w_hh"].shape[1])
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_forward_writes_every_workspace_element(mode):
+    """The workspace is not zeroed before the kernels run: rows past a sequence's end and steps
+    after every sequence ended must be written too. Memory freshly freed from a NaN-filled array
+    is what the allocator hands out next, so an unwritten element would show up as NaN."""
+    args, _ = make_inputs(mode, T=8, B=5, H=6)  # lengths include 0; the longest is 8
+    args["lengths"] = np.minimum(args["lengths"], 6)  # so steps 6 and 7 have no active row
+    size = _C.workspace_size(mode, 8, 5, 6)
+    for _ in range(3):
+        junk = np.full(4 * size, np.nan)
+        del junk
+        ws = _C.rnn_forward(**args)[3]
+        assert not np.isnan(ws).any()
+
+
 def test_none_gradients_are_zero():
     args, grads = make_inputs("gru")
     y, _, _, ws = _C.rnn_forward(**args)
