@@ -24,11 +24,10 @@ int64_t min_step_work() { return g_min_step_work.load(); }
 
 void set_min_step_work(int64_t macs) { g_min_step_work.store(macs > 0 ? macs : 0); }
 
-int loop_threads(int64_t macs) {
+int threads_for(int64_t macs, int64_t per_thread) {
   const int n = num_threads();
-  const int64_t per = min_step_work();
-  if (per == 0 || macs >= per * n) return n;
-  return static_cast<int>(std::max<int64_t>(1, macs / per));
+  if (per_thread == 0 || macs >= per_thread * n) return n;
+  return static_cast<int>(std::max<int64_t>(1, macs / per_thread));
 }
 
 void init_blas_threads() { scipy_openblas_set_num_threads(1); }

@@ -26,9 +26,16 @@ void set_num_threads(int n);
 // barrier at every step then costs more than splitting saves. 0 always uses num_threads().
 int64_t min_step_work();
 void set_min_step_work(int64_t macs);
-// Threads for a time loop whose per-step recurrent GEMM does `macs` multiply-adds:
-// num_threads(), fewer when each would get less than min_step_work(), at least 1.
-int loop_threads(int64_t macs);
+// Threads for a region giving each thread macs / n multiply-adds: num_threads(), fewer
+// when each would get less than per_thread (0: no limit), at least 1.
+int threads_for(int64_t macs, int64_t per_thread);
+// A time loop whose per-step recurrent GEMM does `step_macs` multiply-adds.
+inline int loop_threads(int64_t step_macs) { return threads_for(step_macs, min_step_work()); }
+// A region of big GEMMs doing `macs` multiply-adds in all. Each thread must get 128x a
+// step's share (~4M by default, ~0.1 ms): waking an idle second thread can cost up to a
+// scheduler tick (4 ms measured on the 2-core VM), which a T100 B1 H64 layer paid on every
+// backward before this limit.
+inline int gemm_threads(int64_t macs) { return threads_for(macs, 128 * min_step_work()); }
 // Pins OpenBLAS to one thread; called once at module init.
 void init_blas_threads();
 

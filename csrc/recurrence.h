@@ -14,8 +14,8 @@
 //      dX = dG W_ih, and db = column sums of dG.
 //
 // Threads: OpenMP regions with OpenBLAS single-threaded inside: the big GEMMs before and
-// after the time loop use every thread, split into row/column blocks (gemm_block); the time
-// loop uses as many as its per-step recurrent GEMM is worth splitting over (loop_threads).
+// after the time loop, split into row/column blocks (gemm_block), and the time loop each use
+// as many threads as their work is worth splitting over (gemm_threads, loop_threads).
 // In the time loop each thread owns a slice of
 // hidden units with ALL the gates of those units: it does its slice's recurrent GEMM and
 // pointwise pass back to back (W_hh repacked once per call so a slice's rows are
@@ -146,7 +146,7 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
   std::copy(a.h0, a.h0 + BH, hs);
   if (Cell::has_c) std::copy(a.c0, a.c0 + BH, cs);
 
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(gemm_threads(Tmax * B * GH * I))
   {
     FlushDenormals ftz;
     linear_block(omp_get_thread_num(), omp_get_num_threads(), gates, a.x, a.w_ih, a.b_ih, Tmax * B, GH, I);
@@ -273,7 +273,7 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
                      s.dh_prev + u.begin, H);
     }
   }
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(gemm_threads(M * GH * (2 * I + H)))
   {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
