@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "matmul.h"
 #include "parallel.h"
 #include "rnn.h"
 
@@ -232,6 +233,63 @@ py::tuple backward(const Inputs& in, py::handle y, py::handle workspace, py::han
   return py::make_tuple(dx, dw_ih, dw_hh, or_none(db_ih), or_none(db_hh), dh0, or_none(dc0));
 }
 
+// A 2-D operand of matmul as BLAS reads it: a C-contiguous array, its leading dimension,
+// and whether BLAS transposes it. An F-contiguous array (a transpose view) is read as
+// its C-contiguous transpose with the flag flipped, so it is never copied.
+struct Operand {
+  py::array arr;
+  minirnn::Trans t;
+  int64_t ld;
+};
+
+Operand matmul_operand(const py::array& a, bool transpose) {
+  const bool flip = !(a.flags() & py::array::c_style) && (a.flags() & py::array::f_style);
+  py::array c = flip ? py::array(a.attr("T")) : py::array::ensure(a, py::array::c_style);
+  // numpy writes a native byte order as '=' (or '|'); '<' or '>' means byte-swapped. (No attribute
+  // lookup by a fresh name string here: CPython's type cache would keep each one alive.)
+  const char order = c.dtype().byteorder();
+  if (order == '<' || order == '>') c = c.attr("astype")(c.dtype().attr("newbyteorder")("="));
+  const bool t = transpose != flip;
+  return {c, t ? minirnn::Trans::yes : minirnn::Trans::no, std::max<int64_t>(1, c.shape(1))};
+}
+
+template <typename T>
+py::array matmul_typed(const Operand& a, const Operand& b, int64_t M, int64_t N, int64_t K) {
+  py::array_t<T> out({M, N});
+  {
+    py::gil_scoped_release release;
+    minirnn::matmul<T>(a.t, b.t, M, N, K, static_cast<const T*>(a.arr.data()), a.ld,
+                       static_cast<const T*>(b.arr.data()), b.ld, out.mutable_data());
+  }
+  return out;
+}
+
+py::array matmul(py::handle a_obj, py::handle b_obj, bool transpose_a, bool transpose_b) {
+  py::array a = as_array(a_obj, "a"), b = as_array(b_obj, "b");
+  if (!a) throw py::type_error("a: expected a float32 or float64 array, got None");
+  if (!b) throw py::type_error("b: expected a float32 or float64 array, got None");
+  const int num = a.dtype().num();
+  if (num != py::dtype::num_of<float>() && num != py::dtype::num_of<double>())
+    throw py::type_error("a: expected dtype float32 or float64, got " + std::string(py::str(a.dtype())));
+  if (b.dtype().num() != num)
+    throw py::type_error("b: expected dtype " + std::string(py::str(a.dtype())) + " (the dtype of a), got " +
+                         std::string(py::str(b.dtype())));
+  if (a.ndim() != 2) throw py::value_error("a: expected a 2-D array, got shape " + shape_str(shape_of(a)));
+  if (b.ndim() != 2) throw py::value_error("b: expected a 2-D array, got shape " + shape_str(shape_of(b)));
+  const int64_t M = a.shape(transpose_a ? 1 : 0), K = a.shape(transpose_a ? 0 : 1);
+  const int64_t Kb = b.shape(transpose_b ? 1 : 0), N = b.shape(transpose_b ? 0 : 1);
+  if (Kb != K)
+    throw py::value_error("b: expected " + std::string(transpose_b ? "b.shape[1]" : "b.shape[0]") +
+                          " == K = " + std::to_string(K) + " (a's " + (transpose_a ? "rows" : "columns") +
+                          "), got shape " + shape_str(shape_of(b)));
+  if (M > INT_MAX || N > INT_MAX || K > INT_MAX)
+    throw py::value_error("a, b: sizes too large for 32-bit BLAS: M = " + std::to_string(M) + ", N = " +
+                          std::to_string(N) + ", K = " + std::to_string(K));
+  const Operand oa = matmul_operand(a, transpose_a), ob = matmul_operand(b, transpose_b);
+  return num == py::dtype::num_of<double>() ? matmul_typed<double>(oa, ob, M, N, K)
+                                            : matmul_typed<float>(oa, ob, M, N, K);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -257,6 +315,14 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("macs"),
       "Set min_step_work (0: every time loop uses num_threads() threads, as the tests of thread agreement need).");
+
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("transpose_a") = false,
+        py::arg("transpose_b") = false,
+        R"doc(C (M, N) = op(a) @ op(b) on the kernels' OpenMP team (single-threaded BLAS per block of C).
+
+a (M, K), or (K, M) with transpose_a; b (K, N), or (N, K) with transpose_b; both float32 or both
+float64, any strides (transpose views are read without a copy). K = 0 gives zeros. One thread when
+the product is small (as the kernels' big GEMMs).)doc");
 
   m.def(
       "workspace_size",

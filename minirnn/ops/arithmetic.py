@@ -5,10 +5,12 @@ by ``unbroadcast`` (a sum) in backward.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
+from .. import _C
 from ..autograd import Context, Function
 from ..tensor import Tensor
 from ._util import check_broadcast, lift, unbroadcast
@@ -44,6 +46,20 @@ class Mul(Function):
         return da, db
 
 
+# MatMul runs its 2-D GEMMs on the kernels' OpenMP team (_C.matmul) rather than numpy's own
+# BLAS thread pool, whose spinning workers steal the cores from the fused kernels; False forces
+# numpy everywhere (for A/B timing).
+USE_KERNEL_GEMM = True
+_GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _one_gemm(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether a @ b is one 2-D GEMM _C.matmul runs: float32/float64 of one dtype, b 2-D, and
+    a 2-D or a C-contiguous (..., K) that reshapes to (M, K) without a copy."""
+    return (USE_KERNEL_GEMM and a.dtype == b.dtype and a.dtype in _GEMM_DTYPES and b.ndim == 2
+            and (a.ndim == 2 or (a.ndim > 2 and a.flags.c_contiguous)))
+
+
 class MatMul(Function):
     """Z = A @ B (batched like np.matmul);  dA = dZ @ B^T, dB = A^T @ dZ."""
 
@@ -57,11 +73,20 @@ class MatMul(Function):
                              f"a.shape[-1] == b.shape[{-2 if b.ndim > 1 else 0}], got {a.shape[-1]} and "
                              f"{b.shape[-2 if b.ndim > 1 else 0]}")
         ctx.save_for_backward(a, b)
+        if _one_gemm(a, b):
+            return _C.matmul(a.reshape(math.prod(a.shape[:-1]), a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[1])
         return a @ b
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         a, b = ctx.saved_tensors
+        if _one_gemm(a, b) and grad.dtype == a.dtype:
+            # (M, K) @ (K, N) with M = prod(a.shape[:-1]): dA = dZ B^T, dB = A^T dZ, transposes as flags.
+            m = math.prod(a.shape[:-1])
+            a2, g2 = a.reshape(m, a.shape[-1]), grad.reshape(m, b.shape[1])
+            da = _C.matmul(g2, b, transpose_b=True).reshape(a.shape) if ctx.needs_input_grad[0] else None
+            db = _C.matmul(a2, g2, transpose_a=True) if ctx.needs_input_grad[1] else None
+            return da, db
         # Promote vectors to matrices so one formula covers every case, then undo it.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
