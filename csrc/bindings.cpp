@@ -43,11 +43,20 @@ std::vector<int64_t> shape_of(const py::array& a) { return std::vector<int64_t>(
 py::array no_array() { return py::reinterpret_steal<py::array>(py::handle()); }
 
 // obj -> numpy array of any dtype (no copy when it already is one); None -> empty handle.
+// numpy writes a native byte order as '=' (or '|'); '<' or '>' means byte-swapped. The kernels read
+// raw memory, so a byte-swapped array is converted to native order. (No attribute lookup by a fresh
+// name string here: CPython's type cache would keep each one alive.)
+py::array native_byte_order(py::array a) {
+  const char order = a.dtype().byteorder();
+  if (order == '<' || order == '>') return a.attr("astype")(a.dtype().attr("newbyteorder")("="));
+  return a;
+}
+
 py::array as_array(py::handle obj, const std::string& name) {
   if (obj.is_none()) return no_array();
   py::array a = py::array::ensure(obj);
   if (!a) throw py::type_error(name + ": expected a numpy array, got " + std::string(py::str(py::type::handle_of(obj))));
-  return a;
+  return native_byte_order(a);
 }
 
 void check_shape(const py::array& a, const std::string& name, const std::string& letters,
@@ -244,11 +253,7 @@ struct Operand {
 
 Operand matmul_operand(const py::array& a, bool transpose) {
   const bool flip = !(a.flags() & py::array::c_style) && (a.flags() & py::array::f_style);
-  py::array c = flip ? py::array(a.attr("T")) : py::array::ensure(a, py::array::c_style);
-  // numpy writes a native byte order as '=' (or '|'); '<' or '>' means byte-swapped. (No attribute
-  // lookup by a fresh name string here: CPython's type cache would keep each one alive.)
-  const char order = c.dtype().byteorder();
-  if (order == '<' || order == '>') c = c.attr("astype")(c.dtype().attr("newbyteorder")("="));
+  const py::array c = native_byte_order(flip ? py::array(a.attr("T")) : py::array::ensure(a, py::array::c_style));
   const bool t = transpose != flip;
   return {c, t ? minirnn::Trans::yes : minirnn::Trans::no, std::max<int64_t>(1, c.shape(1))};
 }

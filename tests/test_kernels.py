@@ -259,6 +259,18 @@ def test_non_contiguous_inputs_are_copied(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_byte_swapped_inputs_are_read_by_value(mode, dtype):
+    """A big-endian array holds the same numbers: the bindings convert it instead of reading its raw bytes."""
+    args, grads = make_inputs(mode, dtype=dtype)
+    ref = run_kernels(args, grads)
+    swap = lambda v: v.astype(v.dtype.newbyteorder()) if isinstance(v, np.ndarray) else v  # noqa: E731
+    ours = run_kernels({k: swap(v) for k, v in args.items()}, {k: swap(v) for k, v in grads.items()})
+    for name in ref:
+        assert (ref[name] is None and ours[name] is None) or np.array_equal(ref[name], ours[name]), name
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("T,B,I,H", [(0, 3, 4, 5), (4, 0, 4, 5), (0, 0, 4, 5), (3, 2, 0, 5), (3, 2, 4, 0)])
 def test_empty_sizes(mode, T, B, I, H):
     args, grads = make_inputs(mode, T=T, B=B, I=I, H=H, lengths=None)
