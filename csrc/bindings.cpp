@@ -253,7 +253,8 @@ struct Operand {
 
 Operand matmul_operand(const py::array& a, bool transpose) {
   const bool flip = !(a.flags() & py::array::c_style) && (a.flags() & py::array::f_style);
-  const py::array c = native_byte_order(flip ? py::array(a.attr("T")) : py::array::ensure(a, py::array::c_style));
+  // `a` came through as_array, so it is already in native byte order.
+  const py::array c = flip ? py::array(a.attr("T")) : py::array::ensure(a, py::array::c_style);
   const bool t = transpose != flip;
   return {c, t ? minirnn::Trans::yes : minirnn::Trans::no, std::max<int64_t>(1, c.shape(1))};
 }
