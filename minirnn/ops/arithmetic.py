@@ -68,10 +68,10 @@ class MatMul(Function):
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError("matmul: both operands need at least 1 dimension, got shapes "
                              f"{a.shape} and {b.shape}")
-        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        k_axis = -2 if b.ndim > 1 else 0  # b's contracted axis
+        if a.shape[-1] != b.shape[k_axis]:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align: expected "
-                             f"a.shape[-1] == b.shape[{-2 if b.ndim > 1 else 0}], got {a.shape[-1]} and "
-                             f"{b.shape[-2 if b.ndim > 1 else 0]}")
+                             f"a.shape[-1] == b.shape[{k_axis}], got {a.shape[-1]} and {b.shape[k_axis]}")
         ctx.save_for_backward(a, b)
         if _one_gemm(a, b):
             return _C.matmul(a.reshape(math.prod(a.shape[:-1]), a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[1])
