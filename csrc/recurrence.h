@@ -105,6 +105,49 @@ inline int64_t max_length(const int64_t* lengths, int64_t T, int64_t B) {
   return m;
 }
 
+// The rows of each step that the GEMMs compute. Step t computes rows [0, rows[t]), rows[t] being one past
+// the last sequence still running at t (B without lengths). With lengths sorted longest first (the
+// modules sort them) these are exactly the running sequences, so padding costs no GEMM work; any other
+// order is still correct (a finished row inside the prefix is computed, then masked) but pays for some.
+// The big GEMMs before and after the loop see the steps' rows packed one after another: step t's rows
+// start at packed row offset[t].
+struct StepRows {
+  std::vector<int64_t> rows;    // (Tmax)
+  std::vector<int64_t> offset;  // (Tmax + 1); offset[Tmax] = rows packed in all
+  bool dense;                   // every step has all B rows: the packed layout is (Tmax, B) itself
+  int64_t total() const { return offset.back(); }
+};
+
+inline StepRows step_rows(const int64_t* lengths, int64_t Tmax, int64_t B) {
+  StepRows s{std::vector<int64_t>(Tmax, B), std::vector<int64_t>(Tmax + 1, 0), true};
+  for (int64_t t = 0; t < Tmax; t++) {
+    if (lengths != nullptr) {
+      s.rows[t] = 0;
+      for (int64_t b = 0; b < B; b++)
+        if (active(lengths, b, t)) s.rows[t] = b + 1;
+    }
+    s.dense = s.dense && s.rows[t] == B;
+    s.offset[t + 1] = s.offset[t] + s.rows[t];
+  }
+  return s;
+}
+
+// src (Tmax, B, width) -> dst (packed rows, width): step t's first rows[t] rows.
+template <typename scalar_t>
+void pack_rows(scalar_t* dst, const scalar_t* src, int64_t width, const StepRows& s, int64_t B) {
+  for (size_t t = 0; t < s.rows.size(); t++)
+    std::copy(src + t * B * width, src + (t * B + s.rows[t]) * width, dst + s.offset[t] * width);
+}
+
+// The inverse of pack_rows; rows a step does not compute are set to zero.
+template <typename scalar_t>
+void unpack_rows(scalar_t* dst, const scalar_t* src, int64_t width, const StepRows& s, int64_t B) {
+  for (size_t t = 0; t < s.rows.size(); t++) {
+    std::copy(src + s.offset[t] * width, src + s.offset[t + 1] * width, dst + t * B * width);
+    std::fill(dst + (t * B + s.rows[t]) * width, dst + (t + 1) * B * width, scalar_t(0));
+  }
+}
+
 template <typename scalar_t>
 void copy_units(scalar_t* dst, const scalar_t* src, Range u) {
   std::memcpy(dst + u.begin, src + u.begin, sizeof(scalar_t) * u.size);
@@ -137,6 +180,8 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
   scalar_t* tanh_c = Cell::has_c ? a.workspace + L.tanh_c : nullptr;  // (T, B, H)
   scalar_t* ghn = L.ghn >= 0 ? a.workspace + L.ghn : nullptr;       // (T, B, H)
   const int64_t Tmax = max_length(a.lengths, T, B);  // steps t >= Tmax have no active row
+  const StepRows rows = step_rows(a.lengths, Tmax, B);
+  const int64_t N = rows.total();
 
   std::vector<scalar_t> scratch(GH * H + B * GH + GH, scalar_t(0));  // one allocation
   scalar_t* w_packed = scratch.data();      // (G*H, H) W_hh rows grouped per slice
@@ -146,11 +191,17 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
   std::copy(a.h0, a.h0 + BH, hs);
   if (Cell::has_c) std::copy(a.c0, a.c0 + BH, cs);
 
-#pragma omp parallel num_threads(gemm_threads(Tmax * B * GH * I))
+  // The input projection of the rows the steps compute, packed unless every step has all B rows.
+  std::vector<scalar_t> packed(rows.dense ? 0 : N * (I + GH));
+  if (!rows.dense) pack_rows(packed.data(), a.x, I, rows, B);
+  const scalar_t* xp = rows.dense ? a.x : packed.data();       // (N, I)
+  scalar_t* gp = rows.dense ? gates : packed.data() + N * I;  // (N, G*H)
+#pragma omp parallel num_threads(gemm_threads(N * GH * I))
   {
     FlushDenormals ftz;
-    linear_block(omp_get_thread_num(), omp_get_num_threads(), gates, a.x, a.w_ih, a.b_ih, Tmax * B, GH, I);
+    linear_block(omp_get_thread_num(), omp_get_num_threads(), gp, xp, a.w_ih, a.b_ih, N, GH, I);
   }
+  if (!rows.dense) unpack_rows(gates, gp, GH, rows, B);
 #pragma omp parallel num_threads(loop_threads(B * GH * H))
   {
     FlushDenormals ftz;
@@ -160,8 +211,8 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
     for (int64_t t = 0; t < Tmax; t++) {
       if (u.size > 0) {
         const scalar_t* h_prev = hs + t * BH;  // (B, H)
-        gemm<scalar_t>(Trans::no, Trans::yes, B, G * u.size, H, scalar_t(1), h_prev, H, w_packed + G * u.begin * H,
-                       H, scalar_t(0), gh + G * u.begin, GH);
+        gemm<scalar_t>(Trans::no, Trans::yes, rows.rows[t], G * u.size, H, scalar_t(1), h_prev, H,
+                       w_packed + G * u.begin * H, H, scalar_t(0), gh + G * u.begin, GH);
         const ForwardStep<scalar_t> s{gates + t * B * GH,
                                       gh,
                                       b_hh,
@@ -214,14 +265,16 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   const scalar_t* cs = Cell::has_c ? a.workspace + L.cs : nullptr;          // (T+1, B, H)
   const scalar_t* tanh_c = Cell::has_c ? a.workspace + L.tanh_c : nullptr;  // (T, B, H)
   const scalar_t* ghn = L.ghn >= 0 ? a.workspace + L.ghn : nullptr;         // (T, B, H)
-  const int64_t Tmax = max_length(a.lengths, T, B), M = Tmax * B;
+  const int64_t Tmax = max_length(a.lengths, T, B);
+  const StepRows rows = step_rows(a.lengths, Tmax, B);
+  const int64_t N = rows.total();  // rows the steps compute (Tmax * B when dense)
 
-  const int64_t n_dg = M * GH;
+  const int64_t n_dg = N * GH;
   const int64_t n_state = (Cell::has_c ? 4 : 2) * BH;
-  // One allocation, not zeroed: the loop writes every element of dG for t < Tmax.
+  // One allocation, not zeroed: the loop writes every element of dG.
   std::unique_ptr<scalar_t[]> scratch(new scalar_t[(Cell::split_dgh ? 2 : 1) * n_dg + n_state]);
-  scalar_t* dgx = scratch.get();                             // (Tmax, B, G*H)
-  scalar_t* dgh = Cell::split_dgh ? dgx + n_dg : dgx;         // (Tmax, B, G*H)
+  scalar_t* dgx = scratch.get();                             // (N, G*H) packed rows: step t's at offset[t]
+  scalar_t* dgh = Cell::split_dgh ? dgx + n_dg : dgx;         // (N, G*H)
   scalar_t* dh_buf = dgx + (Cell::split_dgh ? 2 : 1) * n_dg;  // (2, B, H) ping-pong dL/dh
   scalar_t* dc_buf = Cell::has_c ? dh_buf + 2 * BH : nullptr;  // (2, B, H) ping-pong dL/dc
   std::fill(dh_buf, dh_buf + n_state, scalar_t(0));
@@ -237,8 +290,8 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
       const int64_t t = Tmax - 1 - k, cur = k % 2, nxt = 1 - cur;
       // A thread reads and writes only its own units' columns of dh/dc and dG_t before
       // the barrier; after it, its GEMM reads all of dG_t and writes its own columns of dh_prev.
-      BackwardStep<scalar_t> s{dgx + t * B * GH,
-                               dgh + t * B * GH,
+      BackwardStep<scalar_t> s{dgx + rows.offset[t] * GH,
+                               dgh + rows.offset[t] * GH,
                                dh_buf + nxt * BH,
                                Cell::has_c ? dc_buf + nxt * BH : nullptr,
                                dh_buf + cur * BH,
@@ -260,7 +313,7 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
           }
           Cell::backward_row(s, b, u);
         } else {  // past the end: no gate gradient, the state's gradient passes straight through
-          for (int64_t g = 0; g < G; g++) {
+          for (int64_t g = 0; g < G && b < rows.rows[t]; g++) {
             zero_units(s.dgx + b * GH + g * H, u);
             zero_units(s.dgh + b * GH + g * H, u);
           }
@@ -269,25 +322,35 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
         }
       }
 #pragma omp barrier
-      gemm<scalar_t>(Trans::no, Trans::no, B, u.size, GH, scalar_t(1), s.dgh, GH, a.w_hh + u.begin, H, scalar_t(1),
-                     s.dh_prev + u.begin, H);
+      gemm<scalar_t>(Trans::no, Trans::no, rows.rows[t], u.size, GH, scalar_t(1), s.dgh, GH, a.w_hh + u.begin, H,
+                     scalar_t(1), s.dh_prev + u.begin, H);
     }
   }
-#pragma omp parallel num_threads(gemm_threads(M * GH * (2 * I + H)))
+  // The inputs and previous states of the computed rows, and their dX, packed like dG unless dense.
+  std::vector<scalar_t> packed(rows.dense ? 0 : N * (2 * I + H));
+  if (!rows.dense) {
+    pack_rows(packed.data(), a.x, I, rows, B);
+    pack_rows(packed.data() + N * I, hs, H, rows, B);
+  }
+  const scalar_t* xp = rows.dense ? a.x : packed.data();              // (N, I)
+  const scalar_t* hp = rows.dense ? hs : packed.data() + N * I;       // (N, H) h_{t-1} of each row
+  scalar_t* dxp = rows.dense ? a.dx : packed.data() + N * (I + H);    // (N, I)
+#pragma omp parallel num_threads(gemm_threads(N * GH * (2 * I + H)))
   {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     // Weight, input and bias gradients over all steps at once.
-    gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, GH, I, M, scalar_t(1), dgx, GH, a.x, I, scalar_t(0), a.dw_ih,
+    gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, GH, I, N, scalar_t(1), dgx, GH, xp, I, scalar_t(0), a.dw_ih,
                          I);
-    gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, GH, H, M, scalar_t(1), dgh, GH, hs, H, scalar_t(0), a.dw_hh,
+    gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, GH, H, N, scalar_t(1), dgh, GH, hp, H, scalar_t(0), a.dw_hh,
                          H);
-    gemm_block<scalar_t>(tid, nt, Trans::no, Trans::no, M, I, GH, scalar_t(1), dgx, GH, a.w_ih, I, scalar_t(0), a.dx,
+    gemm_block<scalar_t>(tid, nt, Trans::no, Trans::no, N, I, GH, scalar_t(1), dgx, GH, a.w_ih, I, scalar_t(0), dxp,
                          I);
-    if (a.db_ih != nullptr) column_sums_block(tid, nt, a.db_ih, dgx, M, GH);
-    if (a.db_hh != nullptr) column_sums_block(tid, nt, a.db_hh, dgh, M, GH);
+    if (a.db_ih != nullptr) column_sums_block(tid, nt, a.db_ih, dgx, N, GH);
+    if (a.db_hh != nullptr) column_sums_block(tid, nt, a.db_hh, dgh, N, GH);
   }
-  std::fill(a.dx + M * I, a.dx + T * B * I, scalar_t(0));  // steps after every sequence ended
+  if (!rows.dense) unpack_rows(a.dx, dxp, I, rows, B);
+  std::fill(a.dx + Tmax * B * I, a.dx + T * B * I, scalar_t(0));  // steps after every sequence ended
   std::copy(dh_buf + (Tmax % 2) * BH, dh_buf + (Tmax % 2 + 1) * BH, a.dh0);
   if (Cell::has_c) std::copy(dc_buf + (Tmax % 2) * BH, dc_buf + (Tmax % 2 + 1) * BH, a.dc0);
 }

@@ -39,10 +39,12 @@ def make_inputs(mode, T=6, B=5, I=4, H=7, dtype=np.float64, bias=True, lengths="
         c0=rng.standard_normal((B, H)).astype(dtype) * 0.5 if mode == "lstm" else None,
         lengths=None,
     )
-    if lengths == "unsorted":
+    if lengths in ("unsorted", "sorted"):
         lens = rng.integers(0, T + 1, size=B)
         lens[0], lens[-1] = T, 0  # always cover a full and an empty sequence
-        args["lengths"] = rng.permutation(lens).astype(np.int64)
+        # sorted (longest first, as the modules pass them): each step computes only running rows
+        lens = -np.sort(-lens) if lengths == "sorted" else rng.permutation(lens)
+        args["lengths"] = lens.astype(np.int64)
     grads = dict(
         dy=rng.standard_normal((T, B, H)).astype(dtype),
         dh_n=rng.standard_normal((B, H)).astype(dtype),
@@ -129,7 +131,7 @@ def assert_close(ours, ref, rtol):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("lengths", [None, "unsorted"])
+@pytest.mark.parametrize("lengths", [None, "unsorted", "sorted"])
 @pytest.mark.parametrize("mode", MODES)
 def test_matches_torch(mode, dtype, bias, lengths):
     args, grads = make_inputs(mode, dtype=dtype, bias=bias, lengths=lengths)
@@ -139,10 +141,11 @@ def test_matches_torch(mode, dtype, bias, lengths):
     assert_close(ours, run_torch(args, grads), RTOL[dtype])
 
 
+@pytest.mark.parametrize("lengths", ["unsorted", "sorted"])
 @pytest.mark.parametrize("mode", MODES)
-def test_matches_torch_larger(mode):
+def test_matches_torch_larger(mode, lengths):
     """Sizes where every thread owns several units and the big GEMMs are split."""
-    args, grads = make_inputs(mode, T=9, B=12, I=33, H=40, dtype=np.float64, seed=3)
+    args, grads = make_inputs(mode, T=9, B=12, I=33, H=40, dtype=np.float64, lengths=lengths, seed=3)
     assert_close(run_kernels(args, grads), run_torch(args, grads), 1e-9)
 
 
@@ -220,12 +223,13 @@ def test_backward_leaves_workspace_unchanged_and_repeats():
     assert ws.size == _C.workspace_size("lstm", *args["x"].shape[:2], args["w_hh"].shape[1])
 
 
+@pytest.mark.parametrize("lengths", ["unsorted", "sorted"])
 @pytest.mark.parametrize("mode", MODES)
-def test_forward_writes_every_workspace_element(mode):
+def test_forward_writes_every_workspace_element(mode, lengths):
     """The workspace is not zeroed before the kernels run: rows past a sequence's end and steps
     after every sequence ended must be written too. Memory freshly freed from a NaN-filled array
     is what the allocator hands out next, so an unwritten element would show up as NaN."""
-    args, _ = make_inputs(mode, T=8, B=5, H=6)  # lengths include 0; the longest is 8
+    args, _ = make_inputs(mode, T=8, B=5, H=6, lengths=lengths)  # lengths include 0; the longest is 8
     args["lengths"] = np.minimum(args["lengths"], 6)  # so steps 6 and 7 have no active row
     size = _C.workspace_size(mode, 8, 5, 6)
     for _ in range(3):

@@ -153,7 +153,8 @@ def test_needs_input_grad_limits_gradients() -> None:
     _, _, _, ws = reference.rnn_forward("gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths)
     expected = reference.rnn_backward("gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, y.data, ws,
                                       dy, np.ones((B, H)), None)[1]
-    np.testing.assert_array_equal(wx.grad, expected)
+    # rnn_layer runs the batch longest first, so dW sums the rows in another order: equal to rounding
+    np.testing.assert_allclose(wx.grad, expected, rtol=1e-12, atol=0)
 
 
 def test_lengths_semantics() -> None:
