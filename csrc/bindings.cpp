@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <memory>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -21,6 +20,7 @@
 #include "matmul.h"
 #include "parallel.h"
 #include "rnn.h"
+#include "scratch.h"
 
 namespace py = pybind11;
 using minirnn::Mode;
@@ -170,9 +170,18 @@ const scalar_t* ptr(const py::array& a) { return a ? static_cast<const scalar_t*
 template <typename scalar_t>
 scalar_t* mut(py::array& a) { return a ? static_cast<scalar_t*>(a.mutable_data()) : nullptr; }
 
+// An uninitialised array. One of 1 MB or more lives in Scratch memory (scratch.h), given back to
+// the cache when numpy frees the array: a training step's workspace, y and dx are reused from
+// the previous step's instead of faulting in fresh pages.
 template <typename scalar_t>
 py::array_t<scalar_t> empty(const std::vector<int64_t>& shape) {
-  return py::array_t<scalar_t>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  const std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  if (n * int64_t(sizeof(scalar_t)) < int64_t(minirnn::kMinCachedBytes)) return py::array_t<scalar_t>(dims);
+  auto* block = new minirnn::Scratch<scalar_t>(n);
+  py::capsule owner(block, [](void* p) { delete static_cast<minirnn::Scratch<scalar_t>*>(p); });
+  return py::array_t<scalar_t>(dims, block->data(), owner);
 }
 
 const int64_t* lengths_ptr(const Inputs& in) { return in.lengths ? static_cast<const int64_t*>(in.lengths.data()) : nullptr; }
@@ -188,8 +197,8 @@ py::tuple forward(const Inputs& in, bool keep_workspace) {
   py::array h_n = empty<scalar_t>({s.B, s.H});
   py::array c_n = lstm ? py::array(empty<scalar_t>({s.B, s.H})) : no_array();
   py::array ws = keep_workspace ? py::array(empty<scalar_t>({n_ws})) : no_array();
-  std::unique_ptr<scalar_t[]> scratch(keep_workspace ? nullptr : new scalar_t[n_ws]);
-  scalar_t* workspace = keep_workspace ? mut<scalar_t>(ws) : scratch.get();  // (n_ws)
+  minirnn::Scratch<scalar_t> scratch(keep_workspace ? 0 : n_ws);
+  scalar_t* workspace = keep_workspace ? mut<scalar_t>(ws) : scratch.data();  // (n_ws)
   minirnn::ForwardArgs<scalar_t> a{mut<scalar_t>(y),         mut<scalar_t>(h_n),      mut<scalar_t>(c_n),
                                    workspace,                ptr<scalar_t>(in.x),     ptr<scalar_t>(in.w_ih),
                                    ptr<scalar_t>(in.w_hh),   ptr<scalar_t>(in.b_ih),  ptr<scalar_t>(in.b_hh),
@@ -321,6 +330,11 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("macs"),
       "Set min_step_work (0: every time loop uses num_threads() threads, as the tests of thread agreement need).");
+
+  m.def("cached_scratch_bytes", &minirnn::cached_scratch_bytes,
+        "Bytes of kernel memory (temporaries and freed large results) kept for reuse by later calls.");
+  m.def("release_cached_scratch", &minirnn::release_cached_scratch,
+        "Free the temporary kernel memory kept for reuse; returns the bytes freed.");
 
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("transpose_a") = false,
         py::arg("transpose_b") = false,

@@ -18,10 +18,11 @@
 // as many threads as their work is worth splitting over (gemm_threads, loop_threads).
 // In the time loop each thread owns a slice of
 // hidden units with ALL the gates of those units: it does its slice's recurrent GEMM and
-// pointwise pass back to back (W_hh repacked once per call so a slice's rows are
-// contiguous), then one barrier per step. Every output element is one thread's full dot
-// product (no cross-thread reductions), so results agree across thread counts to rounding
-// (OpenBLAS may order a sub-block's sums differently from the whole matrix's).
+// pointwise pass back to back, then one barrier per step. The per-step GEMMs run on
+// PackedB (packed_gemm.h): the thread's part of W_hh is packed once per call, not once per
+// step as OpenBLAS would. Every output element is one thread's full dot product (no
+// cross-thread reductions), so results agree across thread counts to rounding (OpenBLAS may
+// order a sub-block's sums of the big GEMMs differently from the whole matrix's).
 //
 // A Cell derives from CellTraits (G, has_c: LSTM cell state, split_dgh: GRU, the recurrent side of the
 // n gate gradient differs from the input side), and forward_row / backward_row for one
@@ -34,12 +35,13 @@
 
 #include <algorithm>
 #include <cstring>
-#include <memory>
 #include <vector>
 
 #include "activations.h"
+#include "packed_gemm.h"
 #include "parallel.h"
 #include "rnn.h"
+#include "scratch.h"
 
 namespace minirnn {
 
@@ -158,14 +160,12 @@ void zero_units(scalar_t* dst, Range u) {
   std::fill(dst + u.begin, dst + u.begin + u.size, scalar_t(0));
 }
 
-// Rows of W_hh (G*H, H) for hidden units u -> w_packed rows [G*u.begin, G*(u.begin+u.size)),
-// gate-major within the slice, so the slice's recurrent GEMM is one call.
+// The forward step's B operand for hidden units u: W_hh^T restricted to the G*u.size rows of
+// W_hh (G*H, H) for those units, gate-major (column g * u.size + k is unit u.begin + k of
+// gate g), so the slice's recurrent product is one call.
 template <typename scalar_t>
-void pack_w_hh_slice(scalar_t* w_packed, const scalar_t* w_hh, int64_t G, int64_t H, Range u) {
-  for (int64_t g = 0; g < G; g++)
-    for (int64_t k = 0; k < u.size; k++)
-      std::memcpy(w_packed + (G * u.begin + g * u.size + k) * H, w_hh + (g * H + u.begin + k) * H,
-                  sizeof(scalar_t) * H);
+void pack_w_hh_slice(PackedB<scalar_t>* packed, const scalar_t* w_hh, int64_t G, int64_t H, Range u) {
+  packed->pack_columns(H, G * u.size, [=](int64_t n) { return w_hh + ((n / u.size) * H + u.begin + n % u.size) * H; });
 }
 
 template <typename scalar_t, typename Cell>
@@ -183,16 +183,17 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
   const StepRows rows = step_rows(a.lengths, Tmax, B);
   const int64_t N = rows.total();
 
-  std::vector<scalar_t> scratch(GH * H + B * GH + GH, scalar_t(0));  // one allocation
-  scalar_t* w_packed = scratch.data();      // (G*H, H) W_hh rows grouped per slice
-  scalar_t* gh = w_packed + GH * H;         // (B, G*H) recurrent projection, grouped likewise
-  const scalar_t* b_hh = a.b_hh != nullptr ? a.b_hh : gh + B * GH;  // (G*H) zeros without bias
+  Scratch<scalar_t> scratch(B * GH + GH);  // one allocation
+  scalar_t* gh = scratch.data();  // (B, G*H) recurrent projection, columns grouped per slice (gh_row)
+  scalar_t* zeros = gh + B * GH;  // (G*H)
+  std::fill(zeros, zeros + GH, scalar_t(0));
+  const scalar_t* b_hh = a.b_hh != nullptr ? a.b_hh : zeros;  // (G*H) zeros without bias
 
   std::copy(a.h0, a.h0 + BH, hs);
   if (Cell::has_c) std::copy(a.c0, a.c0 + BH, cs);
 
   // The input projection of the rows the steps compute, packed unless every step has all B rows.
-  std::vector<scalar_t> packed(rows.dense ? 0 : N * (I + GH));
+  Scratch<scalar_t> packed(rows.dense ? 0 : N * (I + GH));
   if (!rows.dense) pack_rows(packed.data(), a.x, I, rows, B);
   const scalar_t* xp = rows.dense ? a.x : packed.data();       // (N, I)
   scalar_t* gp = rows.dense ? gates : packed.data() + N * I;  // (N, G*H)
@@ -207,12 +208,12 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     const Range u = split(H, nt, tid);  // this thread's hidden units
-    pack_w_hh_slice(w_packed, a.w_hh, G, H, u);
+    PackedB<scalar_t> w_slice;  // (H, G*u.size) this slice's W_hh^T, packed once for all steps
+    pack_w_hh_slice(&w_slice, a.w_hh, G, H, u);
     for (int64_t t = 0; t < Tmax; t++) {
       if (u.size > 0) {
         const scalar_t* h_prev = hs + t * BH;  // (B, H)
-        gemm<scalar_t>(Trans::no, Trans::yes, rows.rows[t], G * u.size, H, scalar_t(1), h_prev, H,
-                       w_packed + G * u.begin * H, H, scalar_t(0), gh + G * u.begin, GH);
+        w_slice.multiply(rows.rows[t], h_prev, H, gh + G * u.begin, GH, /*accumulate=*/false);
         const ForwardStep<scalar_t> s{gates + t * B * GH,
                                       gh,
                                       b_hh,
@@ -272,8 +273,8 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   const int64_t n_dg = N * GH;
   const int64_t n_state = (Cell::has_c ? 4 : 2) * BH;
   // One allocation, not zeroed: the loop writes every element of dG.
-  std::unique_ptr<scalar_t[]> scratch(new scalar_t[(Cell::split_dgh ? 2 : 1) * n_dg + n_state]);
-  scalar_t* dgx = scratch.get();                             // (N, G*H) packed rows: step t's at offset[t]
+  Scratch<scalar_t> scratch((Cell::split_dgh ? 2 : 1) * n_dg + n_state);
+  scalar_t* dgx = scratch.data();                            // (N, G*H) packed rows: step t's at offset[t]
   scalar_t* dgh = Cell::split_dgh ? dgx + n_dg : dgx;         // (N, G*H)
   scalar_t* dh_buf = dgx + (Cell::split_dgh ? 2 : 1) * n_dg;  // (2, B, H) ping-pong dL/dh
   scalar_t* dc_buf = Cell::has_c ? dh_buf + 2 * BH : nullptr;  // (2, B, H) ping-pong dL/dc
@@ -286,6 +287,8 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     const Range u = split(H, nt, tid);  // this thread's hidden units
+    PackedB<scalar_t> w_columns;         // (G*H, u.size) W_hh's columns of these units, packed once
+    w_columns.pack_rows(GH, u.size, a.w_hh + u.begin, H);
     for (int64_t k = 0; k < Tmax; k++) {
       const int64_t t = Tmax - 1 - k, cur = k % 2, nxt = 1 - cur;
       // A thread reads and writes only its own units' columns of dh/dc and dG_t before
@@ -322,12 +325,11 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
         }
       }
 #pragma omp barrier
-      gemm<scalar_t>(Trans::no, Trans::no, rows.rows[t], u.size, GH, scalar_t(1), s.dgh, GH, a.w_hh + u.begin, H,
-                     scalar_t(1), s.dh_prev + u.begin, H);
+      w_columns.multiply(rows.rows[t], s.dgh, GH, s.dh_prev + u.begin, H, /*accumulate=*/true);
     }
   }
   // The inputs and previous states of the computed rows, and their dX, packed like dG unless dense.
-  std::vector<scalar_t> packed(rows.dense ? 0 : N * (2 * I + H));
+  Scratch<scalar_t> packed(rows.dense ? 0 : N * (2 * I + H));
   if (!rows.dense) {
     pack_rows(packed.data(), a.x, I, rows, B);
     pack_rows(packed.data() + N * I, hs, H, rows, B);

@@ -149,6 +149,33 @@ def test_matches_torch_larger(mode, lengths):
     assert_close(run_kernels(args, grads), run_torch(args, grads), 1e-9)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", MODES)
+def test_matches_torch_across_packed_gemm_blocks(mode, dtype):
+    """The per-step products run on PackedB (csrc/packed_gemm.h): 6-row micro-kernel blocks, panels
+    of 64 bytes of columns, k in chunks of 256. B = 13 leaves a 1-row block, H = 70 a partial
+    panel, and G*H > 256 (LSTM, GRU) makes the backward product span several k chunks."""
+    args, grads = make_inputs(mode, T=4, B=13, I=9, H=70, dtype=dtype, lengths="sorted", seed=7)
+    with thread_settings(2, min_step_work=0):  # two slices of units: odd panel widths per thread
+        assert_close(run_kernels(args, grads), run_torch(args, grads), RTOL[dtype])
+
+
+def test_reused_scratch_memory_gives_the_same_results():
+    """Temporary buffers of 1 MB and more are cached between calls (csrc/scratch.h): a call that
+    gets a block another call has dirtied must compute exactly what it computes on fresh memory."""
+    _C.release_cached_scratch()
+    args, grads = make_inputs("gru", T=30, B=16, I=40, H=96, dtype=np.float64, seed=2)
+    fresh = run_kernels(args, grads)
+    assert _C.cached_scratch_bytes() >= 2**20
+    other, other_grads = make_inputs("gru", T=30, B=16, I=40, H=96, dtype=np.float64, seed=3)
+    run_kernels(other, other_grads)  # leaves its values in the cached blocks
+    reused = run_kernels(args, grads)
+    for name, value in fresh.items():
+        assert (value is None and reused[name] is None) or np.array_equal(value, reused[name]), name
+    assert _C.release_cached_scratch() >= 2**20
+    assert _C.cached_scratch_bytes() == 0
+
+
 @contextlib.contextmanager
 def thread_settings(threads, min_step_work=None):
     """Run the block with the kernels' thread count (and min_step_work) set; restore both after."""

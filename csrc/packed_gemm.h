@@ -1,0 +1,55 @@
+// packed_gemm.h -- C(M, N) (+)= A(M, K) B(K, N) with B packed once and reused by many products.
+//
+// The time loop multiplies by the same W_hh at every step. OpenBLAS's gemm repacks its
+// operands on every call: at B16 H1024 that copy of W_hh was a third of the forward pass
+// (perf: sgemm_incopy 33%). PackedB copies B ONCE per kernel call into the layout the
+// micro-kernel streams, and multiply() then only reads it.
+//
+// Layout: panels of NR = 2 SIMD vectors of columns (16 floats / 8 doubles); panel p holds
+// columns [p*NR, p*NR + NR) as K rows of NR contiguous elements (zero past N):
+//   panels[(p * K + k) * NR + j] = B(k, p * NR + j)
+// Micro-kernel: an MR x NR block of C (MR <= 6 rows of A) accumulated in registers over a
+// chunk of K (AVX2 + FMA, chosen at run time; a portable loop otherwise). Few rows (batch 1
+// or 2) get independent accumulators for alternate k, so the FMA latency is hidden.
+#pragma once
+
+#include <cstdint>
+
+#include "scratch.h"
+
+namespace minirnn {
+
+template <typename T>
+class PackedB {
+ public:
+  static constexpr int64_t NR = 64 / sizeof(T);  // columns per panel: two 256-bit vectors
+
+  // B(k, n) = column(n)[k]: column(n) points at K contiguous elements (B^T's row n).
+  template <typename ColumnFn>
+  void pack_columns(int64_t K, int64_t N, ColumnFn column) {
+    resize(K, N);
+    for (int64_t n = 0; n < N; n++) {
+      const T* c = column(n);
+      T* dst = panels_.data() + (n / NR) * K * NR + n % NR;
+      for (int64_t k = 0; k < K; k++) dst[k * NR] = c[k];
+    }
+  }
+
+  // B(k, n) = src[k * ld + n]: a row-major (K, N) matrix with leading dimension ld.
+  void pack_rows(int64_t K, int64_t N, const T* src, int64_t ld);
+
+  // C(M, N) = A(M, K) B, plus C's old value when accumulate. A row-major with leading
+  // dimension lda, C with ldc. M may be 0.
+  void multiply(int64_t M, const T* A, int64_t lda, T* C, int64_t ldc, bool accumulate) const;
+
+  int64_t K() const { return K_; }
+  int64_t N() const { return N_; }
+
+ private:
+  void resize(int64_t K, int64_t N);
+
+  Scratch<T> panels_;  // (ceil(N / NR), K, NR)
+  int64_t K_ = 0, N_ = 0;
+};
+
+}  // namespace minirnn
