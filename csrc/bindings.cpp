@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "matmul.h"
+#include "packed_gemm.h"
 #include "parallel.h"
 #include "rnn.h"
 #include "scratch.h"
@@ -331,6 +332,10 @@ PYBIND11_MODULE(_C, m) {
       py::arg("macs"),
       "Set min_step_work (0: every time loop uses num_threads() threads, as the tests of thread agreement need).");
 
+  m.def("packed_gemm_uses_avx2", &minirnn::packed_gemm_uses_avx2,
+        "Whether the per-step products run the AVX2/FMA micro-kernel (else the portable one).");
+  m.def("_set_packed_gemm_portable", &minirnn::set_packed_gemm_portable, py::arg("portable"),
+        "Tests only: force the portable micro-kernel (True) or choose by CPU again (False).");
   m.def("cached_scratch_bytes", &minirnn::cached_scratch_bytes,
         "Bytes of kernel memory (temporaries and freed large results) kept for reuse by later calls.");
   m.def("release_cached_scratch", &minirnn::release_cached_scratch,

@@ -6,6 +6,7 @@
 #include "packed_gemm.h"
 
 #include <algorithm>
+#include <atomic>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -138,14 +139,16 @@ bool cpu_has_avx2_fma() {
 }
 #endif
 
-// The micro-kernel for mr rows (1..kMr) on this CPU, chosen once.
+std::atomic<bool> portable_only{false};
+
+// The micro-kernel for mr rows (1..kMr) on this CPU (checked once), or the portable one.
 template <typename T>
 MicroKernel<T> micro_kernel(int64_t mr) {
 #ifdef MINIRNN_HAVE_AVX2_KERNEL
   static const MicroKernel<T> avx2[kMr] = {micro_avx2<T, 1>, micro_avx2<T, 2>, micro_avx2<T, 3>,
                                            micro_avx2<T, 4>, micro_avx2<T, 5>, micro_avx2<T, 6>};
   static const bool use_avx2 = cpu_has_avx2_fma();
-  if (use_avx2) return avx2[mr - 1];
+  if (use_avx2 && !portable_only.load(std::memory_order_relaxed)) return avx2[mr - 1];
 #endif
   static const MicroKernel<T> portable[kMr] = {micro_portable<T, 1>, micro_portable<T, 2>, micro_portable<T, 3>,
                                                micro_portable<T, 4>, micro_portable<T, 5>, micro_portable<T, 6>};
@@ -153,6 +156,16 @@ MicroKernel<T> micro_kernel(int64_t mr) {
 }
 
 }  // namespace
+
+bool packed_gemm_uses_avx2() {
+#ifdef MINIRNN_HAVE_AVX2_KERNEL
+  return cpu_has_avx2_fma() && !portable_only.load();
+#else
+  return false;
+#endif
+}
+
+void set_packed_gemm_portable(bool portable) { portable_only.store(portable); }
 
 template <typename T>
 void PackedB<T>::resize(int64_t K, int64_t N) {

@@ -19,6 +19,11 @@
 
 namespace minirnn {
 
+// Whether multiply() runs the AVX2 micro-kernel (else the portable one).
+bool packed_gemm_uses_avx2();
+// Forces the portable micro-kernel (true) or restores the choice by CPU (false): for tests.
+void set_packed_gemm_portable(bool portable);
+
 template <typename T>
 class PackedB {
  public:

@@ -160,6 +160,20 @@ def test_matches_torch_across_packed_gemm_blocks(mode, dtype):
         assert_close(run_kernels(args, grads), run_torch(args, grads), RTOL[dtype])
 
 
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_portable_micro_kernel_matches_the_avx2_one(mode):
+    """CPUs without AVX2/FMA run the portable micro-kernel; forcing it here keeps it tested."""
+    args, grads = make_inputs(mode, T=4, B=13, I=9, H=70, dtype=np.float64, lengths="sorted", seed=7)
+    default = run_kernels(args, grads)
+    _C._set_packed_gemm_portable(True)
+    try:
+        assert not _C.packed_gemm_uses_avx2()
+        portable = run_kernels(args, grads)
+    finally:
+        _C._set_packed_gemm_portable(False)
+    assert_close(portable, default, 1e-12)
+
+
 def test_reused_scratch_memory_gives_the_same_results():
     """Temporary buffers of 1 MB and more are cached between calls (csrc/scratch.h): a call that
     gets a block another call has dirtied must compute exactly what it computes on fresh memory."""
