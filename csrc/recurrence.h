@@ -98,6 +98,15 @@ struct CellTraits {
   static constexpr bool split_dgh = kSplitDgh;
 };
 
+// The time loop's barrier between steps. A team of one thread skips it: libgomp still made a
+// futex syscall per barrier there, 0.1 ms of a 0.3 ms T100 B1 H64 LSTM forward. (Orphaned: it
+// binds to the caller's parallel region; nt is the same in every thread, so all or none wait.)
+inline void team_barrier(int nt) {
+  if (nt > 1) {
+#pragma omp barrier
+  }
+}
+
 inline bool active(const int64_t* lengths, int64_t b, int64_t t) { return lengths == nullptr || t < lengths[b]; }
 
 inline int64_t max_length(const int64_t* lengths, int64_t T, int64_t B) {
@@ -239,7 +248,7 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
           }
         }
       }
-#pragma omp barrier
+      team_barrier(nt);
     }
   }
   // Steps after every sequence has ended: state carried, outputs and saved activations zero
@@ -324,7 +333,7 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
           if (Cell::has_c) copy_units(s.dc_prev + b * H, s.dc + b * H, u);
         }
       }
-#pragma omp barrier
+      team_barrier(nt);
       w_columns.multiply(rows.rows[t], s.dgh, GH, s.dh_prev + u.begin, H, /*accumulate=*/true);
     }
   }
