@@ -177,6 +177,18 @@ def test_targets_verdicts():
     assert targets.evaluate([gru], [], [], None)[1].status == "MISS"  # GRU needs 4x
 
 
+def test_a_miss_below_the_gemm_floor_says_so():
+    """10x over NumPy needs 0.5 ms here: below the 0.6 ms floor, so unreachable; 3x over torch
+    needs 1.0 ms, above the floor, so the miss carries no such note."""
+    rec = {"mode": "lstm", "T": 100, "B": 1, "H": 64, "threads": 1, "task": "train",
+           "median_s": {"fused": 1.2e-3, "torch": 1.5e-3, "numpy": 5.0e-3, "floor": 0.6e-3}}
+    verdicts = {t.text: t for t in targets.evaluate([rec], [], [], None)}
+    numpy_miss = verdicts["train: 3x faster than NumPy at every point, 10x at (100, 1, 64)"].misses
+    assert numpy_miss == ["lstm T100 B1 H64 threads=1: 0.24 > 0.10 (needs 0.50 ms, below the GEMM floor 0.60 ms)"]
+    torch_miss = verdicts["train B<=32, H<=256: 2x faster than torch (LSTM), 4x (GRU)"].misses
+    assert torch_miss == ["lstm T100 B1 H64 threads=1: 0.80 > 0.50"]
+
+
 def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="expected mode in"):
         make_problem("transformer", TINY[0])

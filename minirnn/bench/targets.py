@@ -36,13 +36,26 @@ def _ratio(r: Record, num: str, den: str) -> float | None:
     return times[num] / times[den] if num in times and den in times else None
 
 
+def _miss(r: Record, value: float, limit: float) -> str:
+    """A missed point. Where the record has a GEMM floor, a ratio ``fused / X`` target needs a fused
+    time of ``limit * X``; when that is below the floor it is out of reach on this machine, and
+    the line says so."""
+    line = f"{_label(r)}: {value:.2f} > {limit:.2f}"
+    times = r.get("median_s", {})
+    if "floor" in times and "fused" in times and value > 0:
+        needed = limit * times["fused"] / value
+        if needed < times["floor"]:
+            line += f" (needs {needed * 1e3:.2f} ms, below the GEMM floor {times['floor'] * 1e3:.2f} ms)"
+    return line
+
+
 def check(text: str, records: list[Record], value: Callable[[Record], float | None],
           limit: Callable[[Record], float]) -> Target:
     """``value(r) <= limit(r)`` on every record where ``value`` is defined."""
     measured = [(r, v) for r in records if (v := value(r)) is not None]
     if not measured:
         return Target(text, "n/a")
-    misses = [f"{_label(r)}: {v:.2f} > {limit(r):.2f}" for r, v in measured if v > limit(r)]
+    misses = [_miss(r, v, limit(r)) for r, v in measured if v > limit(r)]
     worst = max(measured, key=lambda rv: rv[1] / limit(rv[0]))[1]
     return Target(text, "MISS" if misses else "PASS", worst, misses)
 
