@@ -338,6 +338,10 @@ PYBIND11_MODULE(_C, m) {
         "Tests only: force the portable micro-kernel (True) or choose by CPU again (False).");
   m.def("cached_scratch_bytes", &minirnn::cached_scratch_bytes,
         "Bytes of kernel memory (temporaries and freed large results) kept for reuse by later calls.");
+  m.def("scratch_bytes_in_use", &minirnn::scratch_bytes_in_use,
+        "Bytes of kernel memory in use now: temporaries of running calls and live result arrays of 1 MB or more.");
+  m.def("reset_scratch_peak", &minirnn::reset_scratch_peak,
+        "The most kernel memory in use at once since the last reset (bytes); starts a new count from now.");
   m.def("release_cached_scratch", &minirnn::release_cached_scratch,
         "Free the temporary kernel memory kept for reuse; returns the bytes freed.");
 

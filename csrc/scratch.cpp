@@ -16,6 +16,8 @@ struct Block {
 };
 
 std::mutex cache_mutex;
+size_t bytes_in_use = 0;  // handed out by take_scratch and not yet given back (under cache_mutex)
+size_t peak_in_use = 0;
 std::vector<Block>& cache() {
   static std::vector<Block>* blocks = new std::vector<Block>();  // never destroyed: safe at exit
   return *blocks;
@@ -30,29 +32,35 @@ void* allocate(size_t bytes) {
 }  // namespace
 
 void* take_scratch(size_t bytes, size_t* capacity) {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  void* data = nullptr;
   if (bytes >= kMinCachedBytes) {
-    std::lock_guard<std::mutex> lock(cache_mutex);
     std::vector<Block>& blocks = cache();
     auto best = blocks.end();
     for (auto it = blocks.begin(); it != blocks.end(); ++it)
       if (it->bytes >= bytes && (best == blocks.end() || it->bytes < best->bytes)) best = it;
     if (best != blocks.end()) {
-      const Block b = *best;
+      data = best->data;
+      *capacity = best->bytes;
       blocks.erase(best);
-      *capacity = b.bytes;
-      return b.data;
     }
   }
-  *capacity = (bytes + 63) / 64 * 64;
-  return allocate(bytes);
+  if (data == nullptr) {
+    *capacity = (bytes + 63) / 64 * 64;
+    data = allocate(bytes);
+  }
+  bytes_in_use += *capacity;
+  peak_in_use = std::max(peak_in_use, bytes_in_use);
+  return data;
 }
 
 void give_scratch(void* block, size_t capacity) {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  bytes_in_use -= capacity;
   if (capacity < kMinCachedBytes) {
     std::free(block);
     return;
   }
-  std::lock_guard<std::mutex> lock(cache_mutex);
   std::vector<Block>& blocks = cache();
   blocks.push_back({block, capacity});
   if (blocks.size() > kCachedBlocks) {
@@ -79,6 +87,22 @@ size_t cached_scratch_bytes() {
   size_t total = 0;
   for (const Block& b : cache()) total += b.bytes;
   return total;
+}
+
+}  // namespace minirnn
+
+namespace minirnn {
+
+size_t scratch_bytes_in_use() {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  return bytes_in_use;
+}
+
+size_t reset_scratch_peak() {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  const size_t peak = peak_in_use;
+  peak_in_use = bytes_in_use;
+  return peak;
 }
 
 }  // namespace minirnn

@@ -26,6 +26,10 @@ void give_scratch(void* block, size_t capacity);
 size_t release_cached_scratch();
 // Bytes held in the cache now.
 size_t cached_scratch_bytes();
+// Bytes handed out and not yet given back (kernel temporaries, arrays the bindings returned).
+size_t scratch_bytes_in_use();
+// The most bytes in use at once since the last reset; resets it to the bytes in use now.
+size_t reset_scratch_peak();
 
 // n uninitialised elements of T for one scope; movable, not copyable.
 template <typename T>

@@ -1,7 +1,9 @@
 """Peak memory of a training step.
 
-NumPy reports every array allocation to ``tracemalloc``, so the peak traced size during one
-step is the step's NumPy-side peak (arrays made by the C++ extension are NumPy arrays too).
+NumPy reports its array allocations to ``tracemalloc``. The C++ extension allocates its
+temporaries and its large result arrays (workspace, y, dx: 1 MB and more) from its own reuse
+cache (csrc/scratch.h), which tracemalloc does not see; the extension counts those bytes itself.
+A step's peak is the sum of the two peaks, an upper bound (they need not coincide).
 The fused kernels' saved state is one workspace array, of
 ``itemsize * (a*T*B*H + b*B*H)`` bytes with (a, b) per mode in :data:`WORKSPACE_ELEMENTS`; its
 size per (T, B, H) element says how many floats per hidden unit and time step the layer keeps
@@ -19,14 +21,17 @@ from .problem import Problem
 
 
 def peak_step_bytes(step: Callable[[], None]) -> int:
-    """Peak bytes traced by tracemalloc above the starting level during one call of ``step``
-    (after one untraced warm-up call, so lazily built caches are not counted)."""
+    """Peak bytes above the starting level during one call of ``step``: NumPy's (tracemalloc) plus
+    the kernels' (their own count), after one untraced warm-up call, so lazily built caches are
+    not counted."""
     step()
     tracemalloc.start()
     try:
-        base = tracemalloc.get_traced_memory()[0]
+        base, kernel_base = tracemalloc.get_traced_memory()[0], _C.scratch_bytes_in_use()
+        _C.reset_scratch_peak()
         step()
-        return tracemalloc.get_traced_memory()[1] - base
+        kernel_peak = _C.reset_scratch_peak() - kernel_base
+        return tracemalloc.get_traced_memory()[1] - base + kernel_peak
     finally:
         tracemalloc.stop()
 

@@ -56,8 +56,8 @@ def denormals_title(records: list[Record]) -> str:
 def memory_table(records: list[Record]) -> str:
     """Peak MiB of a training step per contender, and the fused workspace: its bytes as a
     formula in T, B, H, its size at each shape and its bytes per T*B*H."""
-    lines = ["Peak memory of a training step (tracemalloc: NumPy-side allocations, MiB; torch's allocator "
-             "is not traced):"]
+    lines = ["Peak memory of a training step (MiB: NumPy's allocations by tracemalloc plus the kernels' own "
+             "count; torch's allocator is not traced):"]
     for r in records:
         peaks = "  ".join(f"{name} {b / 2**20:.2f}" for name, b in r["peak_bytes"].items())
         lines.append(f"  {r['mode']:8s} T{r['T']} B{r['B']} H{r['H']}:  {peaks}")
