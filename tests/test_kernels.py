@@ -208,7 +208,7 @@ def thread_settings(threads, min_step_work=None):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", MODES)
 def test_same_result_at_1_and_2_threads(mode, dtype, B):
-    """B = 1 takes the gemv path of the per-step product. min_step_work 0 makes even these small
+    """B = 1 takes the 1-row micro-kernel of the per-step product. min_step_work 0 makes even these small
     time loops split over both threads (by default they would run on one)."""
     args, grads = make_inputs(mode, T=7, B=B, I=10, H=37, dtype=dtype, seed=5)
     with thread_settings(1, min_step_work=0):
