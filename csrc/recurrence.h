@@ -34,7 +34,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "activations.h"
@@ -105,6 +107,21 @@ inline void team_barrier(int nt) {
   if (nt > 1) {
 #pragma omp barrier
   }
+}
+
+// Runs `pack` (which allocates) in every thread of the team and returns, in every thread, whether
+// all of them succeeded. An exception must not leave an OpenMP region (the process would
+// terminate), so a std::bad_alloc is caught here and recorded in `out_of_memory`; the caller skips
+// its loop when this returns false and throws std::bad_alloc after the region (MemoryError in Python).
+template <typename Pack>
+bool packed_in_every_thread(int nt, std::atomic<bool>* out_of_memory, Pack pack) {
+  try {
+    pack();
+  } catch (const std::bad_alloc&) {
+    out_of_memory->store(true);
+  }
+  team_barrier(nt);
+  return !out_of_memory->load();
 }
 
 inline bool active(const int64_t* lengths, int64_t b, int64_t t) { return lengths == nullptr || t < lengths[b]; }
@@ -212,14 +229,16 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
     linear_block(omp_get_thread_num(), omp_get_num_threads(), gp, xp, a.w_ih, a.b_ih, N, GH, I);
   }
   if (!rows.dense) unpack_rows(gates, gp, GH, rows, B);
+  std::atomic<bool> out_of_memory{false};
 #pragma omp parallel num_threads(loop_threads(B * GH * H))
   {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     const Range u = split(H, nt, tid);  // this thread's hidden units
     PackedB<scalar_t> w_slice;  // (H, G*u.size) this slice's W_hh^T, packed once for all steps
-    pack_w_hh_slice(&w_slice, a.w_hh, G, H, u);
-    for (int64_t t = 0; t < Tmax; t++) {
+    const bool packed =
+        packed_in_every_thread(nt, &out_of_memory, [&] { pack_w_hh_slice(&w_slice, a.w_hh, G, H, u); });
+    for (int64_t t = 0; packed && t < Tmax; t++) {
       if (u.size > 0) {
         const scalar_t* h_prev = hs + t * BH;  // (B, H)
         w_slice.multiply(rows.rows[t], h_prev, H, gh + G * u.begin, GH, /*accumulate=*/false);
@@ -251,6 +270,7 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
       team_barrier(nt);
     }
   }
+  if (out_of_memory.load()) throw std::bad_alloc();
   // Steps after every sequence has ended: state carried, outputs and saved activations zero
   // (so every element of the workspace is written: the caller need not zero it).
   if (L.gates >= 0) std::fill(gates + Tmax * B * GH, gates + T * B * GH, scalar_t(0));
@@ -291,14 +311,16 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   if (a.dh_n != nullptr) std::copy(a.dh_n, a.dh_n + BH, dh_buf);
   if (Cell::has_c && a.dc_n != nullptr) std::copy(a.dc_n, a.dc_n + BH, dc_buf);
 
+  std::atomic<bool> out_of_memory{false};
 #pragma omp parallel num_threads(loop_threads(B * GH * H))
   {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     const Range u = split(H, nt, tid);  // this thread's hidden units
     PackedB<scalar_t> w_columns;         // (G*H, u.size) W_hh's columns of these units, packed once
-    w_columns.pack_rows(GH, u.size, a.w_hh + u.begin, H);
-    for (int64_t k = 0; k < Tmax; k++) {
+    const bool packed =
+        packed_in_every_thread(nt, &out_of_memory, [&] { w_columns.pack_rows(GH, u.size, a.w_hh + u.begin, H); });
+    for (int64_t k = 0; packed && k < Tmax; k++) {
       const int64_t t = Tmax - 1 - k, cur = k % 2, nxt = 1 - cur;
       // A thread reads and writes only its own units' columns of dh/dc and dG_t before
       // the barrier; after it, its GEMM reads all of dG_t and writes its own columns of dh_prev.
@@ -337,6 +359,7 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
       w_columns.multiply(rows.rows[t], s.dgh, GH, s.dh_prev + u.begin, H, /*accumulate=*/true);
     }
   }
+  if (out_of_memory.load()) throw std::bad_alloc();
   // The inputs and previous states of the computed rows, and their dX, packed like dG unless dense.
   Scratch<scalar_t> packed(rows.dense ? 0 : N * (2 * I + H));
   if (!rows.dense) {

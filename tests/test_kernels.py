@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -469,6 +471,41 @@ def test_fuzz_random_arguments_never_crash():
                             dc_n=arr(B, H) if mode == "lstm" else None)
         except (TypeError, ValueError):
             pass
+
+
+OUT_OF_MEMORY_CHILD = """
+import os, resource, sys
+import numpy as np
+from minirnn import _C
+_C.set_num_threads(1)  # no thread to create under the limit
+H = 2048  # the packed copy of this GRU's W_hh (3H x H floats, 50 MB) cannot fit in 24 MB
+f32 = np.float32
+x, w_ih = np.zeros((2, 1, 8), f32), np.zeros((3 * H, 8), f32)
+w_hh, h0 = np.zeros((3 * H, H), f32), np.zeros((1, H), f32)
+_C.rnn_forward("gru", np.zeros((4, 2, 8), f32), w_ih[:6], w_hh[:6, :2], None, None, np.zeros((2, 2), f32),
+               None, None)  # OpenBLAS allocates its own buffers on a first gemm, before the limit
+y, _, _, ws = _C.rnn_forward("gru", x, w_ih, w_hh, None, None, h0, None, None)
+_C.release_cached_scratch()
+vm = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+resource.setrlimit(resource.RLIMIT_AS, (vm + 24 * 2**20, resource.RLIM_INFINITY))
+for name, call in [("forward", lambda: _C.rnn_forward("gru", x, w_ih, w_hh, None, None, h0, None, None)),
+                   ("backward", lambda: _C.rnn_backward("gru", x, w_ih, w_hh, None, None, h0, None, None,
+                                                        y, ws, None, None, None))]:
+    try:
+        call()
+        print(name, "no error")
+    except MemoryError:
+        print(name, "MemoryError")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc/self/statm are Linux's")
+def test_out_of_memory_inside_the_time_loop_raises_memory_error():
+    """Each thread packs its part of W_hh inside the OpenMP region; an exception leaving the region
+    would terminate the process (it did: abort, exit 134). It must surface as MemoryError."""
+    result = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY_CHILD], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["forward MemoryError", "backward MemoryError"], result.stdout
 
 
 def test_hypothesis_shapes_match_torch():
