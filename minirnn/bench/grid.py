@@ -6,7 +6,7 @@ Contenders (names used in the table and the JSON):
   cells  minirnn cells unrolled over T on the tape
   numpy  the NumPy reference forward + BPTT
   torch  torch.nn.LSTM/GRU/RNN on the CPU (absent without torch)
-  floor  the layer's GEMMs as six (training) or two (inference) large BLAS calls
+  floor  the layer's GEMMs as six (training) or two (inference) large BLAS calls (_C.matmul)
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ Builder = Callable[[Problem, bool], Callable[[], None]]
 #: The contenders that run a Python loop over time steps and get slow at large sizes.
 SLOW = ("cells", "numpy")
 #: The contenders that call NumPy's multi-threaded BLAS (see ``timing.Contender.spins``).
-SPINS = ("cells", "numpy", "floor")
+SPINS = ("cells", "numpy")
 
 
 def builders(with_torch: bool) -> dict[str, Builder]:
