@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <memory>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -180,9 +181,11 @@ py::array_t<scalar_t> empty(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   if (n * int64_t(sizeof(scalar_t)) < int64_t(minirnn::kMinCachedBytes)) return py::array_t<scalar_t>(dims);
-  auto* block = new minirnn::Scratch<scalar_t>(n);
-  py::capsule owner(block, [](void* p) { delete static_cast<minirnn::Scratch<scalar_t>*>(p); });
-  return py::array_t<scalar_t>(dims, block->data(), owner);
+  auto block = std::make_unique<minirnn::Scratch<scalar_t>>(n);
+  scalar_t* data = block->data();
+  py::capsule owner(block.get(), [](void* p) { delete static_cast<minirnn::Scratch<scalar_t>*>(p); });
+  block.release();  // the capsule owns it now
+  return py::array_t<scalar_t>(dims, data, owner);
 }
 
 const int64_t* lengths_ptr(const Inputs& in) { return in.lengths ? static_cast<const int64_t*>(in.lengths.data()) : nullptr; }

@@ -9,8 +9,8 @@
 // columns [p*NR, p*NR + NR) as K rows of NR contiguous elements (zero past N):
 //   panels[(p * K + k) * NR + j] = B(k, p * NR + j)
 // Micro-kernel: an MR x NR block of C (MR <= 6 rows of A) accumulated in registers over a
-// chunk of K (AVX2 + FMA, chosen at run time; a portable loop otherwise). Few rows (batch 1
-// or 2) get independent accumulators for alternate k, so the FMA latency is hidden.
+// chunk of K (AVX2 + FMA, chosen at run time; a portable loop otherwise). Blocks of 1 to 3 rows
+// (batch 1 or 2 among them) get independent accumulators for alternate k, so the FMA latency is hidden.
 #pragma once
 
 #include <cstdint>

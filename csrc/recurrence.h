@@ -3,7 +3,8 @@
 // Legend: T time steps, B batch, I input features, H hidden units, G gates per unit.
 //
 // Forward (the cuDNN / oneDNN recipe):
-//   1. gates[t] = x[t] W_ih^T + b_ih for all steps at once: one GEMM (T*B, I) x (I, G*H).
+//   1. gates[t] = x[t] W_ih^T + b_ih for all steps at once: one GEMM (N, I) x (I, G*H) over the
+//      N rows the steps compute (T*B without lengths; see StepRows).
 //   2. per step: gh = h_{t-1} W_hh^T, then ONE fused pointwise pass (the Cell) that adds
 //      gh + b_hh, applies the nonlinearities and writes activations, h_t (and c_t) to
 //      the workspace.
@@ -51,7 +52,7 @@ namespace minirnn {
 template <typename scalar_t>
 struct ForwardStep {
   scalar_t* gates;         // (B, G*H) in: x_t W_ih^T + b_ih; out: activated gates (Elman: unused after read)
-  const scalar_t* gh;      // (B, G*H) h_{t-1} W_hh^T, columns grouped per slice: see gh_row
+  const scalar_t* gh;      // (B, G*H) h_{t-1} W_hh^T, columns grouped per slice (gh_row); rows >= rows[t] stale
   const scalar_t* b_hh;    // (G*H) zeros when the layer has no bias
   const scalar_t* h_prev;  // (B, H)
   const scalar_t* c_prev;  // (B, H) lstm
@@ -75,8 +76,9 @@ struct ForwardStep {
 // One time step of the backward pass; pointers are already offset to step t.
 template <typename scalar_t>
 struct BackwardStep {
-  scalar_t* dgx;           // (B, G*H) dL/d(pre-activation), input side (dX, dW_ih, db_ih)
-  scalar_t* dgh;           // (B, G*H) recurrent side (dh_{t-1}, dW_hh, db_hh); == dgx unless split_dgh
+  // dgx/dgh: (rows[t], G*H), step t's rows in the packed dG: a row >= rows[t] is the next step's.
+  scalar_t* dgx;           // dL/d(pre-activation), input side (dX, dW_ih, db_ih)
+  scalar_t* dgh;           // recurrent side (dh_{t-1}, dW_hh, db_hh); == dgx unless split_dgh
   scalar_t* dh_prev;       // (B, H) out: the part of dL/dh_{t-1} that does not go through W_hh
   scalar_t* dc_prev;       // (B, H) out: dL/dc_{t-1}, lstm
   const scalar_t* dh;      // (B, H) dL/dh_t (dy_t included)
@@ -218,17 +220,18 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
   std::copy(a.h0, a.h0 + BH, hs);
   if (Cell::has_c) std::copy(a.c0, a.c0 + BH, cs);
 
-  // The input projection of the rows the steps compute, packed unless every step has all B rows.
-  Scratch<scalar_t> packed(rows.dense ? 0 : N * (I + GH));
-  if (!rows.dense) pack_rows(packed.data(), a.x, I, rows, B);
-  const scalar_t* xp = rows.dense ? a.x : packed.data();       // (N, I)
-  scalar_t* gp = rows.dense ? gates : packed.data() + N * I;  // (N, G*H)
+  {  // The input projection of the rows the steps compute, packed unless every step has all B rows.
+    Scratch<scalar_t> packed(rows.dense ? 0 : N * (I + GH));
+    if (!rows.dense) pack_rows(packed.data(), a.x, I, rows, B);
+    const scalar_t* xp = rows.dense ? a.x : packed.data();       // (N, I)
+    scalar_t* gp = rows.dense ? gates : packed.data() + N * I;  // (N, G*H)
 #pragma omp parallel num_threads(gemm_threads(N * GH * I))
-  {
-    FlushDenormals ftz;
-    linear_block(omp_get_thread_num(), omp_get_num_threads(), gp, xp, a.w_ih, a.b_ih, N, GH, I);
+    {
+      FlushDenormals ftz;
+      linear_block(omp_get_thread_num(), omp_get_num_threads(), gp, xp, a.w_ih, a.b_ih, N, GH, I);
+    }
+    if (!rows.dense) unpack_rows(gates, gp, GH, rows, B);
   }
-  if (!rows.dense) unpack_rows(gates, gp, GH, rows, B);
   std::atomic<bool> out_of_memory{false};
 #pragma omp parallel num_threads(loop_threads(B * GH * H))
   {

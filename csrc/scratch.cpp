@@ -19,7 +19,11 @@ std::mutex cache_mutex;
 size_t bytes_in_use = 0;  // handed out by take_scratch and not yet given back (under cache_mutex)
 size_t peak_in_use = 0;
 std::vector<Block>& cache() {
-  static std::vector<Block>* blocks = new std::vector<Block>();  // never destroyed: safe at exit
+  static std::vector<Block>* blocks = [] {  // never destroyed: safe at exit
+    auto* v = new std::vector<Block>();
+    v->reserve(kCachedBlocks + 1);  // give_scratch's push_back never reallocates, so never throws
+    return v;
+  }();
   return *blocks;
 }
 
@@ -37,8 +41,8 @@ void* take_scratch(size_t bytes, size_t* capacity) {
   if (bytes >= kMinCachedBytes) {
     std::vector<Block>& blocks = cache();
     auto best = blocks.end();
-    for (auto it = blocks.begin(); it != blocks.end(); ++it)
-      if (it->bytes >= bytes && (best == blocks.end() || it->bytes < best->bytes)) best = it;
+    for (auto it = blocks.begin(); it != blocks.end(); ++it)  // best fit, wasting at most half the block
+      if (it->bytes >= bytes && it->bytes <= 2 * bytes && (best == blocks.end() || it->bytes < best->bytes)) best = it;
     if (best != blocks.end()) {
       data = best->data;
       *capacity = best->bytes;

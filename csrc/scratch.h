@@ -3,11 +3,12 @@
 // Memory fresh from the OS costs a page fault and the zeroing of every 4 KiB page on first
 // touch. The inference workspace at T100 B64 H256 (46 MB, allocated per call) took ~15k
 // faults per call and made the forward ~1.4x slower than with the memory reused. A Scratch
-// takes a block from a small process-wide cache of released blocks (best fit, else a new
-// allocation) and gives it back to the cache when it goes out of scope; the bindings also back
-// large result arrays (workspace, y, dx) with it. Requests under kMinCachedBytes go straight to
-// the allocator. The cache keeps at most kCachedBlocks blocks (dropping the smallest), so it
-// holds at most a few times a training step's largest buffers; release_cached_scratch() frees them all.
+// takes a block from a small process-wide cache of released blocks (the smallest one that fits
+// and is at most twice the request, else a new allocation) and gives it back to the cache when it
+// goes out of scope; the bindings also back large result arrays (workspace, y, dx) with it.
+// Requests under kMinCachedBytes go straight to the allocator. The cache keeps at most
+// kCachedBlocks blocks, dropping the smallest: up to 16 of the largest buffers freed since the
+// last release_cached_scratch(), which frees them all.
 #pragma once
 
 #include <cstddef>

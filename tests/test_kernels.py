@@ -151,21 +151,24 @@ def test_matches_torch_larger(mode, lengths):
     assert_close(run_kernels(args, grads), run_torch(args, grads), 1e-9)
 
 
+@pytest.mark.parametrize("H", [70, 300])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", MODES)
-def test_matches_torch_across_packed_gemm_blocks(mode, dtype):
+def test_matches_torch_across_packed_gemm_blocks(mode, dtype, H):
     """The per-step products run on PackedB (csrc/packed_gemm.h): 6-row micro-kernel blocks, panels
-    of 64 bytes of columns, k in chunks of 256. B = 13 leaves a 1-row block, H = 70 a partial
-    panel, and G*H > 256 (LSTM, GRU) makes the backward product span several k chunks."""
-    args, grads = make_inputs(mode, T=4, B=13, I=9, H=70, dtype=dtype, lengths="sorted", seed=7)
+    of 64 bytes of columns, k in chunks of 256. B = 13 leaves a 1-row block and both sizes a partial
+    panel; G*H > 256 (LSTM at H = 70, every mode at 300) makes the backward product span several
+    k chunks, and H = 300 the forward one too."""
+    args, grads = make_inputs(mode, T=4, B=13, I=9, H=H, dtype=dtype, lengths="sorted", seed=7)
     with thread_settings(2, min_step_work=0):  # two slices of units: odd panel widths per thread
         assert_close(run_kernels(args, grads), run_torch(args, grads), RTOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
-def test_portable_micro_kernel_matches_the_avx2_one(mode):
+def test_portable_micro_kernel_matches_the_avx2_one(mode, dtype):
     """CPUs without AVX2/FMA run the portable micro-kernel; forcing it here keeps it tested."""
-    args, grads = make_inputs(mode, T=4, B=13, I=9, H=70, dtype=np.float64, lengths="sorted", seed=7)
+    args, grads = make_inputs(mode, T=4, B=13, I=9, H=70, dtype=dtype, lengths="sorted", seed=7)
     default = run_kernels(args, grads)
     _C._set_packed_gemm_portable(True)
     try:
@@ -173,17 +176,18 @@ def test_portable_micro_kernel_matches_the_avx2_one(mode):
         portable = run_kernels(args, grads)
     finally:
         _C._set_packed_gemm_portable(False)
-    assert_close(portable, default, 1e-12)
+    assert_close(portable, default, 1e-12 if dtype == np.float64 else 1e-5)
 
 
-def test_reused_scratch_memory_gives_the_same_results():
+@pytest.mark.parametrize("mode, lengths", [("gru", "unsorted"), ("lstm", "sorted"), ("rnn_tanh", None)])
+def test_reused_scratch_memory_gives_the_same_results(mode, lengths):
     """Temporary buffers of 1 MB and more are cached between calls (csrc/scratch.h): a call that
     gets a block another call has dirtied must compute exactly what it computes on fresh memory."""
     _C.release_cached_scratch()
-    args, grads = make_inputs("gru", T=30, B=16, I=40, H=96, dtype=np.float64, seed=2)
+    args, grads = make_inputs(mode, T=30, B=16, I=40, H=300, dtype=np.float64, lengths=lengths, seed=2)
     fresh = run_kernels(args, grads)
     assert _C.cached_scratch_bytes() >= 2**20
-    other, other_grads = make_inputs("gru", T=30, B=16, I=40, H=96, dtype=np.float64, seed=3)
+    other, other_grads = make_inputs(mode, T=30, B=16, I=40, H=300, dtype=np.float64, lengths=lengths, seed=3)
     run_kernels(other, other_grads)  # leaves its values in the cached blocks
     reused = run_kernels(args, grads)
     for name, value in fresh.items():
