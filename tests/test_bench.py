@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,6 +51,13 @@ def test_tiny_run_writes_complete_json(tiny):
     assert data == json.loads(json.dumps(results))
     assert set(data) >= {"machine", "config", "grid", "memory", "varlen", "denormals", "charlm", "targets",
                          "load_average", "wall_s"}
+    # which code and which micro-kernel the numbers measured (None only outside a git checkout)
+    commit = data["machine"]["commit"]
+    if (Path(__file__).resolve().parents[1] / ".git").exists():
+        assert re.fullmatch(r"[0-9a-f]{7,}(\+changes)?", commit), commit
+    else:
+        assert commit is None
+    assert data["machine"]["avx2_micro_kernel"] in (True, False)
     assert {(r["mode"], r["task"]) for r in data["grid"]} == {(m, t) for m in MODES for t in ("train", "infer")}
     for r in data["grid"]:
         assert set(r["median_s"]) == CONTENDERS | {"torch"}

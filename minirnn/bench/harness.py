@@ -10,10 +10,12 @@ import datetime
 import importlib.util
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import _C
 from . import report, torch_peer
 from .charlm import CharLMConfig, run_charlm
 from .contenders import cells_step, fused_step, numpy_step
@@ -38,8 +40,23 @@ def machine() -> dict[str, Any]:
                   if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
         else platform.processor()
     return {"cpu": model, "cores": all_cores(), "python": platform.python_version(), "numpy": numpy.__version__,
-            "torch": torch_peer.version(), "minirnn": __version__,
+            "torch": torch_peer.version(), "minirnn": __version__, "commit": _git_commit(),
+            "avx2_micro_kernel": _C.packed_gemm_uses_avx2(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _git_commit() -> str | None:
+    """The checkout's commit (with "+changes" when the tree differs from it), or None outside a git
+    checkout: which code a results file measured."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+changes" if dirty else "") if commit else None
 
 
 def memory(modes: tuple[str, ...], shapes: tuple[Shape, ...]) -> list[dict[str, Any]]:
@@ -88,7 +105,8 @@ def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Sh
         results["notes"].append(f"quick: memory and variable lengths measured only at "
                                 f"{', '.join(s.label for s in light)} (at most {slow_max_flops / 1e9:g} GFLOP "
                                 "per LSTM training step); --full measures all")
-    log(f"minirnn bench ({'quick' if quick else 'full'}) on {results['machine']['cpu']}, {cores} cores")
+    log(f"minirnn bench ({'quick' if quick else 'full'}) on {results['machine']['cpu']}, {cores} cores, "
+        f"commit {results['machine']['commit']}")
 
     def phase(name: str) -> None:
         log(f"{name} ({time.perf_counter() - wall_start:.0f} s elapsed)")
