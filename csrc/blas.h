@@ -4,8 +4,9 @@
 // Degenerate sizes are handled here so callers never pass BLAS an illegal
 // leading dimension: M == 0 or N == 0 does nothing, K == 0 scales C by beta.
 // A product of one or two rows (a tape matmul of one row, as in generation; a thread's block
-// of a layer's big GEMMs when it has one or two of the computed rows) goes to gemv row by row: OpenBLAS's gemm packs both operands on every
-// call, which made a (1, 4*64) x (64, 4*64)^T product 5x slower than gemv on the same data.
+// of a layer's big GEMMs when it has one or two of the computed rows) goes to gemv row by row:
+// OpenBLAS's gemm packs both operands on every call, which made a (1, 4*64) x (64, 4*64)^T
+// product 5x slower than gemv on the same data.
 // (The time loop's per-step products run on PackedB, packed_gemm.h, not here.)
 #pragma once
 

@@ -47,9 +47,6 @@ class PackedB {
   // dimension lda, C with ldc. M may be 0.
   void multiply(int64_t M, const T* A, int64_t lda, T* C, int64_t ldc, bool accumulate) const;
 
-  int64_t K() const { return K_; }
-  int64_t N() const { return N_; }
-
  private:
   void resize(int64_t K, int64_t N);
 

@@ -27,8 +27,11 @@ std::vector<Block>& cache() {
   return *blocks;
 }
 
+// `bytes` rounded up to a multiple of 64, as aligned_alloc requires.
+size_t aligned_size(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
 void* allocate(size_t bytes) {
-  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  void* p = std::aligned_alloc(64, bytes);
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }
@@ -50,8 +53,8 @@ void* take_scratch(size_t bytes, size_t* capacity) {
     }
   }
   if (data == nullptr) {
-    *capacity = (bytes + 63) / 64 * 64;
-    data = allocate(bytes);
+    *capacity = aligned_size(bytes);
+    data = allocate(*capacity);
   }
   bytes_in_use += *capacity;
   peak_in_use = std::max(peak_in_use, bytes_in_use);
@@ -92,10 +95,6 @@ size_t cached_scratch_bytes() {
   for (const Block& b : cache()) total += b.bytes;
   return total;
 }
-
-}  // namespace minirnn
-
-namespace minirnn {
 
 size_t scratch_bytes_in_use() {
   std::lock_guard<std::mutex> lock(cache_mutex);

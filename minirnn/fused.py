@@ -83,15 +83,17 @@ def reverse_within_lengths(a: np.ndarray, lengths: np.ndarray | None) -> np.ndar
     return np.take_along_axis(a, index[:, :, None], axis=0)
 
 
-def longest_first(lengths: np.ndarray | None) -> np.ndarray | None:
-    """The batch order that sorts ``lengths`` longest first (stable), or None if they already are.
+def longest_first(lengths: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+    """``(order, back)``: the batch order that sorts ``lengths`` longest first (stable) and its
+    inverse, or ``(None, None)`` if they already are sorted.
 
     The kernels compute, at step t, the rows up to the last sequence still running; sorted, those
     are exactly the running ones, so a padded step costs nothing (unsorted stays correct but slower).
     """
     if lengths is None or np.all(lengths[:-1] >= lengths[1:]):
-        return None
-    return np.argsort(-lengths, kind="stable")
+        return None, None
+    order = np.argsort(-lengths, kind="stable")
+    return order, np.argsort(order)
 
 
 def _take(a: np.ndarray | None, order: np.ndarray | None, axis: int) -> np.ndarray | None:
@@ -117,19 +119,17 @@ class FusedRNNLayer(Function):
                 reverse: bool, backend: ModuleType) -> tuple[np.ndarray, ...]:
         if reverse:
             x = reverse_within_lengths(x, lengths)
-        order = longest_first(lengths)  # the kernels see the batch in this order
+        order, back = longest_first(lengths)  # the kernels see the batch in order; back undoes it
         x, h0, c0, sorted_lengths = (_take(a, order, axis) for a, axis in ((x, 1), (h0, 0), (c0, 0), (lengths, 0)))
         if is_grad_enabled() and any(ctx.needs_input_grad) or backend is reference:
             y, h_n, c_n, workspace = backend.rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, sorted_lengths)
             ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, workspace)
             ctx.mode, ctx.lengths, ctx.reverse, ctx.backend = mode, lengths, reverse, backend
-            ctx.order, ctx.sorted_lengths = order, sorted_lengths
+            ctx.order, ctx.back, ctx.sorted_lengths = order, back, sorted_lengths
         else:  # nothing will be recorded: the kernels skip keeping the workspace
             y, h_n, c_n, _ = backend.rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, sorted_lengths,
                                                  need_workspace=False)
-        if order is not None:  # back to the caller's order
-            back = np.argsort(order)
-            y, h_n, c_n = _take(y, back, 1), _take(h_n, back, 0), _take(c_n, back, 0)
+        y, h_n, c_n = _take(y, back, 1), _take(h_n, back, 0), _take(c_n, back, 0)  # the caller's order
         y_out = reverse_within_lengths(y, lengths) if reverse else y
         return (y_out, h_n, c_n) if mode == "lstm" else (y_out, h_n)
 
@@ -137,16 +137,14 @@ class FusedRNNLayer(Function):
     def backward(ctx: Context, dy: np.ndarray, dh_n: np.ndarray,
                  dc_n: np.ndarray | None = None) -> tuple[np.ndarray | None, ...]:
         x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, workspace = ctx.saved_tensors
-        order = ctx.order
+        order, back = ctx.order, ctx.back
         if ctx.reverse:
             dy = reverse_within_lengths(dy, ctx.lengths)
         dy, dh_n, dc_n = _take(dy, order, 1), _take(dh_n, order, 0), _take(dc_n, order, 0)
         grads = ctx.backend.rnn_backward(ctx.mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, ctx.sorted_lengths,
                                          y, workspace, np.ascontiguousarray(dy), dh_n, dc_n)
         dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0 = grads
-        if order is not None:  # back to the caller's order
-            back = np.argsort(order)
-            dx, dh0, dc0 = _take(dx, back, 1), _take(dh0, back, 0), _take(dc0, back, 0)
+        dx, dh0, dc0 = _take(dx, back, 1), _take(dh0, back, 0), _take(dc0, back, 0)  # the caller's order
         if ctx.reverse and dx is not None:
             dx = reverse_within_lengths(dx, ctx.lengths)
         grads = (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)

@@ -2,8 +2,8 @@
 
 Three pools matter: minirnn's kernels (OpenMP, ``_C.set_num_threads``), torch's intra-op pool
 (``torch.set_num_threads``) and NumPy's own OpenBLAS (used by the NumPy reference; set through
-threadpoolctl). The GEMM floor runs on the kernels' team (``_C.matmul``). The scipy-openblas32 library inside the kernels stays pinned
-to one thread: the kernels' OpenMP team owns the cores.
+threadpoolctl). The GEMM floor runs on the kernels' team (``_C.matmul``). The scipy-openblas32
+library inside the kernels stays pinned to one thread: the kernels' OpenMP team owns the cores.
 """
 from __future__ import annotations
 
