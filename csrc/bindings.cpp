@@ -173,8 +173,8 @@ template <typename scalar_t>
 scalar_t* mut(py::array& a) { return a ? static_cast<scalar_t*>(a.mutable_data()) : nullptr; }
 
 // An uninitialised array. One of 1 MB or more lives in Scratch memory (scratch.h), given back to
-// the cache when numpy frees the array: a training step's workspace, y and dx are reused from
-// the previous step's instead of faulting in fresh pages.
+// the cache when numpy frees the array: a training step's workspace, y, dx and matmul products
+// are reused from the previous step's instead of faulting in fresh pages.
 template <typename scalar_t>
 py::array_t<scalar_t> empty(const std::vector<int64_t>& shape) {
   const std::vector<py::ssize_t> dims(shape.begin(), shape.end());
@@ -274,7 +274,7 @@ Operand matmul_operand(const py::array& a, bool transpose) {
 
 template <typename T>
 py::array matmul_typed(const Operand& a, const Operand& b, int64_t M, int64_t N, int64_t K) {
-  py::array_t<T> out({M, N});
+  py::array_t<T> out = empty<T>({M, N});
   {
     py::gil_scoped_release release;
     minirnn::matmul<T>(a.t, b.t, M, N, K, static_cast<const T*>(a.arr.data()), a.ld,

@@ -5,7 +5,7 @@
 // faults per call and made the forward ~1.4x slower than with the memory reused. A Scratch
 // takes a block from a small process-wide cache of released blocks (the smallest one that fits
 // and is at most twice the request, else a new allocation) and gives it back to the cache when it
-// goes out of scope; the bindings also back large result arrays (workspace, y, dx) with it.
+// goes out of scope; the bindings also back large result arrays (workspace, y, dx, matmul) with it.
 // Requests under kMinCachedBytes go straight to the allocator. The cache keeps at most
 // kCachedBlocks blocks, dropping the smallest: up to 16 of the largest buffers freed since the
 // last release_cached_scratch(), which frees them all.

@@ -161,3 +161,16 @@ def test_float32_matches_torch():
     np.testing.assert_allclose(z.data, pz.detach().numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(tx.grad, px.grad.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(tw.grad, pw.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_large_products_come_from_the_kernels_reuse_cache():
+    """A product of 1 MB or more is allocated like the kernels' other large results (csrc/scratch.h):
+    counted in use while the array lives, back in the cache once it is gone, same values."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((512, 64)), rng.standard_normal((64, 512))  # float64 (512, 512): 2 MiB
+    base = _C.scratch_bytes_in_use()
+    c = _C.matmul(a, b)
+    assert _C.scratch_bytes_in_use() - base >= c.nbytes
+    np.testing.assert_allclose(c, a @ b, rtol=1e-12, atol=1e-12)
+    del c
+    assert _C.scratch_bytes_in_use() == base

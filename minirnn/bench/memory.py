@@ -1,7 +1,7 @@
 """Peak memory of a training step.
 
 NumPy reports its array allocations to ``tracemalloc``. The C++ extension allocates its
-temporaries and its large result arrays (workspace, y, dx: 1 MB and more) from its own reuse
+temporaries and its large result arrays (workspace, y, dx, matmul products: 1 MB and more) from its own reuse
 cache (csrc/scratch.h), which tracemalloc does not see; the extension counts those bytes itself.
 A step's peak is the sum of the two peaks, an upper bound (they need not coincide).
 The fused kernels' saved state is one workspace array, of
