@@ -5,14 +5,18 @@
 // (perf: sgemm_incopy 33%). PackedB copies B ONCE per kernel call into the layout the
 // micro-kernel streams, and multiply() then only reads it.
 //
-// Layout: panels of NR = 2 SIMD vectors of columns (16 floats / 8 doubles); panel p holds
-// columns [p*NR, p*NR + NR) as K rows of NR contiguous elements (zero past N):
-//   panels[(p * K + k) * NR + j] = B(k, p * NR + j)
+// Layout: in the order multiply() reads it, so one call streams the whole buffer front to back
+// (at H=1024 W_hh is 16 MB, read from L3/DRAM at every step: the hardware prefetchers follow one
+// sequential stream, not 256 streams of 16 KB). B is cut into chunks of KC rows of k, and each
+// chunk into panels of NR = 2 SIMD vectors of columns (16 floats / 8 doubles, zero past N); a
+// panel's chunk is kc (= KC, less in the last chunk) rows of NR contiguous elements:
+//   buffer[k0 * Npad + n0 * kc + (k - k0) * NR + j] = B(k, n0 + j),  k0 = k - k % KC, n0 = n - n % NR
 // Micro-kernel: an MR x NR block of C (MR <= 6 rows of A) accumulated in registers over a
 // chunk of K (AVX2 + FMA, chosen at run time; a portable loop otherwise). Blocks of 1 to 3 rows
 // (batch 1 or 2 among them) get independent accumulators for alternate k, so the FMA latency is hidden.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "scratch.h"
@@ -28,6 +32,7 @@ template <typename T>
 class PackedB {
  public:
   static constexpr int64_t NR = 64 / sizeof(T);  // columns per panel: two 256-bit vectors
+  static constexpr int64_t KC = 256;              // rows of k per chunk (a panel's chunk: 16 KB of floats)
 
   // B(k, n) = column(n)[k]: column(n) points at K contiguous elements (B^T's row n).
   template <typename ColumnFn>
@@ -35,8 +40,10 @@ class PackedB {
     resize(K, N);
     for (int64_t n = 0; n < N; n++) {
       const T* c = column(n);
-      T* dst = panels_.data() + (n / NR) * K * NR + n % NR;
-      for (int64_t k = 0; k < K; k++) dst[k * NR] = c[k];
+      for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        T* dst = chunk(k0, n - n % NR) + n % NR;
+        for (int64_t k = k0; k < std::min(K, k0 + KC); k++) dst[(k - k0) * NR] = c[k];
+      }
     }
   }
 
@@ -49,9 +56,11 @@ class PackedB {
 
  private:
   void resize(int64_t K, int64_t N);
+  // The chunk of rows [k0, k0 + KC) of the panel of columns [n0, n0 + NR) (k0 % KC == n0 % NR == 0).
+  T* chunk(int64_t k0, int64_t n0) const { return panels_.data() + k0 * Npad_ + n0 * std::min(KC, K_ - k0); }
 
-  Scratch<T> panels_;  // (ceil(N / NR), K, NR)
-  int64_t K_ = 0, N_ = 0;
+  Scratch<T> panels_;  // (K, Npad) in the layout above
+  int64_t K_ = 0, N_ = 0, Npad_ = 0;
 };
 
 }  // namespace minirnn
