@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from minirnn import _C
-from minirnn.bench import harness, main, targets, timing
+from minirnn.bench import floor, harness, main, targets, timing
 from minirnn.bench.memory import workspace_bytes
 from minirnn.bench.charlm import CharLMConfig
 from minirnn.bench.problem import MODES, Shape, make_problem
@@ -64,7 +64,7 @@ def test_tiny_run_writes_complete_json(tiny):
         assert all(0 < r["min_s"][k] <= v for k, v in r["median_s"].items())
         assert r["flops"] == make_problem(r["mode"], TINY[0]).flops(r["task"] == "train")
     assert {r["mode"] for r in data["varlen"]} == set(MODES)
-    assert all(set(r["median_s"]) == {"fused", "torch_packed", "torch_padded"} for r in data["varlen"])
+    assert all(set(r["median_s"]) == {"fused", "torch_packed", "torch_padded", "floor"} for r in data["varlen"])
     assert all(set(r["slowdown"]) == {"fused", "torch"} for r in data["denormals"])
     assert all(r["subnormal_outputs"] == 1.0 for r in data["denormals"])  # the data is what it claims
     assert "at least 100% of the NumPy reference's outputs are subnormal" in log
@@ -211,6 +211,25 @@ def test_bad_arguments_raise_clear_errors():
 def test_varlen_lengths_span_tenth_to_full():
     lengths = make_problem("gru", Shape(50, 400, 3, 3), varlen=True).lengths
     assert lengths.dtype == np.int64 and lengths.min() == 5 and lengths.max() == 50
+
+
+@pytest.mark.parametrize("varlen", [False, True])
+def test_floor_does_the_gemms_of_the_rows_the_layer_computes(monkeypatch, varlen):
+    """The floor's six products cover T*B rows, or only sum(lengths) with variable lengths: the
+    same FLOPs as the layer's training step."""
+    problem = make_problem("lstm", Shape(10, 6, 3, 4), varlen=varlen)
+    flops = []
+    matmul = _C.matmul
+
+    def counting_matmul(a, b, transpose_a=False, transpose_b=False):
+        c = matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
+        flops.append(2 * c.shape[0] * c.shape[1] * (a.shape[0] if transpose_a else a.shape[1]))
+        return c
+    monkeypatch.setattr(floor._C, "matmul", counting_matmul)
+    floor.floor_step(problem, train=True)()
+    rows = 10 * 6 if not varlen else int(problem.lengths.sum())
+    assert varlen == (rows < 10 * 6)
+    assert sum(flops) == problem.flops(True) * rows / (10 * 6)
 
 
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])

@@ -9,6 +9,7 @@ dip just under 1 where the per-step micro-kernel (packed_gemm.h) beats OpenBLAS 
 slower than the whole fused layer at B=32.) Legend as in problem.py.
 
 Forward:   Z_x = X (T*B, I) @ W_ih^T,    Z_h = Hs (T*B, H) @ W_hh^T             -> (T*B, G*H)
+(T*B: rows, sum(lengths) with variable lengths)
 Backward:  dX = dZ @ W_ih, dW_ih = dZ^T @ X, dHs = dZ @ W_hh, dW_hh = dZ^T @ Hs
 """
 from __future__ import annotations
@@ -23,10 +24,11 @@ from .problem import Problem
 
 def floor_step(problem: Problem, train: bool) -> Callable[[], None]:
     """A callable doing the floor's GEMMs (all six for training, the two forward ones otherwise)
-    with ``_C.matmul`` (each returns a new array, as the kernels' results are)."""
+    with ``_C.matmul`` (each returns a new array, as the kernels' results are). With lengths the
+    layer computes only sum(lengths) of the T*B rows, and so does its floor."""
     s = problem.shape
-    rows = s.T * s.B
-    x = problem.x.reshape(rows, s.I)
+    rows = s.T * s.B if problem.lengths is None else int(problem.lengths.sum())
+    x = problem.x.reshape(s.T * s.B, s.I)[:rows]
     hs = np.ascontiguousarray(np.resize(problem.dy, (rows, s.H)))  # any (T*B, H) values will do
     w_ih, w_hh = problem.weights["weight_ih_l0"], problem.weights["weight_hh_l0"]
     dz = np.resize(problem.x, (rows, w_ih.shape[0])).astype(np.float32)

@@ -3,6 +3,7 @@
   fused         minirnn's fused layer with ``lengths=`` (padded steps skipped in the kernels)
   torch_packed  torch through pack_padded_sequence (never reaches torch's fused CPU kernels)
   torch_padded  torch on the padded batch, ignoring the lengths (computes every padded step)
+  floor         the GEMM floor (floor.py) of the sum(lengths) rows the layer computes
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from . import torch_peer
 from .contenders import fused_step
+from .floor import floor_step
 from .problem import Shape, make_problem
 from .threads import use_threads
 from .timing import Contender, time_interleaved
@@ -28,6 +30,7 @@ def run_varlen(modes: tuple[str, ...], shapes: tuple[Shape, ...], threads: int, 
                 torch_step = functools.partial(torch_peer.step, problem, True)
                 contenders += [Contender("torch_packed", torch_step(packed=True), spins=False),
                                Contender("torch_padded", torch_step(packed=False), spins=False)]
+            contenders.append(Contender("floor", floor_step(problem, True), spins=False))
             with use_threads(threads):
                 timings = time_interleaved(contenders, repeats, budget_s)
             records.append(shape.record(mode, threads=threads, mean_length=float(problem.lengths.mean()),
