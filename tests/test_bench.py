@@ -92,6 +92,7 @@ def slowed(results):
     for r in out["denormals"]:
         r["slowdown"]["fused"] = 10.0
     out["charlm"]["chars_per_s"]["minirnn"] /= 1000
+    out["charlm"]["median_s"]["minirnn"] *= 1000
     return out
 
 
@@ -124,7 +125,7 @@ def test_without_torch_skips_torch_with_a_note(tmp_path, monkeypatch):
     results, data, _ = run_tiny(tmp_path)
     assert all(set(r["median_s"]) == CONTENDERS for r in data["grid"])
     assert any("torch is not installed" in n for n in data["notes"])
-    assert data["charlm"]["chars_per_s"].keys() == {"minirnn"}
+    assert data["charlm"]["chars_per_s"].keys() == {"minirnn", "floor"}
     statuses = {t["text"]: t["status"] for t in data["targets"]}
     assert statuses["infer: fused / torch < 1.0 at every point"] == "n/a"
 
@@ -196,6 +197,16 @@ def test_a_miss_below_the_gemm_floor_says_so():
     assert numpy_miss == ["lstm T100 B1 H64 threads=1: 0.24 > 0.10 (needs 0.50 ms, below the GEMM floor 0.60 ms)"]
     torch_miss = verdicts["train B<=32, H<=256: 2x faster than torch (LSTM), 4x (GRU)"].misses
     assert torch_miss == ["lstm T100 B1 H64 threads=1: 0.80 > 0.50"]
+
+
+@pytest.mark.parametrize("floor_ms, note", [(100.0, " (needs 80.00 ms, below the GEMM floor 100.00 ms)"), (50.0, "")])
+def test_a_char_lm_miss_below_its_gemm_floor_says_so(floor_ms, note):
+    """1.5x torch's 120 ms step needs 80 ms: below a 100 ms floor, not below a 50 ms one."""
+    times = {"torch": 0.120, "minirnn": 0.100, "floor": floor_ms / 1e3}
+    rec = {"config": {"T": 100, "B": 32, "hidden": 256, "layers": 2}, "threads": 2, "median_s": times,
+           "chars_per_s": {name: 3200 / t for name, t in times.items()}}
+    verdict = next(t for t in targets.evaluate([], [], [], rec) if t.text.startswith("char-LM"))
+    assert verdict.misses == [f"char-LM T100 B32 H256 layers=2 threads=2: 0.83 > 0.67{note}"]
 
 
 def test_bad_arguments_raise_clear_errors():

@@ -13,6 +13,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import _C
+from .floor import floor_step
+from .problem import Shape, make_problem
 from .threads import use_threads
 from .timing import Contender, time_interleaved
 
@@ -106,9 +109,30 @@ def minirnn_trainer(cfg: CharLMConfig, vocab: int, data: list[tuple[np.ndarray, 
     return step
 
 
+def floor_trainer(cfg: CharLMConfig, vocab: int) -> Callable[[], None]:
+    """The model's GEMM floor (see floor.py): the GEMMs of a training step as large BLAS calls, each
+    LSTM layer's six and the head's three (logits, their gradient to the hidden states, to the
+    weight). The embedding, the pointwise work, the loss and Adam are left out: a lower bound."""
+    layers = [floor_step(make_problem("lstm", Shape(cfg.T, cfg.B, cfg.embed if k == 0 else cfg.hidden, cfg.hidden)),
+                         True) for k in range(cfg.layers)]
+    rng = np.random.default_rng(0)
+    hs = rng.standard_normal((cfg.T * cfg.B, cfg.hidden)).astype(np.float32)      # last layer's outputs
+    w = rng.standard_normal((vocab, cfg.hidden)).astype(np.float32)               # head weight (V, H)
+    dlogits = rng.standard_normal((cfg.T * cfg.B, vocab)).astype(np.float32)      # (T*B, V)
+
+    def step() -> None:
+        for layer in layers:
+            layer()
+        _C.matmul(hs, w, transpose_b=True)       # logits (T*B, V)
+        _C.matmul(dlogits, w)                    # d hs (T*B, H)
+        _C.matmul(dlogits, hs, transpose_a=True)  # d w (V, H)
+    return step
+
+
 def run_charlm(cfg: CharLMConfig, threads: int, repeats: int, budget_s: float, with_torch: bool) -> dict[str, Any]:
-    """chars/s of each framework (interleaved timing) and each one's first-step loss: from the
-    same weights on the same batch the two agree, a check that the models are the same."""
+    """chars/s of each framework and of the model's GEMM floor (interleaved timing), and each
+    framework's first-step loss: from the same weights on the same batch the two agree, a check
+    that the models are the same."""
     ids, vocab = corpus()
     data = batches(ids, cfg, count=4)
     steps: dict[str, Callable[[], float]] = {}
@@ -120,7 +144,8 @@ def run_charlm(cfg: CharLMConfig, threads: int, repeats: int, budget_s: float, w
     with use_threads(threads):
         first_loss = {name: step() for name, step in steps.items()}
         # minirnn's embedding, Linear and Adam run on NumPy (its BLAS spins); torch's do not
-        timings = time_interleaved([Contender(n, s, spins=n == "minirnn") for n, s in steps.items()],
+        contenders = [Contender(n, s, spins=n == "minirnn") for n, s in steps.items()]
+        timings = time_interleaved(contenders + [Contender("floor", floor_trainer(cfg, vocab), spins=False)],
                                    repeats, budget_s)
     return {"config": asdict(cfg), "vocab": vocab, "threads": threads, "first_loss": first_loss,
             "median_s": {n: t.median_s for n, t in timings.items()},
