@@ -10,10 +10,11 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import time
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -24,6 +25,10 @@ from .generate import generate, sequence_cross_entropy
 from .random import manual_seed
 from .serialization import load, save
 from .tbptt import tbptt
+
+T = TypeVar("T")
+#: The keys of ``CharLM.config``: what a checkpoint may pass to ``CharLM``.
+CHARLM_CONFIG_KEYS = frozenset(inspect.signature(CharLM).parameters) - {"dtype"}
 
 
 def _progress(total: int | None, quiet: bool, unit: str):
@@ -93,14 +98,37 @@ def train_charlm(args: argparse.Namespace) -> int:
     return 0
 
 
-def sample(args: argparse.Namespace) -> int:
-    ckpt = load(args.checkpoint)
+def _checkpoint_part(name: str, build: Callable[[], T]) -> T:
+    """``build()``, with any error it raises on damaged data turned into a ValueError that names
+    the checkpoint's part ``name``."""
+    try:
+        return build()
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        text = str(exc)
+        raise ValueError(f"checkpoint: {text if text.startswith(name + ':') else f'{name}: {text}'}") from exc
+
+
+def load_charlm(path: str) -> tuple[CharLM, CharVocab]:
+    """The model and vocabulary of a checkpoint written by ``train charlm``. A file is user data:
+    a missing or damaged part (config keys or values, vocabulary, weights) is a ValueError naming it."""
+    ckpt = load(path)
     if not {"model", "config", "vocab"} <= set(ckpt):
         raise ValueError(f"checkpoint: expected a file written by 'train charlm' (model, config, vocab), "
                          f"got keys {sorted(ckpt)}")
-    vocab = CharVocab.from_dict(ckpt["vocab"])
-    model = CharLM(**ckpt["config"])
-    model.load_state_dict(ckpt["model"])
+    config, keys = ckpt["config"], sorted(CHARLM_CONFIG_KEYS)
+    if not (isinstance(config, dict) and "vocab_size" in config and set(config) <= CHARLM_CONFIG_KEYS):
+        raise ValueError(f"checkpoint: config: expected the keys {keys} (vocab_size required), got {config!r}")
+    model = _checkpoint_part("config", lambda: CharLM(**config))
+    vocab = _checkpoint_part("vocab", lambda: CharVocab.from_dict(ckpt["vocab"]))
+    if len(vocab) != config["vocab_size"]:
+        raise ValueError(f"checkpoint: vocab: expected {config['vocab_size']} tokens (config's vocab_size), "
+                         f"got {len(vocab)}")
+    _checkpoint_part("model", lambda: model.load_state_dict(ckpt["model"]))
+    return model, vocab
+
+
+def sample(args: argparse.Namespace) -> int:
+    model, vocab = load_charlm(args.checkpoint)
     missing = sorted(set(args.prompt) - set(vocab.tokens))
     if missing or not args.prompt:
         raise ValueError(f"prompt: expected non-empty text of characters in the vocabulary, got "

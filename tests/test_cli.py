@@ -58,6 +58,25 @@ def test_errors_are_reported(checkpoint, tmp_path, capsys):
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("part,tamper,message", [
+    ("config", lambda c: {**c, "hiden_size": 3}, "config: expected the keys"),
+    ("config", lambda c: [1, 2], "config: expected the keys"),
+    ("config", lambda c: {**c, "vocab_size": 2.5}, "config: num_embeddings: expected an int, got float"),
+    ("config", lambda c: {**c, "hidden_size": "x"}, "config: LSTM: hidden_size: expected an int >= 1, got 'x'"),
+    ("config", lambda c: {**c, "hidden_size": 7}, "model: "),
+    ("vocab", lambda v: 3, "vocab: "),
+    ("vocab", lambda v: {**v, "tokens": v["tokens"][:-1]}, "vocab: expected 5 tokens (config's vocab_size), got 4"),
+    ("model", lambda m: {k: v[:1] for k, v in m.items()}, "model: "),
+])
+def test_a_tampered_checkpoint_is_a_clear_error(checkpoint, tmp_path, capsys, part, tamper, message):
+    """Every part of a checkpoint is user data: a damaged one exits 2 with a message naming it."""
+    ckpt = minirnn.load(checkpoint)
+    ckpt[part] = tamper(ckpt[part])
+    minirnn.save(ckpt, tmp_path / "bad.npz")
+    assert main(["sample", str(tmp_path / "bad.npz"), "--prompt", "ab", "--length", "3"]) == 2
+    assert "checkpoint: " + message in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("content,args,message", [
     (TEXT[:20], ["--batch", "4"], "data: expected enough characters for 2 to train on and 2 held out"),  # 1 left
     ("abcdef" * 2, ["--batch", "4", "--val-fraction", "0.5"],
