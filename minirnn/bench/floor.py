@@ -29,7 +29,7 @@ def floor_step(problem: Problem, train: bool) -> Callable[[], None]:
     s = problem.shape
     rows = s.T * s.B if problem.lengths is None else int(problem.lengths.sum())
     x = problem.x.reshape(s.T * s.B, s.I)[:rows]
-    hs = np.ascontiguousarray(np.resize(problem.dy, (rows, s.H)))  # any (T*B, H) values will do
+    hs = np.ascontiguousarray(np.resize(problem.dy, (rows, s.H)))  # any (rows, H) values will do
     w_ih, w_hh = problem.weights["weight_ih_l0"], problem.weights["weight_hh_l0"]
     dz = np.resize(problem.x, (rows, w_ih.shape[0])).astype(np.float32)
 
