@@ -207,10 +207,11 @@ void PackedB<T>::multiply(int64_t M, const T* A, int64_t lda, T* C, int64_t ldc,
     for (int64_t n0 = 0; n0 < N_; n0 += NR) {
       const T* panel = chunk(k0, n0);
       const int64_t nr = std::min(NR, N_ - n0);
+      const bool last = k0 + kc == K_ && n0 + NR >= N_;  // nothing after it to prefetch
       for (int64_t m0 = 0; m0 < M; m0 += kMr) {
         const int64_t mr = std::min<int64_t>(kMr, M - m0);
         micro_kernel<T>(mr)(kc, A + m0 * lda + k0, lda, panel, C + m0 * ldc + n0, ldc, add, nr,
-                            prefetch && m0 == 0 ? panel + kc * NR : nullptr);
+                            prefetch && m0 == 0 && !last ? panel + kc * NR : nullptr);
       }
     }
   }
