@@ -61,6 +61,15 @@ py::array as_array(py::handle obj, const std::string& name) {
   return native_byte_order(a);
 }
 
+// The dtype number of the float32 or float64 array argument that fixes a call's dtype; TypeError
+// naming it for any other dtype.
+int float_dtype_num(const py::array& a, const std::string& name) {
+  const int num = a.dtype().num();
+  if (num != py::dtype::num_of<float>() && num != py::dtype::num_of<double>())
+    throw py::type_error(name + ": expected dtype float32 or float64, got " + std::string(py::str(a.dtype())));
+  return num;
+}
+
 void check_shape(const py::array& a, const std::string& name, const std::string& letters,
                  const std::vector<int64_t>& expected) {
   if (shape_of(a) != expected)
@@ -101,10 +110,7 @@ Inputs parse_inputs(const std::string& mode, py::handle x, py::handle w_ih, py::
 
   py::array xa = as_array(x, "x");
   if (!xa) throw py::type_error("x: expected a float32 or float64 array (T, B, I), got None");
-  const int num = xa.dtype().num();
-  if (num != py::dtype::num_of<float>() && num != py::dtype::num_of<double>())
-    throw py::type_error("x: expected dtype float32 or float64, got " + std::string(py::str(xa.dtype())));
-  in.is_double = num == py::dtype::num_of<double>();
+  in.is_double = float_dtype_num(xa, "x") == py::dtype::num_of<double>();
   if (xa.ndim() != 3)
     throw py::value_error("x: expected a 3-D array (T, B, I), got shape " + shape_str(shape_of(xa)));
   in.x = py::array::ensure(xa, py::array::c_style);
@@ -287,9 +293,7 @@ py::array matmul(py::handle a_obj, py::handle b_obj, bool transpose_a, bool tran
   py::array a = as_array(a_obj, "a"), b = as_array(b_obj, "b");
   if (!a) throw py::type_error("a: expected a float32 or float64 array, got None");
   if (!b) throw py::type_error("b: expected a float32 or float64 array, got None");
-  const int num = a.dtype().num();
-  if (num != py::dtype::num_of<float>() && num != py::dtype::num_of<double>())
-    throw py::type_error("a: expected dtype float32 or float64, got " + std::string(py::str(a.dtype())));
+  const int num = float_dtype_num(a, "a");
   if (b.dtype().num() != num)
     throw py::type_error("b: expected dtype " + std::string(py::str(a.dtype())) + " (the dtype of a), got " +
                          std::string(py::str(b.dtype())));
