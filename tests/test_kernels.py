@@ -119,6 +119,14 @@ def run_torch(args, grads):
     return out
 
 
+def assert_identical(ours, ref, skip=()):
+    """Every result but those named in ``skip`` equal bit for bit (or None in both)."""
+    assert ours.keys() == ref.keys()
+    for name in ref:
+        if name not in skip:
+            assert (ours[name] is None and ref[name] is None) or np.array_equal(ours[name], ref[name]), name
+
+
 def assert_close(ours, ref, rtol):
     assert ours.keys() == ref.keys()
     for name in ours:
@@ -190,8 +198,7 @@ def test_reused_scratch_memory_gives_the_same_results(mode, lengths):
     other, other_grads = make_inputs(mode, T=30, B=16, I=40, H=300, dtype=np.float64, lengths=lengths, seed=3)
     run_kernels(other, other_grads)  # leaves its values in the cached blocks
     reused = run_kernels(args, grads)
-    for name, value in fresh.items():
-        assert (value is None and reused[name] is None) or np.array_equal(value, reused[name]), name
+    assert_identical(reused, fresh)
     assert _C.release_cached_scratch() >= 2**20
     assert _C.cached_scratch_bytes() == 0
 
@@ -304,9 +311,7 @@ def test_non_contiguous_inputs_are_copied(mode):
     strided["x"] = np.ascontiguousarray(args["x"][:, :, ::-1])[:, :, ::-1]  # negative strides
     assert not strided["x"].flags.c_contiguous
     strided["lengths"] = np.repeat(args["lengths"], 2)[::2]
-    ours = run_kernels(strided, grads)
-    for name in ref:
-        assert (ref[name] is None and ours[name] is None) or np.array_equal(ref[name], ours[name]), name
+    assert_identical(run_kernels(strided, grads), ref)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -316,9 +321,7 @@ def test_byte_swapped_inputs_are_read_by_value(mode, dtype):
     args, grads = make_inputs(mode, dtype=dtype)
     ref = run_kernels(args, grads)
     swap = lambda v: v.astype(v.dtype.newbyteorder()) if isinstance(v, np.ndarray) else v  # noqa: E731
-    ours = run_kernels({k: swap(v) for k, v in args.items()}, {k: swap(v) for k, v in grads.items()})
-    for name in ref:
-        assert (ref[name] is None and ours[name] is None) or np.array_equal(ref[name], ours[name]), name
+    assert_identical(run_kernels({k: swap(v) for k, v in args.items()}, {k: swap(v) for k, v in grads.items()}), ref)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -333,10 +336,7 @@ def test_empty_sizes(mode, T, B, I, H):
         np.testing.assert_array_equal(out["dw_hh"], 0)
     if I == 0:  # no input features: the same as one feature that is always zero
         args1 = dict(args, x=np.zeros((T, B, 1)), w_ih=np.ones((args["w_ih"].shape[0], 1)))
-        one = run_kernels(args1, grads)
-        for name in out:
-            if name not in ("dx", "dw_ih"):
-                assert (out[name] is None and one[name] is None) or np.array_equal(out[name], one[name]), name
+        assert_identical(out, run_kernels(args1, grads), skip=("dx", "dw_ih"))
 
 
 def test_all_lengths_zero_passes_state_through():
