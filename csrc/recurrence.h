@@ -164,14 +164,14 @@ inline StepRows step_rows(const int64_t* lengths, int64_t Tmax, int64_t B) {
 
 // src (Tmax, B, width) -> dst (packed rows, width): step t's first rows[t] rows.
 template <typename scalar_t>
-void pack_rows(scalar_t* dst, const scalar_t* src, int64_t width, const StepRows& s, int64_t B) {
+void gather_step_rows(scalar_t* dst, const scalar_t* src, int64_t width, const StepRows& s, int64_t B) {
   for (size_t t = 0; t < s.rows.size(); t++)
     std::copy(src + t * B * width, src + (t * B + s.rows[t]) * width, dst + s.offset[t] * width);
 }
 
-// The inverse of pack_rows; rows a step does not compute are set to zero.
+// The inverse of gather_step_rows; rows a step does not compute are set to zero.
 template <typename scalar_t>
-void unpack_rows(scalar_t* dst, const scalar_t* src, int64_t width, const StepRows& s, int64_t B) {
+void scatter_step_rows(scalar_t* dst, const scalar_t* src, int64_t width, const StepRows& s, int64_t B) {
   for (size_t t = 0; t < s.rows.size(); t++) {
     std::copy(src + s.offset[t] * width, src + s.offset[t + 1] * width, dst + t * B * width);
     std::fill(dst + (t * B + s.rows[t]) * width, dst + (t + 1) * B * width, scalar_t(0));
@@ -222,7 +222,7 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
 
   {  // The input projection of the rows the steps compute, packed unless every step has all B rows.
     Scratch<scalar_t> packed(rows.dense ? 0 : N * (I + GH));
-    if (!rows.dense) pack_rows(packed.data(), a.x, I, rows, B);
+    if (!rows.dense) gather_step_rows(packed.data(), a.x, I, rows, B);
     const scalar_t* xp = rows.dense ? a.x : packed.data();       // (N, I)
     scalar_t* gp = rows.dense ? gates : packed.data() + N * I;  // (N, G*H)
 #pragma omp parallel num_threads(gemm_threads(N * GH * I))
@@ -230,7 +230,7 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
       FlushDenormals ftz;
       linear_block(omp_get_thread_num(), omp_get_num_threads(), gp, xp, a.w_ih, a.b_ih, N, GH, I);
     }
-    if (!rows.dense) unpack_rows(gates, gp, GH, rows, B);
+    if (!rows.dense) scatter_step_rows(gates, gp, GH, rows, B);
   }
   std::atomic<bool> out_of_memory{false};
 #pragma omp parallel num_threads(loop_threads(B * GH * H))
@@ -366,8 +366,8 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   // The inputs and previous states of the computed rows, and their dX, packed like dG unless dense.
   Scratch<scalar_t> packed(rows.dense ? 0 : N * (2 * I + H));
   if (!rows.dense) {
-    pack_rows(packed.data(), a.x, I, rows, B);
-    pack_rows(packed.data() + N * I, hs, H, rows, B);
+    gather_step_rows(packed.data(), a.x, I, rows, B);
+    gather_step_rows(packed.data() + N * I, hs, H, rows, B);
   }
   const scalar_t* xp = rows.dense ? a.x : packed.data();              // (N, I)
   const scalar_t* hp = rows.dense ? hs : packed.data() + N * I;       // (N, H) h_{t-1} of each row
@@ -386,7 +386,7 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
     if (a.db_ih != nullptr) column_sums_block(tid, nt, a.db_ih, dgx, N, GH);
     if (a.db_hh != nullptr) column_sums_block(tid, nt, a.db_hh, dgh, N, GH);
   }
-  if (!rows.dense) unpack_rows(a.dx, dxp, I, rows, B);
+  if (!rows.dense) scatter_step_rows(a.dx, dxp, I, rows, B);
   std::fill(a.dx + Tmax * B * I, a.dx + T * B * I, scalar_t(0));  // steps after every sequence ended
   std::copy(dh_buf + (Tmax % 2) * BH, dh_buf + (Tmax % 2 + 1) * BH, a.dh0);
   if (Cell::has_c) std::copy(dc_buf + (Tmax % 2) * BH, dc_buf + (Tmax % 2 + 1) * BH, a.dc0);
