@@ -197,12 +197,13 @@ py::array_t<scalar_t> empty(const std::vector<int64_t>& shape) {
 const int64_t* lengths_ptr(const Inputs& in) { return in.lengths ? static_cast<const int64_t*>(in.lengths.data()) : nullptr; }
 
 // The kernels write every element of the workspace, so it is not zeroed here. keep_workspace
-// false (inference): it lives in scratch memory freed on return, and None is returned instead.
+// false (inference): the smaller inference layout, in scratch memory freed on return, and None is
+// returned instead.
 template <typename scalar_t>
 py::tuple forward(const Inputs& in, bool keep_workspace) {
   const Sizes s = in.sz;
   const bool lstm = in.mode == Mode::lstm;
-  const int64_t n_ws = minirnn::workspace_layout(in.mode, s).total;
+  const int64_t n_ws = minirnn::workspace_layout(in.mode, s, /*for_backward=*/keep_workspace).total;
   py::array y = empty<scalar_t>({s.T, s.B, s.H});
   py::array h_n = empty<scalar_t>({s.B, s.H});
   py::array c_n = lstm ? py::array(empty<scalar_t>({s.B, s.H})) : no_array();
@@ -213,7 +214,7 @@ py::tuple forward(const Inputs& in, bool keep_workspace) {
                                    workspace,                ptr<scalar_t>(in.x),     ptr<scalar_t>(in.w_ih),
                                    ptr<scalar_t>(in.w_hh),   ptr<scalar_t>(in.b_ih),  ptr<scalar_t>(in.b_hh),
                                    ptr<scalar_t>(in.h0),     ptr<scalar_t>(in.c0),    lengths_ptr(in),
-                                   s};
+                                   s,                        keep_workspace};
   {
     py::gil_scoped_release release;
     minirnn::rnn_forward(in.mode, a);
@@ -387,7 +388,8 @@ c0 (B, H) for 'lstm', else None; lengths None or integer (B,) in [0, T], any ord
 All float arrays float32 or all float64.
 
 Returns (y (T, B, H), h_n (B, H), c_n (B, H) or None, workspace (1-D, for rnn_backward)).
-need_workspace=False (inference, keyword only): workspace is None (not kept).
+need_workspace=False (inference, keyword only): workspace is None (not kept), and the kernel keeps
+two steps of states instead of every step's (LSTM: 4*T*B*H + 5*B*H elements, not 7*T*B*H + 2*B*H).
 y[t, b] = 0 for t >= lengths[b]; h_n[b] is the state after step lengths[b] - 1 (h0 if 0).
 NaN inputs propagate as NaN.)doc");
 

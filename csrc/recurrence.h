@@ -200,13 +200,16 @@ template <typename scalar_t, typename Cell>
 void recurrence_forward(const ForwardArgs<scalar_t>& a) {
   const int64_t T = a.sizes.T, B = a.sizes.B, I = a.sizes.I, H = a.sizes.H;
   const int64_t G = Cell::G, GH = G * H, BH = B * H;
-  const WorkspaceLayout L = workspace_layout(Cell::mode, a.sizes);
+  const WorkspaceLayout L = workspace_layout(Cell::mode, a.sizes, a.for_backward);
   // Elman keeps no gates (backward needs only h): y doubles as its projection buffer.
   scalar_t* gates = L.gates >= 0 ? a.workspace + L.gates : a.y;  // (T, B, G*H)
-  scalar_t* hs = a.workspace + L.hs;                                // (T+1, B, H)
-  scalar_t* cs = Cell::has_c ? a.workspace + L.cs : nullptr;        // (T+1, B, H)
-  scalar_t* tanh_c = Cell::has_c ? a.workspace + L.tanh_c : nullptr;  // (T, B, H)
-  scalar_t* ghn = L.ghn >= 0 ? a.workspace + L.ghn : nullptr;       // (T, B, H)
+  scalar_t* hs = a.workspace + L.hs;                                // (state_slots, B, H)
+  scalar_t* cs = Cell::has_c ? a.workspace + L.cs : nullptr;        // (state_slots, B, H)
+  scalar_t* tanh_c = Cell::has_c ? a.workspace + L.tanh_c : nullptr;  // (step_slots, B, H)
+  scalar_t* ghn = L.ghn >= 0 ? a.workspace + L.ghn : nullptr;       // (step_slots, B, H)
+  // State t (h_t, c_t) and step t's saved values, in their slots (every step's for backward).
+  auto state = [&](scalar_t* base, int64_t t) { return base + (t % L.state_slots) * BH; };
+  auto saved = [&](scalar_t* base, int64_t t) { return base + (t % L.step_slots) * BH; };
   const int64_t Tmax = max_length(a.lengths, T, B);  // steps t >= Tmax have no active row
   const StepRows rows = step_rows(a.lengths, Tmax, B);
   const int64_t N = rows.total();
@@ -243,17 +246,17 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
         packed_in_every_thread(nt, &out_of_memory, [&] { pack_w_hh_slice(&w_slice, a.w_hh, G, H, u); });
     for (int64_t t = 0; packed && t < Tmax; t++) {
       if (u.size > 0) {
-        const scalar_t* h_prev = hs + t * BH;  // (B, H)
+        const scalar_t* h_prev = state(hs, t);  // (B, H)
         w_slice.multiply(rows.rows[t], h_prev, H, gh + G * u.begin, GH, /*accumulate=*/false);
         const ForwardStep<scalar_t> s{gates + t * B * GH,
                                       gh,
                                       b_hh,
                                       h_prev,
-                                      Cell::has_c ? cs + t * BH : nullptr,
-                                      hs + (t + 1) * BH,
-                                      Cell::has_c ? cs + (t + 1) * BH : nullptr,
-                                      Cell::has_c ? tanh_c + t * BH : nullptr,
-                                      ghn != nullptr ? ghn + t * BH : nullptr,
+                                      Cell::has_c ? state(cs, t) : nullptr,
+                                      state(hs, t + 1),
+                                      Cell::has_c ? state(cs, t + 1) : nullptr,
+                                      Cell::has_c ? saved(tanh_c, t) : nullptr,
+                                      ghn != nullptr ? saved(ghn, t) : nullptr,
                                       G,
                                       H};
         scalar_t* y = a.y + t * BH;  // (B, H)
@@ -274,18 +277,20 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
     }
   }
   if (out_of_memory.load()) throw std::bad_alloc();
-  // Steps after every sequence has ended: state carried, outputs and saved activations zero
-  // (so every element of the workspace is written: the caller need not zero it).
-  if (L.gates >= 0) std::fill(gates + Tmax * B * GH, gates + T * B * GH, scalar_t(0));
-  if (tanh_c != nullptr) std::fill(tanh_c + Tmax * BH, tanh_c + T * BH, scalar_t(0));
-  if (ghn != nullptr) std::fill(ghn + Tmax * BH, ghn + T * BH, scalar_t(0));
-  for (int64_t t = Tmax; t < T; t++) {
-    std::copy(hs + t * BH, hs + (t + 1) * BH, hs + (t + 1) * BH);
-    if (Cell::has_c) std::copy(cs + t * BH, cs + (t + 1) * BH, cs + (t + 1) * BH);
-    std::fill(a.y + t * BH, a.y + (t + 1) * BH, scalar_t(0));
+  // Steps after every sequence has ended: outputs zero; for backward, the state carried and the saved
+  // activations zero (so every element of the workspace it returns is written: the caller need not zero it).
+  std::fill(a.y + Tmax * BH, a.y + T * BH, scalar_t(0));
+  if (a.for_backward) {
+    if (L.gates >= 0) std::fill(gates + Tmax * B * GH, gates + T * B * GH, scalar_t(0));
+    if (tanh_c != nullptr) std::fill(tanh_c + Tmax * BH, tanh_c + T * BH, scalar_t(0));
+    if (ghn != nullptr) std::fill(ghn + Tmax * BH, ghn + T * BH, scalar_t(0));
+    for (int64_t t = Tmax; t < T; t++) {
+      std::copy(hs + t * BH, hs + (t + 1) * BH, hs + (t + 1) * BH);
+      if (Cell::has_c) std::copy(cs + t * BH, cs + (t + 1) * BH, cs + (t + 1) * BH);
+    }
   }
-  std::copy(hs + T * BH, hs + (T + 1) * BH, a.h_n);
-  if (Cell::has_c) std::copy(cs + T * BH, cs + (T + 1) * BH, a.c_n);
+  std::copy(state(hs, Tmax), state(hs, Tmax) + BH, a.h_n);
+  if (Cell::has_c) std::copy(state(cs, Tmax), state(cs, Tmax) + BH, a.c_n);
 }
 
 template <typename scalar_t, typename Cell>

@@ -20,22 +20,23 @@ bool parse_mode(const std::string& name, Mode* mode) {
   return true;
 }
 
-WorkspaceLayout workspace_layout(Mode mode, Sizes sz) {
-  const int64_t G = num_gates(mode), TBH = sz.T * sz.B * sz.H, BH = sz.B * sz.H;
-  WorkspaceLayout L{-1, -1, -1, -1, -1, 0};
+WorkspaceLayout workspace_layout(Mode mode, Sizes sz, bool for_backward) {
+  const int64_t G = num_gates(mode), BH = sz.B * sz.H;
+  const int64_t state_slots = for_backward ? sz.T + 1 : 2, step_slots = for_backward ? sz.T : 1;
+  WorkspaceLayout L{-1, -1, -1, -1, -1, 0, state_slots, step_slots};
   auto carve = [&L](int64_t n) {
     const int64_t offset = L.total;
     L.total += n;
     return offset;
   };
   const bool elman = mode == Mode::rnn_tanh || mode == Mode::rnn_relu;
-  if (!elman) L.gates = carve(G * TBH);
-  L.hs = carve(TBH + BH);
+  if (!elman) L.gates = carve(G * sz.T * BH);
+  L.hs = carve(state_slots * BH);
   if (mode == Mode::lstm) {
-    L.cs = carve(TBH + BH);
-    L.tanh_c = carve(TBH);
+    L.cs = carve(state_slots * BH);
+    L.tanh_c = carve(step_slots * BH);
   }
-  if (mode == Mode::gru) L.ghn = carve(TBH);
+  if (mode == Mode::gru) L.ghn = carve(step_slots * BH);
   return L;
 }
 

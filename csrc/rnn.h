@@ -32,13 +32,18 @@ struct Sizes {
 // (-1: the mode keeps no such region):
 struct WorkspaceLayout {
   int64_t gates;   // (T, B, G*H) activated gates (lstm: i f g o, gru: r z n); Elman keeps none (h is in hs)
-  int64_t hs;      // (T+1, B, H) h_0 = h0, h_{t+1} = state after step t (carried past a sequence's end)
-  int64_t cs;      // (T+1, B, H) c_0 .. c_T, lstm only
-  int64_t tanh_c;  // (T, B, H) tanh(c_{t+1}), lstm only
-  int64_t ghn;     // (T, B, H) W_hn h_t + b_hn, gru only (the reset gate multiplies it)
+  int64_t hs;      // (state_slots, B, H) h_0 = h0, h_{t+1} = state after step t (carried past a sequence's end)
+  int64_t cs;      // (state_slots, B, H) c_0 .. c_T, lstm only
+  int64_t tanh_c;  // (step_slots, B, H) tanh(c_{t+1}), lstm only
+  int64_t ghn;     // (step_slots, B, H) W_hn h_t + b_hn, gru only (the reset gate multiplies it)
   int64_t total;   // elements in all
+  // Steps of history kept: for backward every step's (T+1 states, T steps); for inference only
+  // what the next step reads (2 states: h_t and h_{t+1} alternate; 1 step). State t is in slot
+  // t % state_slots, step t's values in slot t % step_slots.
+  int64_t state_slots, step_slots;
 };
-WorkspaceLayout workspace_layout(Mode mode, Sizes sz);
+// for_backward false: the inference layout (LSTM 4*T*B*H + 5*B*H elements instead of 7*T*B*H + 2*B*H).
+WorkspaceLayout workspace_layout(Mode mode, Sizes sz, bool for_backward = true);
 
 template <typename scalar_t>
 struct ForwardArgs {
@@ -58,6 +63,8 @@ struct ForwardArgs {
   const int64_t* lengths;   // (B) values in [0, T], or null
   // sizes
   Sizes sizes;
+  // false: inference, the workspace has workspace_layout(mode, sizes, false) (not enough for backward)
+  bool for_backward = true;
 };
 
 template <typename scalar_t>
