@@ -389,7 +389,8 @@ All float arrays float32 or all float64.
 
 Returns (y (T, B, H), h_n (B, H), c_n (B, H) or None, workspace (1-D, for rnn_backward)).
 need_workspace=False (inference, keyword only): workspace is None (not kept), and the kernel keeps
-two steps of states instead of every step's (LSTM: 4*T*B*H + 5*B*H elements, not 7*T*B*H + 2*B*H).
+two steps of states instead of every step's and the gates of a chunk of C = min(T, ceil(2048 / B))
+steps (LSTM: (4*C + 5)*B*H elements, not 7*T*B*H + 2*B*H).
 y[t, b] = 0 for t >= lengths[b]; h_n[b] is the state after step lengths[b] - 1 (h0 if 0).
 NaN inputs propagate as NaN.)doc");
 

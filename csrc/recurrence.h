@@ -8,6 +8,8 @@
 //   2. per step: gh = h_{t-1} W_hh^T, then ONE fused pointwise pass (the Cell) that adds
 //      gh + b_hh, applies the nonlinearities and writes activations, h_t (and c_t) to
 //      the workspace.
+// Inference (no backward to come) keeps two steps of states, not all, and does step 1 a chunk of
+// steps at a time inside the time loop, so its gates take a chunk's memory, not T steps'.
 // Backward, steps in reverse:
 //   3. per step: ONE fused pointwise pass (the Cell) turns dL/dh_t (and dL/dc_t) into the
 //      gate gradients dG_t, then dL/dh_{t-1} += dG_t W_hh.
@@ -162,11 +164,13 @@ inline StepRows step_rows(const int64_t* lengths, int64_t Tmax, int64_t B) {
   return s;
 }
 
-// src (Tmax, B, width) -> dst (packed rows, width): step t's first rows[t] rows.
+// src (Tmax, B, width) -> dst (packed rows, width): step t's first rows[t] rows, for steps [t0, t1)
+// (dst's row 0 is step t0's first).
 template <typename scalar_t>
-void gather_step_rows(scalar_t* dst, const scalar_t* src, int64_t width, const StepRows& s, int64_t B) {
-  for (size_t t = 0; t < s.rows.size(); t++)
-    std::copy(src + t * B * width, src + (t * B + s.rows[t]) * width, dst + s.offset[t] * width);
+void gather_step_rows(scalar_t* dst, const scalar_t* src, int64_t width, const StepRows& s, int64_t B, int64_t t0,
+                      int64_t t1) {
+  for (int64_t t = t0; t < t1; t++)
+    std::copy(src + t * B * width, src + (t * B + s.rows[t]) * width, dst + (s.offset[t] - s.offset[t0]) * width);
 }
 
 // The inverse of gather_step_rows; rows a step does not compute are set to zero.
@@ -202,7 +206,7 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
   const int64_t G = Cell::G, GH = G * H, BH = B * H;
   const WorkspaceLayout L = workspace_layout(Cell::mode, a.sizes, a.for_backward);
   // Elman keeps no gates (backward needs only h): y doubles as its projection buffer.
-  scalar_t* gates = L.gates >= 0 ? a.workspace + L.gates : a.y;  // (T, B, G*H)
+  scalar_t* gates = L.gates >= 0 ? a.workspace + L.gates : a.y;  // (T, B, G*H); inference: one chunk's, below
   scalar_t* hs = a.workspace + L.hs;                                // (state_slots, B, H)
   scalar_t* cs = Cell::has_c ? a.workspace + L.cs : nullptr;        // (state_slots, B, H)
   scalar_t* tanh_c = Cell::has_c ? a.workspace + L.tanh_c : nullptr;  // (step_slots, B, H)
@@ -223,9 +227,14 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
   std::copy(a.h0, a.h0 + BH, hs);
   if (Cell::has_c) std::copy(a.c0, a.c0 + BH, cs);
 
-  {  // The input projection of the rows the steps compute, packed unless every step has all B rows.
+  // Inference with gates projects the input a chunk of C steps at a time, inside the time loop: gates then
+  // holds the chunk's rows packed one step after another (step t's row 0 at offset[t] - offset[chunk start]).
+  const bool chunked = !a.for_backward && L.gates >= 0;
+  const int64_t C = L.gate_steps;
+  Scratch<scalar_t> x_chunk(chunked && !rows.dense ? C * B * I : 0);  // (a chunk's rows, I) gathered
+  if (!chunked) {  // The input projection of the rows the steps compute, packed unless every step has all B rows.
     Scratch<scalar_t> packed(rows.dense ? 0 : N * (I + GH));
-    if (!rows.dense) gather_step_rows(packed.data(), a.x, I, rows, B);
+    if (!rows.dense) gather_step_rows(packed.data(), a.x, I, rows, B, 0, Tmax);
     const scalar_t* xp = rows.dense ? a.x : packed.data();       // (N, I)
     scalar_t* gp = rows.dense ? gates : packed.data() + N * I;  // (N, G*H)
 #pragma omp parallel num_threads(gemm_threads(N * GH * I))
@@ -245,10 +254,24 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
     const bool packed =
         packed_in_every_thread(nt, &out_of_memory, [&] { pack_w_hh_slice(&w_slice, a.w_hh, G, H, u); });
     for (int64_t t = 0; packed && t < Tmax; t++) {
+      const int64_t t0 = t - t % C;  // the first step of t's chunk (inference)
+      if (chunked && t == t0) {      // project steps [t0, t1): every thread its block of the GEMM
+        const int64_t t1 = std::min(Tmax, t0 + C), n = rows.offset[t1] - rows.offset[t0];
+        const scalar_t* xc = a.x + t0 * B * I;  // (n, I) dense: contiguous in x
+        if (!rows.dense) {
+          const Range r = split(t1 - t0, nt, tid);
+          gather_step_rows(x_chunk.data() + (rows.offset[t0 + r.begin] - rows.offset[t0]) * I, a.x, I, rows, B,
+                           t0 + r.begin, t0 + r.begin + r.size);
+          team_barrier(nt);
+          xc = x_chunk.data();
+        }
+        linear_block(tid, nt, gates, xc, a.w_ih, a.b_ih, n, GH, I);
+        team_barrier(nt);
+      }
       if (u.size > 0) {
         const scalar_t* h_prev = state(hs, t);  // (B, H)
         w_slice.multiply(rows.rows[t], h_prev, H, gh + G * u.begin, GH, /*accumulate=*/false);
-        const ForwardStep<scalar_t> s{gates + t * B * GH,
+        const ForwardStep<scalar_t> s{chunked ? gates + (rows.offset[t] - rows.offset[t0]) * GH : gates + t * B * GH,
                                       gh,
                                       b_hh,
                                       h_prev,
@@ -371,8 +394,8 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   // The inputs and previous states of the computed rows, and their dX, packed like dG unless dense.
   Scratch<scalar_t> packed(rows.dense ? 0 : N * (2 * I + H));
   if (!rows.dense) {
-    gather_step_rows(packed.data(), a.x, I, rows, B);
-    gather_step_rows(packed.data() + N * I, hs, H, rows, B);
+    gather_step_rows(packed.data(), a.x, I, rows, B, 0, Tmax);
+    gather_step_rows(packed.data() + N * I, hs, H, rows, B, 0, Tmax);
   }
   const scalar_t* xp = rows.dense ? a.x : packed.data();              // (N, I)
   const scalar_t* hp = rows.dense ? hs : packed.data() + N * I;       // (N, H) h_{t-1} of each row

@@ -23,14 +23,15 @@ bool parse_mode(const std::string& name, Mode* mode) {
 WorkspaceLayout workspace_layout(Mode mode, Sizes sz, bool for_backward) {
   const int64_t G = num_gates(mode), BH = sz.B * sz.H;
   const int64_t state_slots = for_backward ? sz.T + 1 : 2, step_slots = for_backward ? sz.T : 1;
-  WorkspaceLayout L{-1, -1, -1, -1, -1, 0, state_slots, step_slots};
+  const int64_t gate_steps = for_backward ? sz.T : inference_chunk_steps(sz.T, sz.B);
+  WorkspaceLayout L{-1, -1, -1, -1, -1, 0, state_slots, step_slots, gate_steps};
   auto carve = [&L](int64_t n) {
     const int64_t offset = L.total;
     L.total += n;
     return offset;
   };
   const bool elman = mode == Mode::rnn_tanh || mode == Mode::rnn_relu;
-  if (!elman) L.gates = carve(G * sz.T * BH);
+  if (!elman) L.gates = carve(G * gate_steps * BH);
   L.hs = carve(state_slots * BH);
   if (mode == Mode::lstm) {
     L.cs = carve(state_slots * BH);

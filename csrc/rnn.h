@@ -31,7 +31,7 @@ struct Sizes {
 // The forward pass saves for backward, in ONE array, at these element offsets
 // (-1: the mode keeps no such region):
 struct WorkspaceLayout {
-  int64_t gates;   // (T, B, G*H) activated gates (lstm: i f g o, gru: r z n); Elman keeps none (h is in hs)
+  int64_t gates;   // (gate_steps, B, G*H) activated gates (lstm: i f g o, gru: r z n); Elman keeps none (h is in hs)
   int64_t hs;      // (state_slots, B, H) h_0 = h0, h_{t+1} = state after step t (carried past a sequence's end)
   int64_t cs;      // (state_slots, B, H) c_0 .. c_T, lstm only
   int64_t tanh_c;  // (step_slots, B, H) tanh(c_{t+1}), lstm only
@@ -41,9 +41,23 @@ struct WorkspaceLayout {
   // what the next step reads (2 states: h_t and h_{t+1} alternate; 1 step). State t is in slot
   // t % state_slots, step t's values in slot t % step_slots.
   int64_t state_slots, step_slots;
+  // Steps whose gates are held: T for backward; for inference a chunk of inference_chunk_steps,
+  // projected inside the time loop just before it reaches them.
+  int64_t gate_steps;
 };
-// for_backward false: the inference layout (LSTM 4*T*B*H + 5*B*H elements instead of 7*T*B*H + 2*B*H).
+// for_backward false: the inference layout, (G*C + 5)*B*H elements for LSTM (C steps in a chunk of
+// gates), instead of 7*T*B*H + 2*B*H.
 WorkspaceLayout workspace_layout(Mode mode, Sizes sz, bool for_backward = true);
+// Steps in one chunk of inference's input projection: about 2048 rows of the (T*B, I) input, at least
+// one step, at most T. One GEMM per chunk keeps the projection a large GEMM (at 512 rows, where
+// OpenBLAS repacks W_ih for every chunk, inference at B16-B64, H256-H1024 was 3-10% slower; at 2048,
+// 0.94-1.05 of projecting all steps at once), and the gates need 2048*G*H elements however long the
+// sequence.
+inline int64_t inference_chunk_steps(int64_t T, int64_t B) {
+  constexpr int64_t kChunkRows = 2048;
+  const int64_t steps = B > 0 ? (kChunkRows + B - 1) / B : T;
+  return steps < T ? steps : T;
+}
 
 template <typename scalar_t>
 struct ForwardArgs {

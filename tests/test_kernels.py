@@ -254,17 +254,19 @@ def test_thread_count_validation():
     assert _C.min_step_work() >= 0
 
 
+@pytest.mark.parametrize("T", [9, 900])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("lengths", [None, "unsorted", "sorted", "ended early"])
 @pytest.mark.parametrize("mode", MODES)
-def test_forward_without_workspace_gives_the_same_outputs(mode, lengths, dtype, threads):
-    """Inference keeps two states and one step of saved values instead of every step's: y, h_n and
-    c_n must not change by a bit, with lengths too (a finished row's state carried over several
-    steps, "ended early": steps after every sequence has ended)."""
-    args, _ = make_inputs(mode, T=9, B=5, H=6, dtype=dtype, lengths=lengths if lengths != "ended early" else "sorted")
+def test_forward_without_workspace_gives_the_same_outputs(mode, lengths, dtype, threads, T):
+    """Inference keeps two states and one step of saved values instead of every step's, and projects
+    the input a chunk of steps at a time (ceil(2048 / B) steps: T=900, B=5 makes three chunks, the
+    last one short): y, h_n and c_n must not change by a bit, with lengths too (a finished row's
+    state carried over several steps; "ended early": steps after every sequence has ended)."""
+    args, _ = make_inputs(mode, T=T, B=5, H=6, dtype=dtype, lengths=lengths if lengths != "ended early" else "sorted")
     if lengths == "ended early":
-        args["lengths"] = np.minimum(args["lengths"], 5)
+        args["lengths"] = np.minimum(args["lengths"], T - 4)
     with thread_settings(threads, min_step_work=0):
         y, h_n, c_n, ws = _C.rnn_forward(**args)
         y2, h_n2, c_n2, ws2 = _C.rnn_forward(**args, need_workspace=False)
@@ -272,15 +274,19 @@ def test_forward_without_workspace_gives_the_same_outputs(mode, lengths, dtype, 
     assert_identical(dict(y=y2, h_n=h_n2, c_n=c_n2), dict(y=y, h_n=h_n, c_n=c_n))
 
 
+@pytest.mark.parametrize("lengths", [None, "sorted"])
 @pytest.mark.parametrize("mode", MODES)
-def test_inference_needs_less_memory_than_training(mode):
-    """The inference workspace holds the gates of every step but the states of two (LSTM: 4*T*B*H
-    + 5*B*H elements, not 7*T*B*H + 2*B*H). Measured by the extension's count of its own bytes."""
-    T, B, H = 50, 8, 32
-    args, _ = make_inputs(mode, T=T, B=B, I=H, H=H, dtype=np.float32, lengths=None)
-    per_tbh = {"lstm": 4, "gru": 3}.get(mode, 0)  # the gates; Elman keeps none (y is its buffer)
+def test_inference_needs_less_memory_than_training(mode, lengths):
+    """The inference workspace holds the gates of one chunk of C = ceil(2048 / B) steps and the states
+    of two steps (LSTM: (4*C + 5)*B*H elements, not 7*T*B*H + 2*B*H); with lengths, also the chunk's
+    inputs gathered (C*B*I). Measured by the extension's count of its own bytes."""
+    T, B, H = 600, 8, 32
+    C = -(-2048 // B)  # 256 steps of the 600
+    args, _ = make_inputs(mode, T=T, B=B, I=H, H=H, dtype=np.float32, lengths=lengths)
+    G = GATES[mode] if mode in ("lstm", "gru") else 0  # Elman keeps no gates (y is its buffer)
     per_bh = {"lstm": 2 + 2 + 1, "gru": 2 + 1}.get(mode, 2)  # h and c in two slots, tanh(c) / W_hn h in one
-    expected = 4 * (per_tbh * T * B * H + per_bh * B * H)
+    gathered = C * B * H if G and lengths else 0
+    expected = 4 * (G * C * B * H + per_bh * B * H + gathered)
     _C.release_cached_scratch()  # no larger block left by another test (a block is reused up to 2x the request)
     _C.rnn_forward(**args, need_workspace=False)  # warm: the reuse cache has its blocks, of these sizes
     base = _C.scratch_bytes_in_use()
@@ -288,10 +294,12 @@ def test_inference_needs_less_memory_than_training(mode):
     y, *_ = _C.rnn_forward(**args, need_workspace=False)
     peak = _C.reset_scratch_peak() - base
     # Besides: the per-step product and a zero bias (B + 1, G*H), and W_hh^T packed (H, G*H, padded per
-    # thread: 2x covers it). y (50 KB) is NumPy's, below the cache's 1 MB.
-    others = 4 * (B + 1 + 2 * H) * GATES[mode] * H
+    # thread: 2x covers it). y (600 KB) is NumPy's, below the cache's 1 MB. Without lengths, Elman
+    # projects x into y with no buffer of its own; with them, the steps' rows packed (N, I + H).
+    others = 4 * (B + 1 + 2 * H) * GATES[mode] * H + (4 * T * B * 2 * H if lengths and not G else 0)
     assert expected <= peak <= expected + others, (peak, expected)
-    assert peak < 4 * _C.workspace_size(mode, T, B, H)  # below the training workspace alone
+    if G or not lengths:  # (Elman's packed rows with lengths are the training forward's too)
+        assert peak < 4 * _C.workspace_size(mode, T, B, H)  # below the training workspace alone
 
 
 def test_backward_leaves_workspace_unchanged_and_repeats():
