@@ -70,6 +70,9 @@ def test_tiny_run_writes_complete_json(tiny):
     assert "at least 100% of the NumPy reference's outputs are subnormal" in log
     for r in data["memory"]:
         assert all(b > 0 for b in r["peak_bytes"].values())
+        assert set(r["infer_peak_bytes"]) == set(r["peak_bytes"]) and all(b > 0 for b in r["infer_peak_bytes"].values())
+        assert r["infer_peak_bytes"]["fused"] < r["peak_bytes"]["fused"], r  # no workspace kept, no gradients
+    assert "Peak memory of an inference step (no_grad)" in log
     # lstm workspace: gates 4H, h and c (T+1 each), tanh(c): 4 + 1 + 1 + 1 floats per T*B*H, plus h0/c0
     lstm = next(r for r in data["memory"] if r["mode"] == "lstm")
     assert lstm["workspace_bytes_per_tbh"] == pytest.approx(4 * (7 + 2 / TINY[0].T))

@@ -60,15 +60,18 @@ def _git_commit() -> str | None:
 
 
 def memory(modes: tuple[str, ...], shapes: tuple[Shape, ...]) -> list[dict[str, Any]]:
-    """Peak traced bytes of one training step of fused, cells and numpy, and the fused
-    workspace (measured bytes, the formula in T, B, H, bytes per T*B*H), per mode and shape."""
+    """Peak traced bytes of one training step (``peak_bytes``) and of one inference step
+    (``infer_peak_bytes``) of fused, cells and numpy, and the fused workspace (measured bytes, the
+    formula in T, B, H, bytes per T*B*H), per mode and shape."""
     records = []
+    contenders = (("fused", fused_step), ("cells", cells_step), ("numpy", numpy_step))
     for mode in modes:
         for shape in shapes:
             problem = make_problem(mode, shape)
-            peaks = {name: peak_step_bytes(build(problem, True))
-                     for name, build in (("fused", fused_step), ("cells", cells_step), ("numpy", numpy_step))}
-            records.append(shape.record(mode, peak_bytes=peaks, **workspace_record(problem)))
+            peaks = {train: {name: peak_step_bytes(build(problem, train)) for name, build in contenders}
+                     for train in (True, False)}
+            records.append(shape.record(mode, peak_bytes=peaks[True], infer_peak_bytes=peaks[False],
+                                        **workspace_record(problem)))
     return records
 
 

@@ -54,13 +54,15 @@ def denormals_title(records: list[Record]) -> str:
 
 
 def memory_table(records: list[Record]) -> str:
-    """Peak MiB of a training step per contender, and the fused workspace: its bytes as a
-    formula in T, B, H, its size at each shape and its bytes per T*B*H."""
-    lines = ["Peak memory of a training step (MiB: NumPy's allocations by tracemalloc plus the kernels' own "
-             "count; torch's allocator is not traced):"]
-    for r in records:
-        peaks = "  ".join(f"{name} {b / 2**20:.2f}" for name, b in r["peak_bytes"].items())
-        lines.append(f"  {r['mode']:8s} T{r['T']} B{r['B']} H{r['H']}:  {peaks}")
+    """Peak MiB of a training step and of an inference step per contender, and the fused workspace:
+    its bytes as a formula in T, B, H, its size at each shape and its bytes per T*B*H."""
+    lines = []
+    for task, key in (("a training step", "peak_bytes"), ("an inference step (no_grad)", "infer_peak_bytes")):
+        lines.append(f"Peak memory of {task} (MiB: NumPy's allocations by tracemalloc plus the kernels' own "
+                     "count; torch's allocator is not traced):")
+        for r in records:
+            peaks = "  ".join(f"{name} {b / 2**20:.2f}" for name, b in r[key].items())
+            lines.append(f"  {r['mode']:8s} T{r['T']} B{r['B']} H{r['H']}:  {peaks}")
     lines.append("Fused workspace (saved by forward for backward):")
     for r in records:
         lines.append(f"  {r['mode']:8s} T{r['T']} B{r['B']} H{r['H']}:  {r['workspace_formula']} bytes = "
