@@ -38,7 +38,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 #include <new>
 #include <vector>
 
@@ -183,8 +182,8 @@ void scatter_step_rows(scalar_t* dst, const scalar_t* src, int64_t width, const 
 }
 
 template <typename scalar_t>
-void copy_units(scalar_t* dst, const scalar_t* src, Range u) {
-  std::memcpy(dst + u.begin, src + u.begin, sizeof(scalar_t) * u.size);
+void copy_units(scalar_t* dst, const scalar_t* src, Range u) {  // std::copy: an empty range may be null (H=0)
+  std::copy(src + u.begin, src + u.begin + u.size, dst + u.begin);
 }
 
 template <typename scalar_t>
