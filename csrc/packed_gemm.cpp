@@ -18,7 +18,6 @@ namespace minirnn {
 namespace {
 
 constexpr int kMr = 6;        // most rows of A per micro-kernel call
-constexpr size_t kPrefetchAboveBytes = size_t(1) << 20;  // a packed B above this prefetches (~L2)
 
 // One micro-kernel call: C[r, j] (+)= sum_k A[r * lda + k] panel[k * NR + j], r < mr, j < nr.
 template <typename T>
@@ -200,7 +199,7 @@ void PackedB<T>::multiply(int64_t M, const T* A, int64_t lda, T* C, int64_t ldc,
   // chunk prefetches the next chunk (contiguous in the layout) one cache line per k, so memory and
   // FMAs overlap (LSTM H1024: W_hh is 16 MB; its per-step product went from 3.3 to 2.3 ms).
   // A B that fits stays in cache, and there the prefetches only cost instructions (B=1: +8%).
-  const bool prefetch = size_t(K_ * Npad_) * sizeof(T) > kPrefetchAboveBytes;
+  const bool prefetch = size_t(K_ * Npad_) * sizeof(T) > kPackedCacheBytes;
   for (int64_t k0 = 0; k0 < K_; k0 += KC) {
     const int64_t kc = std::min(KC, K_ - k0);
     const bool add = accumulate || k0 > 0;

@@ -23,6 +23,9 @@
 
 namespace minirnn {
 
+// A packed B larger than this (about a core's L2) streams from L3 or DRAM at every multiply().
+constexpr size_t kPackedCacheBytes = size_t(1) << 20;
+
 // Whether multiply() runs the AVX2 micro-kernel (else the portable one).
 bool packed_gemm_uses_avx2();
 // Forces the portable micro-kernel (true) or restores the choice by CPU (false): for tests.

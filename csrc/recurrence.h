@@ -243,6 +243,12 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
     }
     if (!rows.dense) scatter_step_rows(gates, gp, GH, rows, B);
   }
+  // A single step of one or two rows (generation, token by token), or one row a step with a W_hh larger
+  // than L2: the product streams W_hh from memory at every step either way, so packing it first would
+  // only add a copy (LSTM H=1024: 32 MB of traffic, 3/4 of a one-step call). Then each gate's block of
+  // W_hh goes straight to BLAS (gemv, one per row: with two rows over many steps the packed product,
+  // reading W_hh once for both, was 5-15% faster).
+  const bool direct = Tmax == 1 ? B <= kGemvMaxRows : B == 1 && size_t(GH * H) * sizeof(scalar_t) > kPackedCacheBytes;
   std::atomic<bool> out_of_memory{false};
 #pragma omp parallel num_threads(loop_threads(B * GH * H))
   {
@@ -251,7 +257,7 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
     const Range u = split(H, nt, tid);  // this thread's hidden units
     PackedB<scalar_t> w_slice;  // (H, G*u.size) this slice's W_hh^T, packed once for all steps
     const bool packed =
-        packed_in_every_thread(nt, &out_of_memory, [&] { pack_w_hh_slice(&w_slice, a.w_hh, G, H, u); });
+        direct || packed_in_every_thread(nt, &out_of_memory, [&] { pack_w_hh_slice(&w_slice, a.w_hh, G, H, u); });
     for (int64_t t = 0; packed && t < Tmax; t++) {
       const int64_t t0 = t - t % C;  // the first step of t's chunk (inference)
       if (chunked && t == t0) {      // project steps [t0, t1): every thread its block of the GEMM
@@ -269,7 +275,12 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
       }
       if (u.size > 0) {
         const scalar_t* h_prev = state(hs, t);  // (B, H)
-        w_slice.multiply(rows.rows[t], h_prev, H, gh + G * u.begin, GH, /*accumulate=*/false);
+        if (direct)  // gate g of the slice: columns [g * u.size, (g + 1) * u.size) of its part of gh
+          for (int64_t g = 0; g < G; g++)
+            gemm<scalar_t>(Trans::no, Trans::yes, rows.rows[t], u.size, H, scalar_t(1), h_prev, H,
+                           a.w_hh + (g * H + u.begin) * H, H, scalar_t(0), gh + G * u.begin + g * u.size, GH);
+        else
+          w_slice.multiply(rows.rows[t], h_prev, H, gh + G * u.begin, GH, /*accumulate=*/false);
         const ForwardStep<scalar_t> s{chunked ? gates + (rows.offset[t] - rows.offset[t0]) * GH : gates + t * B * GH,
                                       gh,
                                       b_hh,

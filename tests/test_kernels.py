@@ -172,6 +172,18 @@ def test_matches_torch_across_packed_gemm_blocks(mode, dtype, H):
         assert_close(run_kernels(args, grads), run_torch(args, grads), RTOL[dtype])
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("B, T, H, lengths", [(1, 1, 20, None), (2, 1, 20, "sorted"), (1, 3, 370, None),
+                                              (2, 1, 370, "unsorted")])
+@pytest.mark.parametrize("mode", MODES)
+def test_matches_torch_with_w_hh_unpacked(mode, B, T, H, lengths, threads):
+    """A single step of one or two rows, or one row a step with a W_hh over 1 MB (float64, H = 370): the
+    forward's per-step products read W_hh unpacked, one gemv per gate block (csrc/recurrence.h)."""
+    args, grads = make_inputs(mode, T=T, B=B, I=7, H=H, dtype=np.float64, lengths=lengths, seed=11)
+    with thread_settings(threads, min_step_work=0):  # two threads: two slices of units, each gemv'd per gate
+        assert_close(run_kernels(args, grads), run_torch(args, grads), RTOL[np.float64])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
 def test_portable_micro_kernel_matches_the_avx2_one(mode, dtype):
@@ -521,8 +533,8 @@ from minirnn import _C
 _C.set_num_threads(1)  # no thread to create under the limit
 H = 2048  # the packed copy of this GRU's W_hh (3H x H floats, 50 MB) cannot fit in 24 MB
 f32 = np.float32
-x, w_ih = np.zeros((2, 1, 8), f32), np.zeros((3 * H, 8), f32)
-w_hh, h0 = np.zeros((3 * H, H), f32), np.zeros((1, H), f32)
+x, w_ih = np.zeros((2, 3, 8), f32), np.zeros((3 * H, 8), f32)  # B = 3: the per-step products pack W_hh
+w_hh, h0 = np.zeros((3 * H, H), f32), np.zeros((3, H), f32)
 _C.rnn_forward("gru", np.zeros((4, 2, 8), f32), w_ih[:6], w_hh[:6, :2], None, None, np.zeros((2, 2), f32),
                None, None)  # OpenBLAS allocates its own buffers on a first gemm, before the limit
 y, _, _, ws = _C.rnn_forward("gru", x, w_ih, w_hh, None, None, h0, None, None)
@@ -531,7 +543,9 @@ vm = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE"
 resource.setrlimit(resource.RLIMIT_AS, (vm + 24 * 2**20, resource.RLIM_INFINITY))
 for name, call in [("forward", lambda: _C.rnn_forward("gru", x, w_ih, w_hh, None, None, h0, None, None)),
                    ("backward", lambda: _C.rnn_backward("gru", x, w_ih, w_hh, None, None, h0, None, None,
-                                                        y, ws, None, None, None))]:
+                                                        y, ws, None, None, None)),
+                   ("one row", lambda: _C.rnn_forward("gru", x[:1, :1], w_ih, w_hh, None, None, h0[:1], None, None,
+                                                      need_workspace=False))]:
     try:
         call()
         print(name, "no error")
@@ -543,10 +557,12 @@ for name, call in [("forward", lambda: _C.rnn_forward("gru", x, w_ih, w_hh, None
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc/self/statm are Linux's")
 def test_out_of_memory_inside_the_time_loop_raises_memory_error():
     """Each thread packs its part of W_hh inside the OpenMP region; an exception leaving the region
-    would terminate the process (it did: abort, exit 134). It must surface as MemoryError."""
+    would terminate the process (it did: abort, exit 134). It must surface as MemoryError. A forward of
+    one row (generation) multiplies by W_hh unpacked, so it runs under the same limit."""
     result = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY_CHILD], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:2] == ["forward MemoryError", "backward MemoryError"], result.stdout
+    assert result.stdout.split("\n")[:3] == ["forward MemoryError", "backward MemoryError", "one row no error"], \
+        result.stdout
 
 
 def test_hypothesis_shapes_match_torch():
