@@ -7,7 +7,8 @@
 // of a layer's big GEMMs when it has one or two of the computed rows) goes to gemv row by row:
 // OpenBLAS's gemm packs both operands on every call, which made a (1, 4*64) x (64, 4*64)^T
 // product 5x slower than gemv on the same data.
-// (The time loop's per-step products run on PackedB, packed_gemm.h, not here.)
+// (The time loop's per-step products run on PackedB, packed_gemm.h, not here, except a forward's
+// one-row steps with W_hh unpacked: see recurrence.h.)
 #pragma once
 
 #include <cblas.h>  // from scipy_openblas32: every symbol carries the prefix scipy_

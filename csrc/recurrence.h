@@ -256,9 +256,9 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     const Range u = split(H, nt, tid);  // this thread's hidden units
     PackedB<scalar_t> w_slice;  // (H, G*u.size) this slice's W_hh^T, packed once for all steps
-    const bool packed =
+    const bool ready =  // W_hh packed, or not needed packed
         direct || packed_in_every_thread(nt, &out_of_memory, [&] { pack_w_hh_slice(&w_slice, a.w_hh, G, H, u); });
-    for (int64_t t = 0; packed && t < Tmax; t++) {
+    for (int64_t t = 0; ready && t < Tmax; t++) {
       const int64_t t0 = t - t % C;  // the first step of t's chunk (inference)
       if (chunked && t == t0) {      // project steps [t0, t1): every thread its block of the GEMM
         const int64_t t1 = std::min(Tmax, t0 + C), n = rows.offset[t1] - rows.offset[t0];
