@@ -199,6 +199,26 @@ void pack_w_hh_slice(PackedB<scalar_t>* packed, const scalar_t* w_hh, int64_t G,
   packed->pack_columns(H, G * u.size, [=](int64_t n) { return w_hh + ((n / u.size) * H + u.begin + n % u.size) * H; });
 }
 
+// Inference's input projection of steps [t0, t1), by thread `tid` of the time loop's team of `nt`:
+// gates (n, G*H) = x W_ih^T + b_ih over the n rows those steps compute, packed one step after another
+// (step t's row 0 at offset[t] - offset[t0]). With lengths the team first gathers the rows into
+// x_chunk (n, I), each thread its share of the steps; without, they are contiguous in x.
+template <typename scalar_t>
+void project_chunk(int tid, int nt, scalar_t* gates, scalar_t* x_chunk, const ForwardArgs<scalar_t>& a,
+                   const StepRows& rows, int64_t GH, int64_t t0, int64_t t1) {
+  const int64_t B = a.sizes.B, I = a.sizes.I, n = rows.offset[t1] - rows.offset[t0];
+  const scalar_t* xc = a.x + t0 * B * I;
+  if (!rows.dense) {
+    const Range r = split(t1 - t0, nt, tid);
+    gather_step_rows(x_chunk + (rows.offset[t0 + r.begin] - rows.offset[t0]) * I, a.x, I, rows, B, t0 + r.begin,
+                     t0 + r.begin + r.size);
+    team_barrier(nt);
+    xc = x_chunk;
+  }
+  linear_block(tid, nt, gates, xc, a.w_ih, a.b_ih, n, GH, I);
+  team_barrier(nt);
+}
+
 template <typename scalar_t, typename Cell>
 void recurrence_forward(const ForwardArgs<scalar_t>& a) {
   const int64_t T = a.sizes.T, B = a.sizes.B, I = a.sizes.I, H = a.sizes.H;
@@ -260,19 +280,7 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
         direct || packed_in_every_thread(nt, &out_of_memory, [&] { pack_w_hh_slice(&w_slice, a.w_hh, G, H, u); });
     for (int64_t t = 0; ready && t < Tmax; t++) {
       const int64_t t0 = t - t % C;  // the first step of t's chunk (inference)
-      if (chunked && t == t0) {      // project steps [t0, t1): every thread its block of the GEMM
-        const int64_t t1 = std::min(Tmax, t0 + C), n = rows.offset[t1] - rows.offset[t0];
-        const scalar_t* xc = a.x + t0 * B * I;  // (n, I) dense: contiguous in x
-        if (!rows.dense) {
-          const Range r = split(t1 - t0, nt, tid);
-          gather_step_rows(x_chunk.data() + (rows.offset[t0 + r.begin] - rows.offset[t0]) * I, a.x, I, rows, B,
-                           t0 + r.begin, t0 + r.begin + r.size);
-          team_barrier(nt);
-          xc = x_chunk.data();
-        }
-        linear_block(tid, nt, gates, xc, a.w_ih, a.b_ih, n, GH, I);
-        team_barrier(nt);
-      }
+      if (chunked && t == t0) project_chunk(tid, nt, gates, x_chunk.data(), a, rows, GH, t0, std::min(Tmax, t0 + C));
       if (u.size > 0) {
         const scalar_t* h_prev = state(hs, t);  // (B, H)
         if (direct)  // gate g of the slice: columns [g * u.size, (g + 1) * u.size) of its part of gh
