@@ -12,8 +12,8 @@
 
 #include <algorithm>
 #include <climits>
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>

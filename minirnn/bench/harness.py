@@ -63,14 +63,16 @@ def memory(modes: tuple[str, ...], shapes: tuple[Shape, ...]) -> list[dict[str, 
     """Peak traced bytes of one training step (``peak_bytes``) and of one inference step
     (``infer_peak_bytes``) of fused, cells and numpy, and the fused workspace (measured bytes, the
     formula in T, B, H, bytes per T*B*H), per mode and shape."""
-    records = []
     contenders = (("fused", fused_step), ("cells", cells_step), ("numpy", numpy_step))
+
+    def peaks(problem: Any, train: bool) -> dict[str, int]:
+        return {name: peak_step_bytes(build(problem, train)) for name, build in contenders}
+
+    records = []
     for mode in modes:
         for shape in shapes:
             problem = make_problem(mode, shape)
-            peaks = {train: {name: peak_step_bytes(build(problem, train)) for name, build in contenders}
-                     for train in (True, False)}
-            records.append(shape.record(mode, peak_bytes=peaks[True], infer_peak_bytes=peaks[False],
+            records.append(shape.record(mode, peak_bytes=peaks(problem, True), infer_peak_bytes=peaks(problem, False),
                                         **workspace_record(problem)))
     return records
 
