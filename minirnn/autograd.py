@@ -132,7 +132,7 @@ def _release(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return Released(None, 0, value.shape, value.dtype, None)
     if isinstance(value, tuple):  # e.g. an index with integer arrays in it
-        return tuple(_release(v) for v in value)
+        return tuple([_release(v) for v in value])
     return value
 
 
@@ -148,17 +148,15 @@ class Node:
         self.inputs = inputs  # positional inputs as passed to apply (Tensors or plain values)
         self.num_outputs = len(outputs)
         self.output_hooks: list[list[Hook]] = [[] for _ in outputs]
-        self.output_meta = tuple((o.shape, o.dtype) for o in outputs)
+        self.output_meta = tuple([(o.shape, o.dtype) for o in outputs])
 
     @property
     def name(self) -> str:
         return self.function.__name__
 
-    def parents(self) -> Iterator[Node]:
+    def parents(self) -> list[Node]:
         """Nodes that produced this node's inputs (the next stops on the way backward)."""
-        for x in self.inputs:
-            if isinstance(x, (tensor.Tensor, Released)) and x._node is not None:
-                yield x._node
+        return [x._node for x in self.inputs if isinstance(x, (tensor.Tensor, Released)) and x._node is not None]
 
     def __repr__(self) -> str:
         return f"<Node {self.name} outputs={[m[0] for m in self.output_meta]}>"
@@ -182,17 +180,19 @@ class Function:
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
         Tensor = tensor.Tensor
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = is_grad_enabled() and any(needs)
+        # (List comprehensions, not generator expressions: this runs for every op, and a
+        # generator costs more to set up than the two or three items it yields.)
+        needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
+        record = any(needs) and is_grad_enabled()
         ctx = Context(needs)
-        raw = tuple(a.data if isinstance(a, Tensor) else a for a in args)
+        raw = [a.data if isinstance(a, Tensor) else a for a in args]
         hook = _profiler_hook
         start = time.perf_counter() if hook is not None else 0.0
         out = cls.forward(ctx, *raw, **kwargs)
         outputs = out if isinstance(out, tuple) else (out,)
-        outputs = tuple(np.asarray(o) for o in outputs)
+        outputs = tuple([o if type(o) is np.ndarray else np.asarray(o) for o in outputs])
         node = Node(cls, ctx, args, outputs) if record else None
-        tensors = tuple(Tensor._from_op(o, node, i) for i, o in enumerate(outputs))
+        tensors = tuple([Tensor._from_op(o, node, i) for i, o in enumerate(outputs)])
         if hook is not None:
             hook.on_forward(cls, node, outputs, time.perf_counter() - start)
         return tensors if isinstance(out, tuple) else tensors[0]
@@ -212,13 +212,13 @@ def topological_order(root: Node) -> list[Node]:
     """
     post_order: list[Node] = []
     visited: set[int] = {id(root)}
-    stack: list[tuple[Node, Iterator[Node]]] = [(root, root.parents())]
+    stack: list[tuple[Node, Iterator[Node]]] = [(root, iter(root.parents()))]
     while stack:
         node, parents = stack[-1]
         for parent in parents:
             if id(parent) not in visited:
                 visited.add(id(parent))
-                stack.append((parent, parent.parents()))
+                stack.append((parent, iter(parent.parents())))
                 break
         else:
             stack.pop()
@@ -242,22 +242,25 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
         root._accumulate(grad)
         return
     leaf_grads: dict[int, tuple[Tensor, np.ndarray]] = {}
+    # Leaves whose sum is an array this backward allocated, so later paths add into it in place
+    # (a weight of an RNN unrolled over T steps gets T gradients: one buffer, not T).
+    own_sums: set[int] = set()
     pending: dict[int, list[np.ndarray | None]] = {
         id(root._node): [None] * root._node.num_outputs}
     pending[id(root._node)][root._output_index] = grad
     for node in topological_order(root._node):
+        # A node's list is made when its first gradient arrives, so a node without one got none
+        # (it does not lead to root, e.g. the unused output of a split): nothing to do.
         output_grads = pending.pop(id(node), None)
-        if output_grads is None or all(g is None for g in output_grads):
-            continue  # nothing flows through this node (e.g. an unused output of a split)
+        if output_grads is None:
+            continue
         if node.ctx.freed:
             node.ctx.saved_tensors  # raises the "backward a second time" error
-        filled = []
-        for i, (g, (shape, dtype)) in enumerate(zip(output_grads, node.output_meta)):
-            if g is None:
-                g = np.zeros(shape, dtype=dtype)
-            if node.output_hooks[i]:
-                g = _apply_hooks(node.output_hooks[i], g)
-            filled.append(g)
+        filled = [np.zeros(shape, dtype=dtype) if g is None else g  # an output that got no gradient
+                  for g, (shape, dtype) in zip(output_grads, node.output_meta)]
+        for i, hooks in enumerate(node.output_hooks):
+            if hooks:
+                filled[i] = _apply_hooks(hooks, filled[i])
         if _profiler_hook is not None:
             with _profiler_hook.timed_backward(node):
                 input_grads = node.function.backward(node.ctx, *filled)
@@ -277,10 +280,19 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
             if g.dtype != x.data.dtype:
                 g = g.astype(x.data.dtype)
             if x._node is None:  # sum every path into a leaf first; hooks then see the total
-                old_leaf = leaf_grads.get(id(x))
-                leaf_grads[id(x)] = (x, g if old_leaf is None else old_leaf[1] + g)
+                key = id(x)
+                if key not in leaf_grads:
+                    leaf_grads[key] = (x, g)
+                elif key in own_sums:  # a buffer this backward made: add in place
+                    total = leaf_grads[key][1]
+                    total += g
+                else:  # g may be a view into an op's arrays: sum into a new buffer, ours from now on
+                    leaf_grads[key] = (x, leaf_grads[key][1] + g)
+                    own_sums.add(key)
             else:
-                slots = pending.setdefault(id(x._node), [None] * x._node.num_outputs)
+                slots = pending.get(id(x._node))
+                if slots is None:
+                    slots = pending[id(x._node)] = [None] * x._node.num_outputs
                 old = slots[x._output_index]
                 slots[x._output_index] = g if old is None else old + g
         if not retain_graph:

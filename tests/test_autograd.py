@@ -28,6 +28,18 @@ def test_fan_out_of_a_non_leaf_sums_before_its_backward() -> None:
     np.testing.assert_allclose(x.grad, (2 + 2 * h.data) * (1 - h.data ** 2))
 
 
+def test_a_leaf_on_many_paths_sums_them_without_writing_into_the_seed() -> None:
+    # Add's backward hands the incoming gradient itself to both inputs, so the leaf's first two
+    # contributions are the caller's seed array; the sum must go into a buffer of its own, and the
+    # third and fourth paths then add into that buffer, never into the seed.
+    x = leaf([1.0, -2.0])
+    seed = np.array([0.5, 3.0], np.float32)
+    kept = seed.copy()
+    (x + x + x + x).backward(seed)
+    np.testing.assert_array_equal(seed, kept)
+    np.testing.assert_allclose(x.grad, 4 * kept)
+
+
 def test_leaf_grad_accumulates_across_backward_calls() -> None:
     x = leaf([1.0, 2.0])
     (x * 3).sum().backward()

@@ -13,10 +13,17 @@ from ._util import check_tensor
 def scatter_add(shape: tuple[int, ...], dtype: np.dtype, index: Any, grad: np.ndarray) -> np.ndarray:
     """zeros(shape)[index] += grad, where repeated indices *accumulate* (``np.add.at``).
 
-    This is the backward of ``x[index]``: an element read twice receives both gradients.
+    This is the backward of ``x[index]``: an element read twice receives both gradients. Only an
+    integer array can select an element twice; slices, integers, None, Ellipsis and bool masks
+    select each at most once, so a plain assignment (several times faster than ``np.add.at``)
+    gives the same result.
     """
     out = np.zeros(shape, dtype=dtype)
-    np.add.at(out, index, grad)
+    parts = index if isinstance(index, tuple) else (index,)
+    if any(isinstance(p, np.ndarray) and p.dtype.kind in "iu" for p in parts):
+        np.add.at(out, index, grad)
+    else:
+        out[index] = grad
     return out
 
 
