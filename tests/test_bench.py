@@ -25,8 +25,10 @@ CONTENDERS = {"fused", "cells", "numpy", "floor"}
 
 @pytest.fixture(autouse=True)
 def no_pause(monkeypatch):
-    """The pause that lets other thread pools go idle matters for real timings, not here."""
+    """The pause that lets other thread pools go idle, and samples of many calls, matter for real
+    timings, not here: one call a sample."""
     monkeypatch.setattr(timing, "PAUSE_S", 0.0)
+    monkeypatch.setattr(timing, "SAMPLE_MIN_S", 0.0)
 
 
 def run_tiny(tmp_path, **kwargs):
@@ -158,8 +160,9 @@ def test_time_interleaved_caps_slow_contenders():
 
     result = timing.time_interleaved([timing.Contender("fast", fast), timing.Contender("slow", slow)],
                                      repeats=20, budget_s=1e-9, warmup=1)
-    assert result["slow"].repeats == 1 and calls["slow"] == 3  # warm-up, re-warm, one timed run
-    assert result["fast"].repeats == 1 and calls["fast"] == 3
+    # warm-up, a warm run sizing the sample, re-warm, one timed run
+    assert result["slow"].repeats == 1 and calls["slow"] == 4
+    assert result["fast"].repeats == 1 and calls["fast"] == 4
     uncapped = timing.time_interleaved([timing.Contender("fast", fast)], repeats=5, budget_s=10.0)
     assert uncapped["fast"].repeats == 5
 
@@ -170,10 +173,31 @@ def test_pause_only_after_a_contender_that_spins(monkeypatch):
     contenders = [timing.Contender(name, lambda name=name: events.append(name), spins=name == "b")
                   for name in "abc"]
     timing.time_interleaved(contenders, repeats=3, budget_s=10.0)
-    # warm-up a b c; rounds a b c / b c a / c a b, each timed call after a re-warm call
+    # warm-up and sizing run of a, b, c; rounds a b c / b c a / c a b, each timed call after a re-warm call
     assert events.count("sleep") == 2
     assert all(events[i - 1] == "b" for i, e in enumerate(events) if e == "sleep")
-    assert events.count("a") == events.count("b") == events.count("c") == 1 + 2 * 3
+    assert events.count("a") == events.count("b") == events.count("c") == 2 + 2 * 3
+
+
+def test_a_short_step_is_sampled_as_back_to_back_calls(monkeypatch):
+    # A fake clock that each call advances: 2 ms steps get 10 ms samples of 5 calls, 40 ms steps one
+    # call a sample, and a sample's time is the mean of its calls.
+    monkeypatch.setattr(timing, "SAMPLE_MIN_S", 0.01)
+    clock = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+    calls = {"short": 0, "long": 0}
+
+    def step(name: str, seconds: float):
+        def run():
+            calls[name] += 1
+            clock[0] += seconds
+        return timing.Contender(name, run, spins=False)
+
+    result = timing.time_interleaved([step("short", 0.002), step("long", 0.04)], repeats=3, budget_s=10.0)
+    assert result["short"].calls_per_sample == 5 and result["long"].calls_per_sample == 1
+    assert calls["short"] == 2 + 3 * (1 + 5)  # warm-up, sizing run; each sample: re-warm + 5 timed
+    assert calls["long"] == 2 + 3 * (1 + 1)
+    assert result["short"].median_s == pytest.approx(0.002) and result["long"].median_s == pytest.approx(0.04)
 
 
 def test_targets_verdicts():

@@ -54,6 +54,7 @@ def run_point(problem: Problem, threads: int, train: bool, repeats: int, budget_
     record["median_s"] = {name: t.median_s for name, t in timings.items()}
     record["min_s"] = {name: t.min_s for name, t in timings.items()}
     record["repeats"] = {name: t.repeats for name, t in timings.items()}
+    record["calls_per_sample"] = {name: t.calls_per_sample for name, t in timings.items()}
     return record
 
 
