@@ -143,7 +143,11 @@ def bench(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"bench: the benchmark harness (minirnn.bench) is not available: {exc}", file=sys.stderr)
         return 1
-    bench_main(quick=not args.full)
+    try:
+        bench_main(quick=not args.full, json_path=args.json, png_path=args.png)
+    except ValueError as exc:  # e.g. --png without matplotlib
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -193,7 +197,9 @@ def parser() -> argparse.ArgumentParser:
     smp.add_argument("--seed", type=int, default=0)
     smp.set_defaults(run=sample)
     b = sub.add_parser("bench", help="run the benchmarks (quick unless --full)")
-    b.add_argument("--full", action="store_true")
+    b.add_argument("--full", action="store_true", help="the whole grid at 1 thread and all cores (~17 min)")
+    b.add_argument("--json", default="minirnn-bench.json", help="results file (default minirnn-bench.json)")
+    b.add_argument("--png", help="chart file (needs matplotlib: pip install 'minirnn[plot]')")
     b.set_defaults(run=bench)
     return p
 

@@ -113,13 +113,26 @@ def test_progress_bar_on_a_terminal(tmp_path, monkeypatch, capsys):
     assert quiet.getvalue() == ""
 
 
-@pytest.mark.parametrize("argv,quick", [(["bench"], True), (["bench", "--full"], False)])
-def test_bench_subcommand_runs_the_harness(monkeypatch, argv, quick):
+@pytest.mark.parametrize("argv,expected", [
+    (["bench"], {"quick": True, "json_path": "minirnn-bench.json", "png_path": None}),
+    (["bench", "--full", "--json", "out/r.json", "--png", "r.png"],
+     {"quick": False, "json_path": "out/r.json", "png_path": "r.png"}),
+])
+def test_bench_subcommand_runs_the_harness(monkeypatch, argv, expected):
     import minirnn.bench
     calls = []
     monkeypatch.setattr(minirnn.bench, "main", lambda **kwargs: calls.append(kwargs))
     assert main(argv) == 0
-    assert calls == [{"quick": quick}]
+    assert calls == [expected]
+
+
+def test_bench_png_without_matplotlib_is_a_clear_message(monkeypatch, capsys):
+    from minirnn.bench import harness
+    real_find_spec = harness.importlib.util.find_spec
+    monkeypatch.setattr(harness.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a))
+    assert main(["bench", "--png", "r.png"]) == 2
+    assert "needs matplotlib" in capsys.readouterr().err
 
 
 def test_bench_missing_is_a_clear_message(monkeypatch, capsys):
