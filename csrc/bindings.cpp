@@ -9,6 +9,7 @@
 // Legend: T time steps, B batch, I input features, H hidden units, G gates (1, 1, 4, 3).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <climits>
@@ -340,10 +341,20 @@ PYBIND11_MODULE(_C, m) {
       py::arg("macs"),
       "Set min_step_work (0: every time loop uses num_threads() threads, as the tests of thread agreement need).");
 
-  m.def("packed_gemm_uses_avx2", &minirnn::packed_gemm_uses_avx2,
-        "Whether the per-step products run the AVX2/FMA micro-kernel (else the portable one).");
-  m.def("_set_packed_gemm_portable", &minirnn::set_packed_gemm_portable, py::arg("portable"),
-        "Tests only: force the portable micro-kernel (True) or choose by CPU again (False).");
+  m.def("packed_gemm_kernel", &minirnn::packed_gemm_kernel,
+        "The micro-kernel of the per-step products: 'avx512', 'avx2' or 'portable' (chosen by CPU).");
+  m.def("packed_gemm_kernels", &minirnn::packed_gemm_kernels,
+        "The micro-kernels this CPU can run, portable first.");
+  m.def(
+      "_set_packed_gemm_kernel",
+      [](const std::string& name) {
+        try {
+          minirnn::set_packed_gemm_kernel(name);
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+      },
+      py::arg("name"), "Tests only: force a micro-kernel by name ('' chooses by CPU again).");
   m.def("cached_scratch_bytes", &minirnn::cached_scratch_bytes,
         "Bytes of kernel memory (temporaries and freed large results) kept for reuse by later calls.");
   m.def("scratch_bytes_in_use", &minirnn::scratch_bytes_in_use,

@@ -59,7 +59,7 @@ def test_tiny_run_writes_complete_json(tiny):
         assert re.fullmatch(r"[0-9a-f]{7,}(\+changes)?", commit), commit
     else:
         assert commit is None
-    assert data["machine"]["avx2_micro_kernel"] in (True, False)
+    assert data["machine"]["micro_kernel"] in ("portable", "avx2", "avx512")
     assert {(r["mode"], r["task"]) for r in data["grid"]} == {(m, t) for m in MODES for t in ("train", "infer")}
     for r in data["grid"]:
         assert set(r["median_s"]) == CONTENDERS | {"torch"}

@@ -164,7 +164,7 @@ def test_matches_torch_larger(mode, lengths):
 @pytest.mark.parametrize("mode", MODES)
 def test_matches_torch_across_packed_gemm_blocks(mode, dtype, H):
     """The per-step products run on PackedB (csrc/packed_gemm.h): 6-row micro-kernel blocks, panels
-    of 64 bytes of columns, k in chunks of 256. B = 13 leaves a 1-row block and both sizes a partial
+    of 64 or 128 bytes of columns, k in chunks of 128 or 256. B = 13 leaves a 1-row block and both sizes a partial
     panel; G*H > 256 (LSTM at H = 70, every mode at 300) makes the backward product span several
     k chunks, and H = 300 the forward one too."""
     args, grads = make_inputs(mode, T=4, B=13, I=9, H=H, dtype=dtype, lengths="sorted", seed=7)
@@ -184,19 +184,32 @@ def test_matches_torch_with_w_hh_unpacked(mode, B, T, H, lengths, threads):
         assert_close(run_kernels(args, grads), run_torch(args, grads), RTOL[np.float64])
 
 
+@pytest.mark.parametrize("kernel", _C.packed_gemm_kernels())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
-def test_portable_micro_kernel_matches_the_avx2_one(mode, dtype):
-    """CPUs without AVX2/FMA run the portable micro-kernel; forcing it here keeps it tested."""
+def test_every_micro_kernel_this_cpu_runs_matches_torch(mode, dtype, kernel):
+    """The per-step products run the fastest micro-kernel the CPU has (AVX-512, AVX2 or portable),
+    each with its own panel width; forcing each one here keeps the others tested on this CPU.
+    Shapes as in test_matches_torch_across_packed_gemm_blocks (partial panels, several k chunks)."""
     args, grads = make_inputs(mode, T=4, B=13, I=9, H=70, dtype=dtype, lengths="sorted", seed=7)
-    default = run_kernels(args, grads)
-    _C._set_packed_gemm_portable(True)
+    _C._set_packed_gemm_kernel(kernel)
     try:
-        assert not _C.packed_gemm_uses_avx2()
-        portable = run_kernels(args, grads)
+        assert _C.packed_gemm_kernel() == kernel
+        with thread_settings(2, min_step_work=0):
+            ours = run_kernels(args, grads)
     finally:
-        _C._set_packed_gemm_portable(False)
-    assert_close(portable, default, 1e-12 if dtype == np.float64 else 1e-5)
+        _C._set_packed_gemm_kernel("")
+    assert_close(ours, run_torch(args, grads), RTOL[dtype])
+
+
+def test_micro_kernel_choice():
+    """The default is the fastest kernel the CPU runs; a name it cannot run is a ValueError."""
+    kernels = _C.packed_gemm_kernels()
+    assert kernels[0] == "portable" and set(kernels) <= {"portable", "avx2", "avx512"}
+    assert _C.packed_gemm_kernel() == kernels[-1]
+    with pytest.raises(ValueError, match="expected one this CPU runs .*got 'sse9'"):
+        _C._set_packed_gemm_kernel("sse9")
+    assert _C.packed_gemm_kernel() == kernels[-1]
 
 
 @pytest.mark.parametrize("mode, lengths", [("gru", "unsorted"), ("lstm", "sorted"), ("rnn_tanh", None)])

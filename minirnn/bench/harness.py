@@ -41,7 +41,7 @@ def machine() -> dict[str, Any]:
         else platform.processor()
     return {"cpu": model, "cores": all_cores(), "python": platform.python_version(), "numpy": numpy.__version__,
             "torch": torch_peer.version(), "minirnn": __version__, "commit": _git_commit(),
-            "avx2_micro_kernel": _C.packed_gemm_uses_avx2(),
+            "micro_kernel": _C.packed_gemm_kernel(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
