@@ -19,22 +19,26 @@ struct ElmanCell : CellTraits<Relu ? Mode::rnn_relu : Mode::rnn_tanh, 1, /*has_c
   static scalar_t dact(scalar_t y) { return Relu ? drelu(y) : dtanh(y); }
 
   template <typename scalar_t>
-  MINIRNN_POINTWISE static void forward_row(const ForwardStep<scalar_t>& s, int64_t b, Range u) {
-    scalar_t* h = s.h + b * s.H;  // (H)
-    #pragma omp simd  // units are independent: no loop-carried dependence, no aliasing
-    for (int64_t k = 0; k < u.size; k++) h[u.begin + k] = act(s.pre(b, 0, u, k));
+  MINIRNN_POINTWISE static void forward_rows(const ForwardStep<scalar_t>& s, Range rows, Range u) {
+    for (int64_t b = rows.begin; b < rows.begin + rows.size; b++) {
+      scalar_t* h = s.h + b * s.H;  // (H)
+      #pragma omp simd  // units are independent: no loop-carried dependence, no aliasing
+      for (int64_t k = 0; k < u.size; k++) h[u.begin + k] = act(s.pre(b, 0, u, k));
+    }
   }
 
   template <typename scalar_t>
-  MINIRNN_POINTWISE static void backward_row(const BackwardStep<scalar_t>& s, int64_t b, Range u) {
-    const scalar_t* h = s.h + b * s.H;    // (H)
-    const scalar_t* dh = s.dh + b * s.H;  // (H)
-    scalar_t* dpre = s.dgx + b * s.H;     // (H)
-    scalar_t* dh_prev = s.dh_prev + b * s.H;  // (H)
-    #pragma omp simd  // units are independent: no loop-carried dependence, no aliasing
-    for (int64_t j = u.begin; j < u.begin + u.size; j++) {
-      dpre[j] = dh[j] * dact(h[j]);
-      dh_prev[j] = scalar_t(0);  // all of dL/dh_{t-1} goes through W_hh
+  MINIRNN_POINTWISE static void backward_rows(const BackwardStep<scalar_t>& s, Range rows, Range u) {
+    for (int64_t b = rows.begin; b < rows.begin + rows.size; b++) {
+      const scalar_t* h = s.h + b * s.H;    // (H)
+      const scalar_t* dh = s.dh + b * s.H;  // (H)
+      scalar_t* dpre = s.dgx + b * s.H;     // (H)
+      scalar_t* dh_prev = s.dh_prev + b * s.H;  // (H)
+      #pragma omp simd  // units are independent: no loop-carried dependence, no aliasing
+      for (int64_t j = u.begin; j < u.begin + u.size; j++) {
+        dpre[j] = dh[j] * dact(h[j]);
+        dh_prev[j] = scalar_t(0);  // all of dL/dh_{t-1} goes through W_hh
+      }
     }
   }
 };

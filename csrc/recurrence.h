@@ -28,8 +28,8 @@
 // order a sub-block's sums of the big GEMMs differently from the whole matrix's).
 //
 // A Cell derives from CellTraits (G, has_c: LSTM cell state, split_dgh: GRU, the recurrent side of the
-// n gate gradient differs from the input side), and forward_row / backward_row for one
-// batch row and one slice of hidden units of one step. The driver handles lengths: a row
+// n gate gradient differs from the input side), and forward_rows / backward_rows for a run of
+// batch rows and one slice of hidden units of one step. The driver handles lengths: a row
 // past its sequence's end copies its state forward, outputs zero, and passes gradients
 // straight through.
 #pragma once
@@ -128,6 +128,24 @@ bool packed_in_every_thread(int nt, std::atomic<bool>* out_of_memory, Pack pack)
 }
 
 inline bool active(const int64_t* lengths, int64_t b, int64_t t) { return lengths == nullptr || t < lengths[b]; }
+
+// Calls run(rows) for each maximal run of consecutive batch rows active at step t (one run of all B
+// without lengths) and idle(b) for each row past its sequence's end. A cell's pointwise pass takes a
+// run of rows per call: called row by row, its setup (the clone dispatch, the pointers, the SIMD
+// loop's prologue and tail) was most of its time at H/threads = 64 units a row.
+template <typename Run, typename Idle>
+void for_each_run(const int64_t* lengths, int64_t t, int64_t B, Run run, Idle idle) {
+  for (int64_t b = 0; b < B;) {
+    int64_t end = b;
+    while (end < B && active(lengths, end, t)) end++;
+    if (end > b) {
+      run(Range{b, end - b});
+      b = end;
+    } else {
+      idle(b++);
+    }
+  }
+}
 
 inline int64_t max_length(const int64_t* lengths, int64_t T, int64_t B) {
   if (lengths == nullptr) return T;
@@ -301,18 +319,19 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
                                       G,
                                       H};
         scalar_t* y = a.y + t * BH;  // (B, H)
-        for (int64_t b = 0; b < B; b++) {
-          if (active(a.lengths, b, t)) {
-            Cell::forward_row(s, b, u);
-            copy_units(y + b * H, s.h + b * H, u);
-          } else {  // past the end: carry the state, output zero
-            copy_units(s.h + b * H, s.h_prev + b * H, u);
-            if (Cell::has_c) copy_units(s.c + b * H, s.c_prev + b * H, u);
-            zero_units(y + b * H, u);
-            if (s.tanh_c != nullptr) zero_units(s.tanh_c + b * H, u);
-            if (s.ghn != nullptr) zero_units(s.ghn + b * H, u);
-          }
-        }
+        for_each_run(
+            a.lengths, t, B,
+            [&](Range run) {
+              Cell::forward_rows(s, run, u);
+              for (int64_t b = run.begin; b < run.begin + run.size; b++) copy_units(y + b * H, s.h + b * H, u);
+            },
+            [&](int64_t b) {  // past the end: carry the state, output zero
+              copy_units(s.h + b * H, s.h_prev + b * H, u);
+              if (Cell::has_c) copy_units(s.c + b * H, s.c_prev + b * H, u);
+              zero_units(y + b * H, u);
+              if (s.tanh_c != nullptr) zero_units(s.tanh_c + b * H, u);
+              if (s.ghn != nullptr) zero_units(s.ghn + b * H, u);
+            });
       }
       team_barrier(nt);
     }
@@ -388,22 +407,24 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
                                G,
                                H};
       scalar_t* dh = dh_buf + cur * BH;  // (B, H) writable alias of s.dh
-      for (int64_t b = 0; b < B; b++) {
-        if (active(a.lengths, b, t)) {
-          if (a.dy != nullptr) {
-            const scalar_t* dy = a.dy + (t * B + b) * H;  // (H)
-            for (int64_t j = u.begin; j < u.begin + u.size; j++) dh[b * H + j] += dy[j];
-          }
-          Cell::backward_row(s, b, u);
-        } else {  // past the end: no gate gradient, the state's gradient passes straight through
-          for (int64_t g = 0; g < G && b < rows.rows[t]; g++) {
-            zero_units(s.dgx + b * GH + g * H, u);
-            zero_units(s.dgh + b * GH + g * H, u);
-          }
-          copy_units(s.dh_prev + b * H, s.dh + b * H, u);
-          if (Cell::has_c) copy_units(s.dc_prev + b * H, s.dc + b * H, u);
-        }
-      }
+      for_each_run(
+          a.lengths, t, B,
+          [&](Range run) {
+            if (a.dy != nullptr)
+              for (int64_t b = run.begin; b < run.begin + run.size; b++) {
+                const scalar_t* dy = a.dy + (t * B + b) * H;  // (H)
+                for (int64_t j = u.begin; j < u.begin + u.size; j++) dh[b * H + j] += dy[j];
+              }
+            Cell::backward_rows(s, run, u);
+          },
+          [&](int64_t b) {  // past the end: no gate gradient, the state's gradient passes straight through
+            for (int64_t g = 0; g < G && b < rows.rows[t]; g++) {
+              zero_units(s.dgx + b * GH + g * H, u);
+              zero_units(s.dgh + b * GH + g * H, u);
+            }
+            copy_units(s.dh_prev + b * H, s.dh + b * H, u);
+            if (Cell::has_c) copy_units(s.dc_prev + b * H, s.dc + b * H, u);
+          });
       team_barrier(nt);
       w_columns.multiply(rows.rows[t], s.dgh, GH, s.dh_prev + u.begin, H, /*accumulate=*/true);
     }
