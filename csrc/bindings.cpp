@@ -341,6 +341,17 @@ PYBIND11_MODULE(_C, m) {
       py::arg("macs"),
       "Set min_step_work (0: every time loop uses num_threads() threads, as the tests of thread agreement need).");
 
+  m.def(
+      "_set_step_sharing",
+      [](const std::string& name) {
+        if (name == "units") minirnn::set_step_sharing(minirnn::StepSharing::units);
+        else if (name == "rows") minirnn::set_step_sharing(minirnn::StepSharing::rows);
+        else if (name.empty()) minirnn::set_step_sharing(minirnn::StepSharing::automatic);
+        else throw py::value_error("_set_step_sharing: expected 'units', 'rows' or '', got '" + name + "'");
+      },
+      py::arg("name"),
+      "Tests only: make every time loop share its steps among threads by hidden units ('units') or by batch "
+      "rows ('rows'; when there are at least as many rows as threads), or choose by size again ('').");
   m.def("packed_gemm_kernel", &minirnn::packed_gemm_kernel,
         "The micro-kernel of the per-step products: 'avx512', 'avx2' or 'portable' (chosen by CPU).");
   m.def("packed_gemm_kernels", &minirnn::packed_gemm_kernels,

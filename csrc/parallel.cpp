@@ -11,6 +11,7 @@ namespace minirnn {
 namespace {
 std::atomic<int> g_num_threads{0};  // 0: not set yet, use omp_get_max_threads()
 std::atomic<int64_t> g_min_step_work{32768};
+std::atomic<StepSharing> g_step_sharing{StepSharing::automatic};
 }
 
 int num_threads() {
@@ -23,6 +24,10 @@ void set_num_threads(int n) { g_num_threads.store(n > 0 ? n : 1); }
 int64_t min_step_work() { return g_min_step_work.load(); }
 
 void set_min_step_work(int64_t macs) { g_min_step_work.store(macs > 0 ? macs : 0); }
+
+StepSharing step_sharing() { return g_step_sharing.load(); }
+
+void set_step_sharing(StepSharing sharing) { g_step_sharing.store(sharing); }
 
 int threads_for(int64_t macs, int64_t per_thread) {
   const int n = num_threads();

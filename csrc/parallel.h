@@ -36,6 +36,11 @@ inline int loop_threads(int64_t step_macs) { return threads_for(step_macs, min_s
 // scheduler tick (4 ms measured on the 2-core VM), which a T100 B1 H64 layer paid on every
 // backward before this limit.
 inline int gemm_threads(int64_t macs) { return threads_for(macs, 128 * min_step_work()); }
+// How a time loop's team shares its steps, by hidden units or by batch rows (StepShare, recurrence.h):
+// chosen by size (automatic) unless a test forced one.
+enum class StepSharing { automatic, units, rows };
+StepSharing step_sharing();
+void set_step_sharing(StepSharing sharing);
 // Pins OpenBLAS to one thread; called once at module init.
 void init_blas_threads();
 

@@ -19,9 +19,11 @@
 // Threads: OpenMP regions with OpenBLAS single-threaded inside: the big GEMMs before and
 // after the time loop, split into row/column blocks (gemm_block), and the time loop each use
 // as many threads as their work is worth splitting over (gemm_threads, loop_threads).
-// In the time loop each thread owns a slice of
-// hidden units with ALL the gates of those units: it does its slice's recurrent GEMM and
-// pointwise pass back to back, then one barrier per step. The per-step GEMMs run on
+// In the time loop each thread owns a share of every step (StepShare): either a slice of hidden
+// units with ALL the gates of those units, for all rows (then one barrier per step), or, with
+// enough rows and a small W_hh, a block of batch rows with all units (then no barrier: the rows'
+// recurrences are independent). It does its share's recurrent GEMM and pointwise pass back to
+// back. The per-step GEMMs run on
 // PackedB (packed_gemm.h): the thread's part of W_hh is packed once per call, not once per
 // step as OpenBLAS would. Every output element is one thread's full dot product (no
 // cross-thread reductions), so results agree across thread counts to rounding (OpenBLAS may
@@ -129,15 +131,16 @@ bool packed_in_every_thread(int nt, std::atomic<bool>* out_of_memory, Pack pack)
 
 inline bool active(const int64_t* lengths, int64_t b, int64_t t) { return lengths == nullptr || t < lengths[b]; }
 
-// Calls run(rows) for each maximal run of consecutive batch rows active at step t (one run of all B
-// without lengths) and idle(b) for each row past its sequence's end. A cell's pointwise pass takes a
+// Calls run(run) for each maximal run of consecutive rows among `rows` active at step t (one run of
+// all of them without lengths) and idle(b) for each row past its sequence's end. A cell's pointwise pass takes a
 // run of rows per call: called row by row, its setup (the clone dispatch, the pointers, the SIMD
 // loop's prologue and tail) was most of its time at H/threads = 64 units a row.
 template <typename Run, typename Idle>
-void for_each_run(const int64_t* lengths, int64_t t, int64_t B, Run run, Idle idle) {
-  for (int64_t b = 0; b < B;) {
+void for_each_run(const int64_t* lengths, int64_t t, Range rows, Run run, Idle idle) {
+  const int64_t last = rows.begin + rows.size;
+  for (int64_t b = rows.begin; b < last;) {
     int64_t end = b;
-    while (end < B && active(lengths, end, t)) end++;
+    while (end < last && active(lengths, end, t)) end++;
     if (end > b) {
       run(Range{b, end - b});
       b = end;
@@ -179,6 +182,45 @@ inline StepRows step_rows(const int64_t* lengths, int64_t Tmax, int64_t B) {
     s.offset[t + 1] = s.offset[t] + s.rows[t];
   }
   return s;
+}
+
+// A thread's share of every step of the time loop. By hidden units: every thread computes all B rows
+// for a slice of the units, with its part of W_hh; every thread reads all of h_t at step t + 1, so
+// the team waits at a barrier after every step. By batch rows (with enough rows for every thread):
+// every thread computes all units for a block of rows; the rows' recurrences are independent, so no
+// thread reads what another wrote and there is no barrier, but every thread packs and reads all of
+// W_hh, so this needs W_hh to stay in the core's cache.
+struct StepShare {
+  Range rows;   // batch rows this thread computes
+  Range units;  // hidden units this thread computes
+  bool by_rows;
+
+  // Rows of this share among the first `computed` rows (the rows a step computes, StepRows).
+  Range rows_among(int64_t computed) const {
+    return Range{rows.begin, std::max<int64_t>(0, std::min(rows.begin + rows.size, computed) - rows.begin)};
+  }
+};
+
+// Whether the time loop's team of nt threads shares its steps by batch rows: with at least two rows
+// per thread and a W_hh within kPackedCacheBytes (about a core's L2; every thread streams all of it
+// at every step). Time of a training step at 2 threads, by rows / by units, on a 2-core Xeon with
+// AVX-512 (interleaved A/B, 11 rounds): B32 H128 0.65-0.82, B8 H128 0.79, LSTM B32 H256 (W_hh 1 MB)
+// 0.93, GRU B64 H256 0.90. Past 1 MB it lost: LSTM B64 H512 (4 MB) 1.01-1.04, Elman B16 H1024 (4 MB)
+// 1.16, GRU B16 H1024 inference (12 MB) 1.22; and with one row per thread, LSTM B2 H256 1.03.
+inline bool share_by_rows(int nt, int64_t B, int64_t G, int64_t H, size_t elem_size) {
+  switch (step_sharing()) {
+    case StepSharing::units:
+      return false;
+    case StepSharing::rows:
+      return nt > 1 && B >= nt;
+    case StepSharing::automatic:
+      break;
+  }
+  return nt > 1 && B >= 2 * nt && size_t(G * H * H) * elem_size <= kPackedCacheBytes;
+}
+
+inline StepShare step_share(int tid, int nt, int64_t B, int64_t H, bool by_rows) {
+  return by_rows ? StepShare{split(B, nt, tid), Range{0, H}, true} : StepShare{Range{0, B}, split(H, nt, tid), false};
 }
 
 // src (Tmax, B, width) -> dst (packed rows, width): step t's first rows[t] rows, for steps [t0, t1)
@@ -292,21 +334,28 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
   {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-    const Range u = split(H, nt, tid);  // this thread's hidden units
+    const StepShare my = step_share(tid, nt, B, H, share_by_rows(nt, B, G, H, sizeof(scalar_t)) && !direct);
+    const Range u = my.units;
     PackedB<scalar_t> w_slice;  // (H, G*u.size) this slice's W_hh^T, packed once for all steps
     const bool ready =  // W_hh packed, or not needed packed
         direct || packed_in_every_thread(nt, &out_of_memory, [&] { pack_w_hh_slice(&w_slice, a.w_hh, G, H, u); });
     for (int64_t t = 0; ready && t < Tmax; t++) {
       const int64_t t0 = t - t % C;  // the first step of t's chunk (inference)
-      if (chunked && t == t0) project_chunk(tid, nt, gates, x_chunk.data(), a, rows, GH, t0, std::min(Tmax, t0 + C));
-      if (u.size > 0) {
+      if (chunked && t == t0) {
+        if (my.by_rows && t > 0) team_barrier(nt);  // every thread is done with the last chunk's gates
+        project_chunk(tid, nt, gates, x_chunk.data(), a, rows, GH, t0, std::min(Tmax, t0 + C));
+      }
+      if (u.size > 0 && my.rows.size > 0) {
         const scalar_t* h_prev = state(hs, t);  // (B, H)
+        const Range m = my.rows_among(rows.rows[t]);  // the rows this thread's product computes
+        const scalar_t* h_rows = h_prev + m.begin * H;
+        scalar_t* gh_rows = gh + m.begin * GH + G * u.begin;
         if (direct)  // gate g of the slice: columns [g * u.size, (g + 1) * u.size) of its part of gh
           for (int64_t g = 0; g < G; g++)
-            gemm<scalar_t>(Trans::no, Trans::yes, rows.rows[t], u.size, H, scalar_t(1), h_prev, H,
-                           a.w_hh + (g * H + u.begin) * H, H, scalar_t(0), gh + G * u.begin + g * u.size, GH);
+            gemm<scalar_t>(Trans::no, Trans::yes, m.size, u.size, H, scalar_t(1), h_rows, H,
+                           a.w_hh + (g * H + u.begin) * H, H, scalar_t(0), gh_rows + g * u.size, GH);
         else
-          w_slice.multiply(rows.rows[t], h_prev, H, gh + G * u.begin, GH, /*accumulate=*/false);
+          w_slice.multiply(m.size, h_rows, H, gh_rows, GH, /*accumulate=*/false);
         const ForwardStep<scalar_t> s{chunked ? gates + (rows.offset[t] - rows.offset[t0]) * GH : gates + t * B * GH,
                                       gh,
                                       b_hh,
@@ -320,7 +369,7 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
                                       H};
         scalar_t* y = a.y + t * BH;  // (B, H)
         for_each_run(
-            a.lengths, t, B,
+            a.lengths, t, my.rows,
             [&](Range run) {
               Cell::forward_rows(s, run, u);
               for (int64_t b = run.begin; b < run.begin + run.size; b++) copy_units(y + b * H, s.h + b * H, u);
@@ -333,7 +382,7 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
               if (s.ghn != nullptr) zero_units(s.ghn + b * H, u);
             });
       }
-      team_barrier(nt);
+      if (!my.by_rows) team_barrier(nt);
     }
   }
   if (out_of_memory.load()) throw std::bad_alloc();
@@ -384,14 +433,15 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-    const Range u = split(H, nt, tid);  // this thread's hidden units
-    PackedB<scalar_t> w_columns;         // (G*H, u.size) W_hh's columns of these units, packed once
+    const StepShare my = step_share(tid, nt, B, H, share_by_rows(nt, B, G, H, sizeof(scalar_t)));
+    const Range u = my.units;
+    PackedB<scalar_t> w_columns;  // (G*H, u.size) W_hh's columns of these units, packed once
     const bool packed =
         packed_in_every_thread(nt, &out_of_memory, [&] { w_columns.pack_rows(GH, u.size, a.w_hh + u.begin, H); });
     for (int64_t k = 0; packed && k < Tmax; k++) {
       const int64_t t = Tmax - 1 - k, cur = k % 2, nxt = 1 - cur;
-      // A thread reads and writes only its own units' columns of dh/dc and dG_t before
-      // the barrier; after it, its GEMM reads all of dG_t and writes its own columns of dh_prev.
+      // A thread reads and writes only its own share of dh/dc and dG_t before the barrier (by units); after
+      // it, its GEMM reads all rows of dG_t and writes its own columns of dh_prev (by rows: its own rows).
       BackwardStep<scalar_t> s{dgx + rows.offset[t] * GH,
                                dgh + rows.offset[t] * GH,
                                dh_buf + nxt * BH,
@@ -408,7 +458,7 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
                                H};
       scalar_t* dh = dh_buf + cur * BH;  // (B, H) writable alias of s.dh
       for_each_run(
-          a.lengths, t, B,
+          a.lengths, t, my.rows,
           [&](Range run) {
             if (a.dy != nullptr)
               for (int64_t b = run.begin; b < run.begin + run.size; b++) {
@@ -425,8 +475,9 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
             copy_units(s.dh_prev + b * H, s.dh + b * H, u);
             if (Cell::has_c) copy_units(s.dc_prev + b * H, s.dc + b * H, u);
           });
-      team_barrier(nt);
-      w_columns.multiply(rows.rows[t], s.dgh, GH, s.dh_prev + u.begin, H, /*accumulate=*/true);
+      if (!my.by_rows) team_barrier(nt);
+      const Range m = my.rows_among(rows.rows[t]);  // the rows this thread's product computes
+      w_columns.multiply(m.size, s.dgh + m.begin * GH, GH, s.dh_prev + m.begin * H + u.begin, H, /*accumulate=*/true);
     }
   }
   if (out_of_memory.load()) throw std::bad_alloc();

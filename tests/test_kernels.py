@@ -151,12 +151,15 @@ def test_matches_torch(mode, dtype, bias, lengths):
     assert_close(ours, run_torch(args, grads), RTOL[dtype])
 
 
+@pytest.mark.parametrize("sharing", ["units", "rows"])
 @pytest.mark.parametrize("lengths", ["unsorted", "sorted"])
 @pytest.mark.parametrize("mode", MODES)
-def test_matches_torch_larger(mode, lengths):
-    """Sizes where every thread owns several units and the big GEMMs are split."""
+def test_matches_torch_larger(mode, lengths, sharing):
+    """Sizes where every thread owns several units (or rows) and the big GEMMs are split."""
     args, grads = make_inputs(mode, T=9, B=12, I=33, H=40, dtype=np.float64, lengths=lengths, seed=3)
-    assert_close(run_kernels(args, grads), run_torch(args, grads), 1e-9)
+    with thread_settings(2, min_step_work=0, sharing=sharing):
+        ours = run_kernels(args, grads)
+    assert_close(ours, run_torch(args, grads), 1e-9)
 
 
 @pytest.mark.parametrize("H", [70, 300])
@@ -168,7 +171,7 @@ def test_matches_torch_across_packed_gemm_blocks(mode, dtype, H):
     panel; G*H > 256 (LSTM at H = 70, every mode at 300) makes the backward product span several
     k chunks, and H = 300 the forward one too."""
     args, grads = make_inputs(mode, T=4, B=13, I=9, H=H, dtype=dtype, lengths="sorted", seed=7)
-    with thread_settings(2, min_step_work=0):  # two slices of units: odd panel widths per thread
+    with thread_settings(2, min_step_work=0, sharing="units"):  # two slices of units: odd panel widths per thread
         assert_close(run_kernels(args, grads), run_torch(args, grads), RTOL[dtype])
 
 
@@ -229,29 +232,34 @@ def test_reused_scratch_memory_gives_the_same_results(mode, lengths):
 
 
 @contextlib.contextmanager
-def thread_settings(threads, min_step_work=None):
-    """Run the block with the kernels' thread count (and min_step_work) set; restore both after."""
+def thread_settings(threads, min_step_work=None, sharing=""):
+    """Run the block with the kernels' thread count (and min_step_work, and how a time loop's threads
+    share its steps: "units", "rows" or "" by size) set; restore them after."""
     saved = _C.num_threads(), _C.min_step_work()
     _C.set_num_threads(threads)
     if min_step_work is not None:
         _C.set_min_step_work(min_step_work)
+    _C._set_step_sharing(sharing)
     try:
         yield
     finally:
         _C.set_num_threads(saved[0])
         _C.set_min_step_work(saved[1])
+        _C._set_step_sharing("")
 
 
+@pytest.mark.parametrize("sharing", ["units", "rows"])
 @pytest.mark.parametrize("B", [1, 9])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", MODES)
-def test_same_result_at_1_and_2_threads(mode, dtype, B):
-    """B = 1 takes the 1-row micro-kernel of the per-step product. min_step_work 0 makes even these small
-    time loops split over both threads (by default they would run on one)."""
+def test_same_result_at_1_and_2_threads(mode, dtype, B, sharing):
+    """B = 1 takes the 1-row micro-kernel of the per-step product (and cannot be shared by rows).
+    min_step_work 0 makes even these small time loops split over both threads (by default they would
+    run on one)."""
     args, grads = make_inputs(mode, T=7, B=B, I=10, H=37, dtype=dtype, seed=5)
     with thread_settings(1, min_step_work=0):
         one = run_kernels(args, grads)
-    with thread_settings(2, min_step_work=0):
+    with thread_settings(2, min_step_work=0, sharing=sharing):
         two = run_kernels(args, grads)
     # Every output element is one thread's full dot product, but OpenBLAS may order a
     # block's sums differently from the whole matrix's: equal to a few rounding errors.
@@ -270,6 +278,11 @@ def test_small_time_loops_run_on_one_thread_with_the_same_result():
     assert_close(default, forced, 100 * np.finfo(np.float64).eps)
 
 
+def test_step_sharing_validation():
+    with pytest.raises(ValueError, match="expected 'units', 'rows' or '', got 'cols'"):
+        _C._set_step_sharing("cols")
+
+
 def test_thread_count_validation():
     with pytest.raises(ValueError, match="n >= 1"):
         _C.set_num_threads(0)
@@ -280,11 +293,11 @@ def test_thread_count_validation():
 
 
 @pytest.mark.parametrize("T", [9, 900])
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads, sharing", [(1, ""), (2, "units"), (2, "rows")])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("lengths", [None, "unsorted", "sorted", "ended early"])
 @pytest.mark.parametrize("mode", MODES)
-def test_forward_without_workspace_gives_the_same_outputs(mode, lengths, dtype, threads, T):
+def test_forward_without_workspace_gives_the_same_outputs(mode, lengths, dtype, threads, sharing, T):
     """Inference keeps two states and one step of saved values instead of every step's, and projects
     the input a chunk of steps at a time (ceil(2048 / B) steps: T=900, B=5 makes three chunks, the
     last one short): y, h_n and c_n must not change by a bit, with lengths too (a finished row's
@@ -292,7 +305,7 @@ def test_forward_without_workspace_gives_the_same_outputs(mode, lengths, dtype, 
     args, _ = make_inputs(mode, T=T, B=5, H=6, dtype=dtype, lengths=lengths if lengths != "ended early" else "sorted")
     if lengths == "ended early":
         args["lengths"] = np.minimum(args["lengths"], T - 4)
-    with thread_settings(threads, min_step_work=0):
+    with thread_settings(threads, min_step_work=0, sharing=sharing):
         y, h_n, c_n, ws = _C.rnn_forward(**args)
         y2, h_n2, c_n2, ws2 = _C.rnn_forward(**args, need_workspace=False)
     assert ws2 is None and ws is not None
