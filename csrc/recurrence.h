@@ -219,8 +219,28 @@ inline bool share_by_rows(int nt, int64_t B, int64_t G, int64_t H, size_t elem_s
   return nt > 1 && B >= 2 * nt && size_t(G * H * H) * elem_size <= kPackedCacheBytes;
 }
 
-inline StepShare step_share(int tid, int nt, int64_t B, int64_t H, bool by_rows) {
-  return by_rows ? StepShare{split(B, nt, tid), Range{0, H}, true} : StepShare{Range{0, B}, split(H, nt, tid), false};
+// Thread tid's block of rows when the team shares steps by rows: B / nt rows each, or with lengths,
+// blocks of about equal total length (the modules sort the longest first, and the thread with those
+// would otherwise finish last: LSTM T100 B64 H256, lengths over [10, 100], 1.04x the time by units).
+inline Range row_block(const int64_t* lengths, int64_t B, int nt, int tid) {
+  int64_t total = 0;
+  for (int64_t b = 0; lengths != nullptr && b < B; b++) total += lengths[b];
+  if (total == 0) return split(B, nt, tid);
+  // The first row whose preceding rows hold at least k/nt of the total length; the last block ends at
+  // B (rows of length 0 at the end still need their state carried).
+  auto boundary = [&](int k) {
+    if (k == nt) return B;
+    int64_t b = 0;
+    for (int64_t sum = 0; b < B && sum * nt < k * total; b++) sum += lengths[b];
+    return b;
+  };
+  const int64_t begin = boundary(tid);
+  return Range{begin, boundary(tid + 1) - begin};
+}
+
+inline StepShare step_share(int tid, int nt, int64_t B, int64_t H, const int64_t* lengths, bool by_rows) {
+  return by_rows ? StepShare{row_block(lengths, B, nt, tid), Range{0, H}, true}
+                 : StepShare{Range{0, B}, split(H, nt, tid), false};
 }
 
 // src (Tmax, B, width) -> dst (packed rows, width): step t's first rows[t] rows, for steps [t0, t1)
@@ -334,7 +354,7 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
   {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-    const StepShare my = step_share(tid, nt, B, H, share_by_rows(nt, B, G, H, sizeof(scalar_t)) && !direct);
+    const StepShare my = step_share(tid, nt, B, H, a.lengths, share_by_rows(nt, B, G, H, sizeof(scalar_t)) && !direct);
     const Range u = my.units;
     PackedB<scalar_t> w_slice;  // (H, G*u.size) this slice's W_hh^T, packed once for all steps
     const bool ready =  // W_hh packed, or not needed packed
@@ -433,7 +453,7 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-    const StepShare my = step_share(tid, nt, B, H, share_by_rows(nt, B, G, H, sizeof(scalar_t)));
+    const StepShare my = step_share(tid, nt, B, H, a.lengths, share_by_rows(nt, B, G, H, sizeof(scalar_t)));
     const Range u = my.units;
     PackedB<scalar_t> w_columns;  // (G*H, u.size) W_hh's columns of these units, packed once
     const bool packed =
