@@ -14,8 +14,8 @@
 // NR and KC depend on the micro-kernel, chosen by CPU when B is packed (packed_gemm_kernel()):
 //   avx512: NR = 2 x 512 bits (32 floats / 16 doubles); avx2 and portable: 2 x 256 bits (16 / 8);
 //   KC = 16 KB / (NR * sizeof(T)): a panel's chunk stays in L1 across the row blocks that reuse it.
-// Micro-kernel: an MR x NR block of C (MR <= 6 rows of A) accumulated in registers over a
-// chunk of K. Blocks of 1 to 3 rows (batch 1 or 2 among them) get independent accumulators for
+// Micro-kernel: an MR x NR block of C (MR <= 8 rows of A with AVX-512, else 6) accumulated in
+// registers over a chunk of K. Blocks of 1 to 3 rows (batch 1 or 2 among them) get independent accumulators for
 // alternate k, so the FMA latency is hidden.
 #pragma once
 

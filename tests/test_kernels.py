@@ -166,11 +166,11 @@ def test_matches_torch_larger(mode, lengths, sharing):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", MODES)
 def test_matches_torch_across_packed_gemm_blocks(mode, dtype, H):
-    """The per-step products run on PackedB (csrc/packed_gemm.h): 6-row micro-kernel blocks, panels
-    of 64 or 128 bytes of columns, k in chunks of 128 or 256. B = 13 leaves a 1-row block and both sizes a partial
-    panel; G*H > 256 (LSTM at H = 70, every mode at 300) makes the backward product span several
+    """The per-step products run on PackedB (csrc/packed_gemm.h): micro-kernel blocks of 8 rows (AVX-512)
+    or 6, panels of 128 or 64 bytes of columns, k in chunks of 128 or 256. B = 25 leaves a 1-row block
+    either way and both sizes a partial panel; G*H > 256 (LSTM at H = 70, every mode at 300) makes the backward product span several
     k chunks, and H = 300 the forward one too."""
-    args, grads = make_inputs(mode, T=4, B=13, I=9, H=H, dtype=dtype, lengths="sorted", seed=7)
+    args, grads = make_inputs(mode, T=4, B=25, I=9, H=H, dtype=dtype, lengths="sorted", seed=7)
     with thread_settings(2, min_step_work=0, sharing="units"):  # two slices of units: odd panel widths per thread
         assert_close(run_kernels(args, grads), run_torch(args, grads), RTOL[dtype])
 
@@ -194,7 +194,7 @@ def test_every_micro_kernel_this_cpu_runs_matches_torch(mode, dtype, kernel):
     """The per-step products run the fastest micro-kernel the CPU has (AVX-512, AVX2 or portable),
     each with its own panel width; forcing each one here keeps the others tested on this CPU.
     Shapes as in test_matches_torch_across_packed_gemm_blocks (partial panels, several k chunks)."""
-    args, grads = make_inputs(mode, T=4, B=13, I=9, H=70, dtype=dtype, lengths="sorted", seed=7)
+    args, grads = make_inputs(mode, T=4, B=25, I=9, H=70, dtype=dtype, lengths="sorted", seed=7)
     _C._set_packed_gemm_kernel(kernel)
     try:
         assert _C.packed_gemm_kernel() == kernel
