@@ -210,7 +210,8 @@ void PackedB<T>::resize(int64_t K, int64_t N) {
   panels_ = Scratch<T>(K * Npad_);
   const int64_t last = N % nr_;  // the last panel's columns [last, NR) are padding: zero
   if (last > 0)
-    for (int64_t k = 0; k < K; k++) std::fill_n(chunk(k - k % kc_, N - last) + (k % kc_) * nr_ + last, nr_ - last, T(0));
+    for (int64_t k = 0; k < K; k++)
+      std::fill_n(chunk(k - k % kc_, N - last) + (k % kc_) * nr_ + last, nr_ - last, T(0));
 }
 
 template <typename T>
