@@ -5,7 +5,8 @@
   ``pydoc_data.topics``; report held-out bits per character against a unigram baseline, save a
   checkpoint (model, config and vocabulary, no pickle) and print samples.
 * ``sample CKPT --prompt TEXT [--length N --temperature T --top-k K --seed S]``: generate.
-* ``bench [--full]``: the benchmark harness (:mod:`minirnn.bench`).
+* ``bench [--full] [--threads N,N] [--shape T,B,H ...] [--repeats R]``: the benchmark harness
+  (:mod:`minirnn.bench`).
 """
 from __future__ import annotations
 
@@ -143,7 +144,8 @@ def bench(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"bench: the benchmark harness (minirnn.bench) is not available: {exc}", file=sys.stderr)
         return 1
-    bench_main(quick=not args.full, json_path=args.json, png_path=args.png)  # errors: main's handler
+    bench_main(quick=not args.full, json_path=args.json, png_path=args.png,  # errors: main's handler
+               shapes=tuple(args.shapes) if args.shapes else None, threads=args.threads, repeats=args.repeats)
     return 0
 
 
@@ -154,6 +156,30 @@ def _positive(kind: type) -> object:
             raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
         return value
     return parse
+
+
+def _thread_counts(text: str) -> tuple[int, ...]:
+    """``"1,2,4"`` -> (1, 2, 4): distinct thread counts >= 1, in increasing order."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1 such as 1,2,4, got {text!r}")
+    return tuple(sorted(set(counts)))
+
+
+def _shape(text: str) -> object:
+    """``"50,64,512"`` (T, B, H with I = H) or ``"50,64,256,512"`` (T, B, I, H) -> a bench Shape."""
+    from .bench.problem import Shape
+    try:
+        dims = [int(part) for part in text.split(",")]
+    except ValueError:
+        dims = []
+    if len(dims) not in (3, 4) or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"expected T,B,H or T,B,I,H as integers >= 1 such as 50,64,512, got {text!r}")
+    T, B, *rest = dims
+    return Shape(T, B, rest[0], rest[-1])
 
 
 def _fraction(text: str) -> float:
@@ -196,6 +222,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--full", action="store_true", help="the whole grid at 1 thread and all cores (~17 min)")
     b.add_argument("--json", default="minirnn-bench.json", help="results file (default minirnn-bench.json)")
     b.add_argument("--png", help="chart file (needs matplotlib: pip install 'minirnn[plot]')")
+    b.add_argument("--threads", type=_thread_counts, metavar="N,N,...",
+                   help="thread counts to time the grid at, e.g. 1,2,4,8 (default: all cores; --full: 1 and "
+                        "all cores); with more than one, a thread-scaling table is printed")
+    b.add_argument("--shape", type=_shape, action="append", dest="shapes", metavar="T,B,H",
+                   help="a layer size to time, T,B,H (I = H) or T,B,I,H; repeat for several (default: the "
+                        "quick or the full grid)")
+    b.add_argument("--repeats", type=_positive(int), help="timed rounds per point (default 3 quick, 7 full)")
     b.set_defaults(run=bench)
     return p
 

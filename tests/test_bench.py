@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from minirnn import _C
-from minirnn.bench import floor, harness, main, targets, timing
+from minirnn.bench import floor, harness, main, report, targets, timing
 from minirnn.bench.memory import workspace_bytes
 from minirnn.bench.charlm import CharLMConfig
 from minirnn.bench.problem import MODES, Shape, make_problem
@@ -200,6 +200,23 @@ def test_a_short_step_is_sampled_as_back_to_back_calls(monkeypatch):
     assert calls["short"] == 2 + 3 * (1 + 5)  # warm-up, sizing run; each sample: re-warm + 5 timed
     assert calls["long"] == 2 + 3 * (1 + 1)
     assert result["short"].median_s == pytest.approx(0.002) and result["long"].median_s == pytest.approx(0.04)
+
+
+def test_scaling_table_gives_speedups_over_the_fewest_threads():
+    def rec(threads, fused, torch=None):
+        times = {"fused": fused, "floor": fused / 2, **({"torch": torch} if torch else {})}
+        return {"mode": "gru", "T": 50, "B": 64, "H": 512, "threads": threads, "task": "train", "median_s": times}
+    assert report.scaling_table([rec(2, 1.0, 2.0)]) == ""  # one thread count: nothing to scale
+    lines = report.scaling_table([rec(1, 1.0, 2.0), rec(4, 0.4, 0.5), rec(16, 0.125, 0.25)]).splitlines()
+    assert lines[0].startswith("Thread scaling (speedup over 1 thread;")
+    assert lines[1].split() == ["mode", "T", "B", "H", "task", "speedup", "of", "1", "thr", "4", "thr", "16", "thr"]
+    assert lines[3].split() == ["gru", "50", "64", "512", "train", "fused", "1.00", "2.50", "8.00"]
+    assert lines[4].split() == ["torch", "1.00", "4.00", "8.00"]
+    assert lines[5].split() == ["floor", "1.00", "2.50", "8.00"]
+    assert lines[6].split() == ["fused/torch", "0.50", "0.80", "0.50"]
+    # without torch at some count (no torch installed, or skipped) its cells print as "-"
+    no_torch = report.scaling_table([rec(1, 1.0), rec(2, 0.5)]).splitlines()
+    assert no_torch[3].split()[-3:] == ["fused", "1.00", "2.00"] and no_torch[-1].split() == ["fused/torch", "-", "-"]
 
 
 def test_targets_verdicts():

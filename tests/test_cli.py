@@ -8,6 +8,7 @@ import pytest
 
 import minirnn
 from minirnn.charlm import unigram_bits
+from minirnn.bench.problem import Shape
 from minirnn.cli import main
 
 TEXT = "abcabcabd " * 60
@@ -113,10 +114,16 @@ def test_progress_bar_on_a_terminal(tmp_path, monkeypatch, capsys):
     assert quiet.getvalue() == ""
 
 
+DEFAULT_BENCH = {"shapes": None, "threads": None, "repeats": None}
+
+
 @pytest.mark.parametrize("argv,expected", [
-    (["bench"], {"quick": True, "json_path": "minirnn-bench.json", "png_path": None}),
+    (["bench"], {"quick": True, "json_path": "minirnn-bench.json", "png_path": None, **DEFAULT_BENCH}),
     (["bench", "--full", "--json", "out/r.json", "--png", "r.png"],
-     {"quick": False, "json_path": "out/r.json", "png_path": "r.png"}),
+     {"quick": False, "json_path": "out/r.json", "png_path": "r.png", **DEFAULT_BENCH}),
+    (["bench", "--threads", "4,1,2,4", "--shape", "50,64,512", "--shape", "10,4,16,24", "--repeats", "5"],
+     {"quick": True, "json_path": "minirnn-bench.json", "png_path": None, "threads": (1, 2, 4), "repeats": 5,
+      "shapes": (Shape(50, 64, 512, 512), Shape(10, 4, 16, 24))}),
 ])
 def test_bench_subcommand_runs_the_harness(monkeypatch, argv, expected):
     import minirnn.bench
@@ -124,6 +131,21 @@ def test_bench_subcommand_runs_the_harness(monkeypatch, argv, expected):
     monkeypatch.setattr(minirnn.bench, "main", lambda **kwargs: calls.append(kwargs))
     assert main(argv) == 0
     assert calls == [expected]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--threads", "0,2"], "expected comma-separated integers >= 1"),
+    (["--threads", "two"], "expected comma-separated integers >= 1"),
+    (["--shape", "50,64"], "expected T,B,H or T,B,I,H"),
+    (["--shape", "50,0,512"], "expected T,B,H or T,B,I,H"),
+    (["--repeats", "0"], "expected a number > 0"),
+])
+def test_bench_bad_options_are_usage_errors(monkeypatch, capsys, argv, message):
+    import minirnn.bench
+    monkeypatch.setattr(minirnn.bench, "main", lambda **kwargs: pytest.fail("the harness must not run"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_bench_png_without_matplotlib_is_a_clear_message(monkeypatch, capsys):

@@ -144,6 +144,9 @@ def publish(results: dict[str, Any], json_path: str | Path | None = None, png_pa
     results["targets"] = as_json(targets)
     log("")
     log(report.grid_table(results["grid"]))
+    scaling = report.scaling_table(results["grid"])
+    if scaling:
+        log(scaling)
     log(report.memory_table(results["memory"]))
     log(report.timing_table("Variable lengths (training step):", results["varlen"]))
     log(report.timing_table(report.denormals_title(results["denormals"]), results["denormals"], extra="slowdown"))

@@ -36,6 +36,39 @@ def grid_table(records: list[Record]) -> str:
     return "\n".join(lines)
 
 
+#: The contenders whose thread scaling is printed: the fused kernels, torch's layers, the GEMM floor.
+SCALING_COLUMNS = ("fused", "torch", "floor")
+
+
+def scaling_table(records: list[Record]) -> str:
+    """Per mode, shape and task, each contender's speedup at every thread count over the fewest
+    threads measured (time at the fewest / time at n), and fused's ratio to torch at each count.
+    Empty when the grid ran at one thread count."""
+    counts = sorted({r["threads"] for r in records})
+    if len(counts) < 2:
+        return ""
+    by_point: dict[tuple[Any, ...], dict[int, dict[str, float]]] = {}
+    for r in records:
+        by_point.setdefault((r["mode"], r["T"], r["B"], r["H"], r["task"]), {})[r["threads"]] = r["median_s"]
+    head = (f"{'mode':8s} {'T':>4s} {'B':>3s} {'H':>5s} {'task':5s} {'speedup of':12s}"
+            + "".join(f"{f'{n} thr':>8s}" for n in counts))
+    lines = [f"Thread scaling (speedup over {counts[0]} thread{'s' if counts[0] > 1 else ''}; "
+             "last row: fused's time / torch's at each count):", head, "-" * len(head)]
+    for (mode, T, B, H, task), times in by_point.items():
+        first = times.get(counts[0], {})
+        label = f"{mode:8s} {T:4d} {B:3d} {H:5d} {task:5s} "
+        for name in SCALING_COLUMNS:
+            if name in first:
+                lines.append(label + f"{name:12s}" + "".join(
+                    f"{first[name] / times[n][name]:8.2f}" if name in times.get(n, {}) else f"{'-':>8s}"
+                    for n in counts))
+                label = " " * len(label)
+        lines.append(label + f"{'fused/torch':12s}" + "".join(
+            f"{times[n]['fused'] / times[n]['torch']:8.2f}" if {"fused", "torch"} <= set(times.get(n, {}))
+            else f"{'-':>8s}" for n in counts))
+    return "\n".join(lines)
+
+
 def timing_table(title: str, records: list[Record], extra: str = "") -> str:
     """A small table of ``median_s`` per record (the varlen and denormal runs)."""
     lines = [title]
