@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -495,6 +497,17 @@ def test_bad_inputs_raise(desc, change, exc, match):
     _, _, _, ws = _C.rnn_forward(**good)
     with pytest.raises(exc, match=match):
         _C.rnn_backward(**args, y=None, workspace=ws, **grads)
+
+
+def test_the_extension_uses_no_iostreams():
+    """Every shape message above crashed the interpreter (SIGSEGV, not a ValueError) on a 16-core
+    Ubuntu 24.04 machine (GCC 13, Python 3.12), where the module was built without a libstdc++ it
+    loads (ldd listed none) and std::ostringstream ran uninitialised; the same tests pass here.
+    The messages are built from plain strings; this keeps <sstream> / <iostream> out of csrc."""
+    csrc = Path(__file__).resolve().parents[1] / "csrc"
+    streams = {f.name: m.group(0) for f in sorted(csrc.glob("*.[ch]*"))
+               for m in [re.search(r"#include\s*<(i|o|)(string|f)?stream>|std::(o|i|)stringstream", f.read_text())] if m}
+    assert streams == {}
 
 
 def test_lstm_requires_c0():
