@@ -294,3 +294,21 @@ def test_workspace_formula_matches_the_kernels_layout(mode):
     for T, B, H in ((1, 1, 1), (7, 3, 5), (100, 16, 1024)):
         assert workspace_bytes(mode, T, B, H) == 4 * _C.workspace_size(mode, T, B, H)
         assert workspace_bytes(mode, T, B, H, itemsize=8) == 8 * _C.workspace_size(mode, T, B, H)
+
+
+def test_thread_knobs_script_times_every_variant_and_restores_the_knobs():
+    """benchmarks/thread_knobs.py on tiny layers: one line per point with each variant's ratio to
+    the default, and min_step_work / step sharing as they were afterwards."""
+    spec = importlib.util.spec_from_file_location("thread_knobs", Path(__file__).resolve().parents[1]
+                                                  / "benchmarks" / "thread_knobs.py")
+    knobs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(knobs)
+    before = _C.min_step_work()
+    log = []
+    knobs.main([1], repeats=1, work_shapes=TINY, sharing_shapes=TINY, log=log.append)
+    assert _C.min_step_work() == before
+    work_lines = [t for t in log if " w32768 " in t]
+    sharing_lines = [t for t in log if " auto " in t]
+    assert len(work_lines) == len(MODES) * 2 and len(sharing_lines) == 2  # modes x tasks; lstm, gru
+    assert all("(1.00)" in t and " w65536 " in t and " w131072 " in t for t in work_lines)
+    assert all(" units " in t and " rows " in t for t in sharing_lines)
