@@ -524,7 +524,11 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
     gemm_block<scalar_t>(tid, nt, Trans::no, Trans::no, N, I, GH, scalar_t(1), dgx, GH, a.w_ih, I, scalar_t(0), dxp,
                          I);
     if (a.db_ih != nullptr) column_sums_block(tid, nt, a.db_ih, dgx, N, GH);
-    if (a.db_hh != nullptr) column_sums_block(tid, nt, a.db_hh, dgh, N, GH);
+    if (a.db_hh != nullptr && Cell::split_dgh) column_sums_block(tid, nt, a.db_hh, dgh, N, GH);
+    if (a.db_hh != nullptr && !Cell::split_dgh) {  // one dG for both biases: copy the sums, not a 2nd pass over dG
+      const Range cols = split(GH, nt, tid);        // column_sums_block's columns of this thread
+      std::copy(a.db_ih + cols.begin, a.db_ih + cols.begin + cols.size, a.db_hh + cols.begin);
+    }
   }
   if (!rows.dense) scatter_step_rows(a.dx, dxp, I, rows, B);
   std::fill(a.dx + Tmax * B * I, a.dx + T * B * I, scalar_t(0));  // steps after every sequence ended
