@@ -501,9 +501,10 @@ def test_bad_inputs_raise(desc, change, exc, match):
 
 def test_the_extension_uses_no_iostreams():
     """Every shape message above crashed the interpreter (SIGSEGV, not a ValueError) on a 16-core
-    Ubuntu 24.04 machine (GCC 13, Python 3.12), where the module was built without a libstdc++ it
-    loads (ldd listed none) and std::ostringstream ran uninitialised; the same tests pass here.
-    The messages are built from plain strings; this keeps <sstream> / <iostream> out of csrc."""
+    Ubuntu 24.04 machine (GCC 13, Python 3.12) while they were built with a string stream; the same
+    tests pass here. The cause was not established (ldd listed no libstdc++ for that build, which
+    suggests a statically linked one). With plain strings they raise there too; this test keeps
+    <sstream> / <iostream> out of csrc."""
     csrc = Path(__file__).resolve().parents[1] / "csrc"
     streams = {f.name: m.group(0) for f in sorted(csrc.glob("*.[ch]*"))
                for m in [re.search(r"#include\s*<(i|o|)(string|f)?stream>|std::(o|i|)stringstream", f.read_text())] if m}
