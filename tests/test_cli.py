@@ -157,6 +157,15 @@ def test_bench_png_without_matplotlib_is_a_clear_message(monkeypatch, capsys):
     assert "needs matplotlib" in capsys.readouterr().err
 
 
+def test_bench_without_threadpoolctl_is_a_clear_message(monkeypatch, capsys):
+    from minirnn.bench import harness
+    real_find_spec = harness.importlib.util.find_spec
+    monkeypatch.setattr(harness.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "threadpoolctl" else real_find_spec(name, *a))
+    assert main(["bench"]) == 2
+    assert "need threadpoolctl (pip install 'minirnn[bench]')" in capsys.readouterr().err
+
+
 def test_bench_missing_is_a_clear_message(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "minirnn.bench", None)
     assert main(["bench"]) == 1

@@ -179,6 +179,9 @@ def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json"
     7 repeats, every contender everywhere. ``shapes``, ``threads``, ``repeats`` override them.
     ``charlm=None`` skips the char-LM run. ``png_path`` needs matplotlib (the plot extra).
     """
+    if importlib.util.find_spec("threadpoolctl") is None:  # sets NumPy's BLAS threads (threads.py)
+        raise ValueError("main: the benchmarks need threadpoolctl (pip install 'minirnn[bench]'), which is not "
+                         "installed")
     if png_path is not None and importlib.util.find_spec("matplotlib") is None:
         raise ValueError(f"main: png_path={str(png_path)!r} needs matplotlib (pip install 'minirnn[plot]'), "
                          "which is not installed")
