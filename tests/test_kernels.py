@@ -499,6 +499,29 @@ def test_bad_inputs_raise(desc, change, exc, match):
         _C.rnn_backward(**args, y=None, workspace=ws, **grads)
 
 
+def test_python_threads_may_call_the_kernels_at_once():
+    """The kernels release the GIL; calls from several Python threads at once (each opening its own
+    OpenMP team, sharing the scratch cache) give exactly what the same calls give one at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+    cases = [make_inputs(mode, T=20, B=16, I=24, H=48, dtype=dtype, seed=k)
+             for k, (mode, dtype) in enumerate([("lstm", np.float32), ("gru", np.float64), ("rnn_tanh", np.float32),
+                                                 ("lstm", np.float64)])]
+    expected = [run_kernels(*case) for case in cases]
+
+    def repeat(k):
+        return [run_kernels(*cases[k]) for _ in range(5)]
+
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        results = list(pool.map(repeat, range(len(cases))))
+    for want, got in zip(expected, results):
+        for one in got:
+            for name, value in want.items():
+                if value is None:
+                    assert one[name] is None
+                else:
+                    np.testing.assert_array_equal(one[name], value, err_msg=name)
+
+
 def test_the_extension_uses_no_iostreams():
     """Every shape message above crashed the interpreter (SIGSEGV, not a ValueError) on a 16-core
     Ubuntu 24.04 machine (GCC 13, Python 3.12) while they were built with a string stream; the same
