@@ -4,7 +4,7 @@
 
 1. ``min_step_work`` (``_C.set_min_step_work``): the multiply-adds of a step's recurrent GEMM each
    thread must get before a time loop uses more threads (default 32768; fewer threads below it).
-   Timed at the default, 2x and 4x, training and inference, at small layers where it decides.
+   Timed at the current value (the default, 32768, unless changed), 2x and 4x, training and inference, at small layers where it decides.
 2. Step sharing (``_C._set_step_sharing``): the automatic choice against forcing every step to be
    shared by hidden units or by batch rows, training, at the sizes where the choice flips.
 
@@ -15,7 +15,6 @@ alternate freely; both are restored at the end. Results: benchmarks/results/*-th
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from typing import Callable
 
@@ -23,9 +22,8 @@ from minirnn import _C
 from minirnn.bench import timing
 from minirnn.bench.contenders import fused_step
 from minirnn.bench.problem import MODES, Shape, make_problem
-from minirnn.bench.threads import use_threads
+from minirnn.bench.threads import all_cores, use_threads
 
-DEFAULT_WORK = 32768
 WORK_SHAPES = (Shape(50, 32, 128, 128), Shape(100, 16, 64, 64), Shape(100, 64, 128, 128))
 SHARING_SHAPES = (Shape(50, 32, 128, 128), Shape(100, 64, 256, 256), Shape(50, 64, 512, 512))
 
@@ -47,7 +45,7 @@ def line(title: str, timings: dict[str, timing.Timing]) -> str:
                                        for name, t in timings.items())
 
 
-def min_step_work_ab(threads: list[int], shapes: tuple[Shape, ...], repeats: int) -> list[str]:
+def min_step_work_ab(threads: list[int], shapes: tuple[Shape, ...], repeats: int, base: int) -> list[str]:
     lines = []
     for n in threads:
         for mode in MODES:
@@ -55,7 +53,7 @@ def min_step_work_ab(threads: list[int], shapes: tuple[Shape, ...], repeats: int
                 problem = make_problem(mode, shape)
                 for train in (True, False):
                     variants = [timing.Contender(f"w{w}", with_knobs(fused_step(problem, train), work=w), spins=False)
-                                for w in (DEFAULT_WORK, 2 * DEFAULT_WORK, 4 * DEFAULT_WORK)]
+                                for w in (base, 2 * base, 4 * base)]
                     with use_threads(n):
                         timings = timing.time_interleaved(variants, repeats, 2.0)
                     lines.append(line(f"{mode} {shape.label} thr={n} {'train' if train else 'infer'}", timings))
@@ -81,8 +79,8 @@ def main(threads: list[int], repeats: int = 7, work_shapes: tuple[Shape, ...] = 
     start = time.perf_counter()
     saved_work = _C.min_step_work()
     try:
-        log(f"== min_step_work {DEFAULT_WORK} (default) / {2 * DEFAULT_WORK} / {4 * DEFAULT_WORK}")
-        for text in min_step_work_ab(threads, work_shapes, repeats):
+        log(f"== min_step_work {saved_work} (current) / {2 * saved_work} / {4 * saved_work}")
+        for text in min_step_work_ab(threads, work_shapes, repeats, saved_work):
             log(text)
         log("== step sharing: automatic / units / rows")
         for text in sharing_ab(threads, sharing_shapes, max(1, repeats - 2)):
@@ -95,7 +93,7 @@ def main(threads: list[int], repeats: int = 7, work_shapes: tuple[Shape, ...] = 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("threads", nargs="?", default=str(len(os.sched_getaffinity(0))),
+    parser.add_argument("threads", nargs="?", default=str(all_cores()),
                         help="comma-separated thread counts (default: all cores)")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()

@@ -158,12 +158,17 @@ def _positive(kind: type) -> object:
     return parse
 
 
+def _comma_ints(text: str) -> list[int]:
+    """``"1,2,4"`` -> [1, 2, 4]; [] when a part is not an integer."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        return []
+
+
 def _thread_counts(text: str) -> tuple[int, ...]:
     """``"1,2,4"`` -> (1, 2, 4): distinct thread counts >= 1, in increasing order."""
-    try:
-        counts = [int(part) for part in text.split(",")]
-    except ValueError:
-        counts = []
+    counts = _comma_ints(text)
     if not counts or min(counts) < 1:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1 such as 1,2,4, got {text!r}")
     return tuple(sorted(set(counts)))
@@ -172,10 +177,7 @@ def _thread_counts(text: str) -> tuple[int, ...]:
 def _shape(text: str) -> object:
     """``"50,64,512"`` (T, B, H with I = H) or ``"50,64,256,512"`` (T, B, I, H) -> a bench Shape."""
     from .bench.problem import Shape
-    try:
-        dims = [int(part) for part in text.split(",")]
-    except ValueError:
-        dims = []
+    dims = _comma_ints(text)
     if len(dims) not in (3, 4) or min(dims) < 1:
         raise argparse.ArgumentTypeError(f"expected T,B,H or T,B,I,H as integers >= 1 such as 50,64,512, got {text!r}")
     T, B, *rest = dims

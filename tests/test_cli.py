@@ -148,22 +148,17 @@ def test_bench_bad_options_are_usage_errors(monkeypatch, capsys, argv, message):
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_bench_png_without_matplotlib_is_a_clear_message(monkeypatch, capsys):
+@pytest.mark.parametrize("missing,argv,message", [
+    ("matplotlib", ["bench", "--png", "r.png"], "needs matplotlib"),
+    ("threadpoolctl", ["bench"], "need threadpoolctl (pip install 'minirnn[bench]')"),
+])
+def test_bench_without_an_extra_is_a_clear_message(monkeypatch, capsys, missing, argv, message):
     from minirnn.bench import harness
     real_find_spec = harness.importlib.util.find_spec
     monkeypatch.setattr(harness.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a))
-    assert main(["bench", "--png", "r.png"]) == 2
-    assert "needs matplotlib" in capsys.readouterr().err
-
-
-def test_bench_without_threadpoolctl_is_a_clear_message(monkeypatch, capsys):
-    from minirnn.bench import harness
-    real_find_spec = harness.importlib.util.find_spec
-    monkeypatch.setattr(harness.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "threadpoolctl" else real_find_spec(name, *a))
-    assert main(["bench"]) == 2
-    assert "need threadpoolctl (pip install 'minirnn[bench]')" in capsys.readouterr().err
+                        lambda name, *a: None if name == missing else real_find_spec(name, *a))
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_bench_missing_is_a_clear_message(monkeypatch, capsys):
