@@ -34,7 +34,7 @@ struct GruCell : CellTraits<Mode::gru, 3, /*has_c=*/false, /*split_dgh=*/true> {
         const scalar_t r = sigmoid(s.pre(b, 0, u, k));
         const scalar_t z = sigmoid(s.pre(b, 1, u, k));
         const scalar_t hn = r_h[2 * u.size + k] + s.b_hh[2 * H + j];  // the reset gate scales this part only
-        const scalar_t n = tanh_(a[2 * H + j] + r * hn);
+        const scalar_t n = tanh_(a[2 * H + j] + s.b_ih[2 * H + j] + r * hn);
         a[0 * H + j] = r;
         a[1 * H + j] = z;
         a[2 * H + j] = n;

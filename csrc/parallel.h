@@ -92,19 +92,11 @@ void gemm_block(int tid, int nt, Trans ta, Trans tb, int64_t M, int64_t N, int64
   }
 }
 
-// Thread `tid` of `nt` computes its block of Y(M, N) = X(M, K) @ W(N, K)^T + b(N)
-// (b may be null): the bias is written first, then accumulated into (beta = 1).
+// Thread `tid` of `nt` computes its block of Y(M, N) = X(M, K) @ W(N, K)^T (a layer's input
+// projection; its bias is added later, by the pointwise pass that reads Y).
 template <typename T>
-void linear_block(int tid, int nt, T* Y, const T* X, const T* W, const T* b, int64_t M, int64_t N, int64_t K) {
-  if (b == nullptr) {
-    gemm_block<T>(tid, nt, Trans::no, Trans::yes, M, N, K, T(1), X, K, W, K, T(0), Y, N);
-    return;
-  }
-  const Range rows = M >= N ? split(M, nt, tid) : Range{0, M};
-  const Range cols = M >= N ? Range{0, N} : split(N, nt, tid);
-  for (int64_t m = rows.begin; m < rows.begin + rows.size; m++)
-    for (int64_t n = cols.begin; n < cols.begin + cols.size; n++) Y[m * N + n] = b[n];
-  gemm_block<T>(tid, nt, Trans::no, Trans::yes, M, N, K, T(1), X, K, W, K, T(1), Y, N);
+void project_block(int tid, int nt, T* Y, const T* X, const T* W, int64_t M, int64_t N, int64_t K) {
+  gemm_block<T>(tid, nt, Trans::no, Trans::yes, M, N, K, T(1), X, K, W, K, T(0), Y, N);
 }
 
 // Thread `tid` of `nt`: out(N) = sum over rows of A(M, N), columns split among
