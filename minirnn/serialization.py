@@ -95,6 +95,23 @@ def save(obj: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
         raise
 
 
+# A zip archive starts with a local file header (an empty one with its end record); numpy's
+# own .npy format with its magic string.
+_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _check_signature(path: str, head: bytes) -> None:
+    """Refuse, before numpy sees it, a file that is neither a zip archive nor an .npy array.
+
+    numpy would take such a file for a pickle and say so, with advice to load it with
+    ``allow_pickle=True``: advice that a checkpoint loader must never give.
+    """
+    if not head.startswith(_ZIP_SIGNATURES) and head != _NPY_MAGIC:
+        raise ValueError(f"load: {path!r} is not an .npz archive: a zip file starts with b'PK', "
+                         f"this one with {head[:4]!r}")
+
+
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a file written by :func:`save` (or any plain ``.npz``) without executing code.
 
@@ -104,6 +121,8 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:  # we own the handle, so it is closed even when numpy fails
+            _check_signature(path, f.read(len(_NPY_MAGIC)))
+            f.seek(0)
             loaded = np.load(f, allow_pickle=False)
             if not isinstance(loaded, np.lib.npyio.NpzFile):
                 raise ValueError(f"expected an .npz archive, got a single {type(loaded).__name__}")

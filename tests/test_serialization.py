@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +134,13 @@ def test_tampered_file_is_refused(tmp_path: Path) -> None:
 def test_not_an_archive_is_refused(tmp_path: Path) -> None:
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"this is not a zip file at all")
-    with pytest.raises(ValueError, match="junk.npz"):
+    with pytest.raises(ValueError, match="junk.npz.* is not an .npz archive") as refused:
         minirnn.load(junk)
+    assert "allow_pickle" not in str(refused.value)  # numpy's advice to load it unsafely is not passed on
+    for content in (b"", b"PK"):  # empty, and shorter than any header
+        junk.write_bytes(content)
+        with pytest.raises(ValueError, match="junk.npz"):
+            minirnn.load(junk)
     single = tmp_path / "single.npy"
     np.save(single, np.ones(3))
     with pytest.raises(ValueError, match="single .*ndarray"):
@@ -151,6 +157,18 @@ def test_pickled_payload_is_refused_and_never_run(tmp_path: Path) -> None:
         minirnn.load(path)
     assert _UNPICKLED == []
     np.load(path, allow_pickle=True)["evil"]  # the payload is live: loading with pickle runs it
+    assert _UNPICKLED == ["ran"]
+
+
+def test_raw_pickle_file_is_refused_and_never_run(tmp_path: Path) -> None:
+    path = tmp_path / "evil.npz"
+    path.write_bytes(pickle.dumps({"w": _Payload()}))
+    _UNPICKLED.clear()
+    with pytest.raises(ValueError, match="evil.npz.* is not an .npz archive") as refused:
+        minirnn.load(path)
+    assert "allow_pickle" not in str(refused.value) and _UNPICKLED == []
+    with path.open("rb") as f:
+        pickle.load(f)  # the payload is live: unpickling runs it
     assert _UNPICKLED == ["ran"]
 
 
