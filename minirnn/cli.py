@@ -174,8 +174,9 @@ def _thread_counts(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(counts)))
 
 
-def _shape(text: str) -> object:
-    """``"50,64,512"`` (T, B, H with I = H) or ``"50,64,256,512"`` (T, B, I, H) -> a bench Shape."""
+def shape_argument(text: str) -> object:
+    """argparse type of a layer size: ``"50,64,512"`` (T, B, H with I = H) or ``"50,64,256,512"``
+    (T, B, I, H) -> a bench Shape (also used by benchmarks/ab_builds.py)."""
     from .bench.problem import Shape
     dims = _comma_ints(text)
     if len(dims) not in (3, 4) or min(dims) < 1:
@@ -227,7 +228,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=_thread_counts, metavar="N,N,...",
                    help="thread counts to time the grid at, e.g. 1,2,4,8 (default: all cores; --full: 1 and "
                         "all cores); with more than one, a thread-scaling table is printed")
-    b.add_argument("--shape", type=_shape, action="append", dest="shapes", metavar="T,B,H",
+    b.add_argument("--shape", type=shape_argument, action="append", dest="shapes", metavar="T,B,H",
                    help="a layer size to time, T,B,H (I = H) or T,B,I,H; repeat for several (default: the "
                         "quick or the full grid)")
     b.add_argument("--repeats", type=_positive(int), help="timed rounds per point (default 3 quick, 7 full)")

@@ -6,6 +6,8 @@ import copy
 import importlib.util
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -312,3 +314,25 @@ def test_thread_knobs_script_times_every_variant_and_restores_the_knobs():
     assert len(work_lines) == len(MODES) * 2 and len(sharing_lines) == 2  # modes x tasks; lstm, gru
     assert all("(1.00)" in t and " w65536 " in t and " w131072 " in t for t in work_lines)
     assert all(" units " in t and " rows " in t for t in sharing_lines)
+
+
+def test_ab_builds_script_times_two_builds_in_alternating_processes():
+    """benchmarks/ab_builds.py with the installed build as both A and B, one round on a tiny layer:
+    each child loads the build it is given (it checks), and the report has the round and both ratios."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ab_builds.py"
+    build = _C.__file__
+    done = subprocess.run([sys.executable, str(script), build, build, "--mode", "gru", "--shape", "3,2,4,5",
+                           "--task", "infer", "--rounds", "1", "--repeats", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("gru T3 B2 I4 H5 infer, 1 thread(s), 1 rounds")
+    assert re.match(r"round 1: fused A [\d.]+ ms  B [\d.]+ ms  B/A [\d.]+   floor B/A [\d.]+$", lines[1])
+    assert lines[2].startswith("fused B/A: median ") and lines[3].startswith("floor B/A: median ")
+
+
+def test_ab_builds_script_refuses_a_missing_build(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ab_builds.py"
+    done = subprocess.run([sys.executable, str(script), _C.__file__, str(tmp_path / "nothing.so")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "nothing.so': no such file" in done.stderr
