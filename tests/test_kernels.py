@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import re
 import subprocess
 import sys
@@ -646,7 +647,8 @@ def test_hypothesis_shapes_match_torch():
 @pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu"])
 def test_float32_activation_accuracy(mode):
     """float32 uses branch-free vectorised exp/tanh: within a few ulp over the whole range, NaN and inf kept."""
-    x = np.concatenate([np.linspace(-40, 40, 20001), [np.inf, -np.inf, np.nan, 1e-30, -1e-7, 0.0]]).astype(np.float32)
+    x = np.concatenate([np.linspace(-40, 40, 20001), np.linspace(-12, 12, 400001),
+                        [np.inf, -np.inf, np.nan, 1e-30, -1e-7, 0.0]]).astype(np.float32)
     n = x.size
     y = _C.rnn_forward(mode, x.reshape(1, n, 1), np.ones((1, 1), np.float32), np.zeros((1, 1), np.float32),
                        None, None, np.zeros((n, 1), np.float32), None, None)[0].ravel()
@@ -655,3 +657,28 @@ def test_float32_activation_accuracy(mode):
     np.testing.assert_array_equal(np.isnan(y), np.isnan(x))
     ok = ~np.isnan(x)
     np.testing.assert_allclose(y[ok], ref[ok], rtol=4 * np.finfo(np.float32).eps, atol=0)
+    if mode == "rnn_tanh":
+        assert np.abs(y[ok]).max() <= 1.0
+
+
+def test_float32_tanh_coefficients_are_the_fit_of_csrc_fit_tanh():
+    """The rational tanh's coefficients in csrc/activations.h are the ones csrc/fit_tanh.py derives
+    (to float32 rounding, 6e-8, with room for the BLAS under numpy's lstsq: 2e-7)."""
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("fit_tanh", root / "csrc" / "fit_tanh.py")
+    fit_tanh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit_tanh)
+    p, q, _ = fit_tanh.fit()
+    source = (root / "csrc" / "activations.h").read_text()
+    body = source[source.index("inline float tanh_<float>(float x)"):]
+    body = body[:body.index("\n}\n")]
+    number = r"([-+]?\s*[\d.]+(?:e[-+]?\d+)?)f"
+
+    def coefficients(name):  # Horner: the first assignment holds the highest power
+        first = re.search(rf"float {name} = {number};", body).group(1)
+        rest = re.findall(rf"{name} = {name} \* z ([-+]) ([\d.]+(?:e[-+]?\d+)?)f;", body)
+        values = [float(first)] + [float(sign + digits) for sign, digits in rest]
+        return np.array(values[::-1])  # lowest power first
+
+    np.testing.assert_allclose(coefficients("p"), p, rtol=2e-7)
+    np.testing.assert_allclose(coefficients("q"), q, rtol=2e-7)
