@@ -336,3 +336,21 @@ def test_ab_builds_script_refuses_a_missing_build(tmp_path):
     done = subprocess.run([sys.executable, str(script), _C.__file__, str(tmp_path / "nothing.so")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "nothing.so': no such file" in done.stderr
+
+
+def test_readme_tables_are_the_ones_the_cited_run_prints(capsys):
+    """benchmarks/README.md names the run whose tables the top-level README shows; printing that
+    run's tables with benchmarks/readme_tables.py gives exactly the README's rows."""
+    root = Path(__file__).resolve().parents[1]
+    cited = re.search(r"`python benchmarks/readme_tables.py\s+(results/\S+\.json)`",
+                      (root / "benchmarks" / "README.md").read_text())
+    assert cited, "benchmarks/README.md should name the run the README's tables come from"
+    spec = importlib.util.spec_from_file_location("readme_tables", root / "benchmarks" / "readme_tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    tables.main([str(root / "benchmarks" / cited.group(1))])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 3 + 15 + 15 + 15  # three headers; training, inference, varlen rows at 2 threads
+    readme = (root / "README.md").read_text()
+    missing = [row for row in rows if row not in readme]
+    assert missing == []
