@@ -39,21 +39,18 @@ def load_build(so: str) -> None:
 if __name__ == "__main__" and "--child" in sys.argv:  # before anything imports minirnn, with its own _C
     load_build(sys.argv[sys.argv.index("--child") + 1])
 
+import minirnn  # noqa: E402
+from minirnn.bench.contenders import fused_step  # noqa: E402
+from minirnn.bench.floor import floor_step  # noqa: E402
+from minirnn.bench.problem import MODES, make_problem  # noqa: E402
+from minirnn.bench.threads import use_threads  # noqa: E402
+from minirnn.bench.timing import Contender, time_interleaved  # noqa: E402
 from minirnn.cli import shape_argument  # noqa: E402
-
-MODES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
     """In a fresh process that loaded build ``args.child`` first: median seconds of the fused step
     and of its GEMM floor."""
-    import minirnn
-    from minirnn.bench.contenders import fused_step
-    from minirnn.bench.floor import floor_step
-    from minirnn.bench.problem import make_problem
-    from minirnn.bench.threads import use_threads
-    from minirnn.bench.timing import Contender, time_interleaved
-
     if Path(minirnn._C.__file__).resolve() != Path(args.child).resolve():
         raise RuntimeError(f"loaded {minirnn._C.__file__}, not the build {args.child}")
     problem = make_problem(args.mode, args.shape)
