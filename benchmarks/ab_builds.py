@@ -45,7 +45,7 @@ from minirnn.bench.floor import floor_step  # noqa: E402
 from minirnn.bench.problem import MODES, make_problem  # noqa: E402
 from minirnn.bench.threads import use_threads  # noqa: E402
 from minirnn.bench.timing import Contender, time_interleaved  # noqa: E402
-from minirnn.cli import shape_argument  # noqa: E402
+from minirnn.cli import positive_argument, shape_argument  # noqa: E402
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
@@ -97,13 +97,6 @@ def extension_file(text: str) -> str:
     return text
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("a", nargs="?", type=extension_file, help="build A's _C*.so (the baseline)")
@@ -111,9 +104,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default="lstm")
     p.add_argument("--shape", type=shape_argument, default=shape_argument("100,64,256"), help="T,B,H or T,B,I,H")
     p.add_argument("--task", choices=("train", "infer"), default="train")
-    p.add_argument("--threads", type=positive, default=1)
-    p.add_argument("--rounds", type=positive, default=5, help="processes per build")
-    p.add_argument("--repeats", type=positive, default=7, help="timed samples per process")
+    p.add_argument("--threads", type=positive_argument(int), default=1)
+    p.add_argument("--rounds", type=positive_argument(int), default=5, help="processes per build")
+    p.add_argument("--repeats", type=positive_argument(int), default=7, help="timed samples per process")
     p.add_argument("--child", type=extension_file, help=argparse.SUPPRESS)
     return p
 

@@ -149,7 +149,8 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(kind: type) -> object:
+def positive_argument(kind: type) -> object:
+    """argparse type: a ``kind`` (int or float) > 0 (also used by benchmarks/ab_builds.py)."""
     def parse(text: str) -> float | int:
         value = kind(text)
         if not value > 0:
@@ -198,16 +199,16 @@ def parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model")
     train.add_argument("model", choices=["charlm"])
     train.add_argument("--data", help="UTF-8 text file (default: pydoc_data.topics)")
-    train.add_argument("--minutes", type=_positive(float), default=2.0, help="training time (default 2)")
-    train.add_argument("--steps", type=_positive(int), help="train this many updates instead of --minutes")
+    train.add_argument("--minutes", type=positive_argument(float), default=2.0, help="training time (default 2)")
+    train.add_argument("--steps", type=positive_argument(int), help="train this many updates instead of --minutes")
     train.add_argument("--out", default="charlm.npz", help="checkpoint path (default charlm.npz)")
-    train.add_argument("--seq-len", type=_positive(int), default=64, help="TBPTT chunk length k1 = k2")
-    train.add_argument("--batch", type=_positive(int), default=32)
-    train.add_argument("--embed", type=_positive(int), default=32)
-    train.add_argument("--hidden", type=_positive(int), default=128)
-    train.add_argument("--layers", type=_positive(int), default=2)
-    train.add_argument("--lr", type=_positive(float), default=3e-3)
-    train.add_argument("--clip", type=_positive(float), default=1.0, help="gradient-norm clipping")
+    train.add_argument("--seq-len", type=positive_argument(int), default=64, help="TBPTT chunk length k1 = k2")
+    train.add_argument("--batch", type=positive_argument(int), default=32)
+    train.add_argument("--embed", type=positive_argument(int), default=32)
+    train.add_argument("--hidden", type=positive_argument(int), default=128)
+    train.add_argument("--layers", type=positive_argument(int), default=2)
+    train.add_argument("--lr", type=positive_argument(float), default=3e-3)
+    train.add_argument("--clip", type=positive_argument(float), default=1.0, help="gradient-norm clipping")
     train.add_argument("--val-fraction", type=_fraction, default=0.05, help="held-out share (default 0.05)")
     train.add_argument("--samples", type=int, default=2, help="samples to print after training")
     train.add_argument("--seed", type=int, default=0)
@@ -218,7 +219,7 @@ def parser() -> argparse.ArgumentParser:
     smp.add_argument("--prompt", default="The ")
     smp.add_argument("--length", type=int, default=300)
     smp.add_argument("--temperature", type=float, default=0.8)
-    smp.add_argument("--top-k", type=_positive(int))
+    smp.add_argument("--top-k", type=positive_argument(int))
     smp.add_argument("--seed", type=int, default=0)
     smp.set_defaults(run=sample)
     b = sub.add_parser("bench", help="run the benchmarks (quick unless --full)")
@@ -231,7 +232,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--shape", type=shape_argument, action="append", dest="shapes", metavar="T,B,H",
                    help="a layer size to time, T,B,H (I = H) or T,B,I,H; repeat for several (default: the "
                         "quick or the full grid)")
-    b.add_argument("--repeats", type=_positive(int), help="timed rounds per point (default 3 quick, 7 full)")
+    b.add_argument("--repeats", type=positive_argument(int), help="timed rounds per point (default 3 quick, 7 full)")
     b.set_defaults(run=bench)
     return p
 

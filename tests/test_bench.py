@@ -20,6 +20,7 @@ from minirnn.bench.charlm import CharLMConfig
 from minirnn.bench.problem import MODES, Shape, make_problem
 from minirnn.bench.threads import use_threads
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY = (Shape(6, 2, 4, 5),)
 TINY_LM = CharLMConfig(T=8, B=2, embed=4, hidden=6, layers=2)
 CONTENDERS = {"fused", "cells", "numpy", "floor"}
@@ -301,8 +302,7 @@ def test_workspace_formula_matches_the_kernels_layout(mode):
 def test_thread_knobs_script_times_every_variant_and_restores_the_knobs():
     """benchmarks/thread_knobs.py on tiny layers: one line per point with each variant's ratio to
     the default, and min_step_work / step sharing as they were afterwards."""
-    spec = importlib.util.spec_from_file_location("thread_knobs", Path(__file__).resolve().parents[1]
-                                                  / "benchmarks" / "thread_knobs.py")
+    spec = importlib.util.spec_from_file_location("thread_knobs", BENCHMARKS / "thread_knobs.py")
     knobs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(knobs)
     before = _C.min_step_work()
@@ -319,7 +319,7 @@ def test_thread_knobs_script_times_every_variant_and_restores_the_knobs():
 def test_ab_builds_script_times_two_builds_in_alternating_processes():
     """benchmarks/ab_builds.py with the installed build as both A and B, one round on a tiny layer:
     each child loads the build it is given (it checks), and the report has the round and both ratios."""
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ab_builds.py"
+    script = BENCHMARKS / "ab_builds.py"
     build = _C.__file__
     done = subprocess.run([sys.executable, str(script), build, build, "--mode", "gru", "--shape", "3,2,4,5",
                            "--task", "infer", "--rounds", "1", "--repeats", "1"],
@@ -332,7 +332,7 @@ def test_ab_builds_script_times_two_builds_in_alternating_processes():
 
 
 def test_ab_builds_script_refuses_a_missing_build(tmp_path):
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ab_builds.py"
+    script = BENCHMARKS / "ab_builds.py"
     done = subprocess.run([sys.executable, str(script), _C.__file__, str(tmp_path / "nothing.so")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "nothing.so': no such file" in done.stderr
@@ -341,16 +341,15 @@ def test_ab_builds_script_refuses_a_missing_build(tmp_path):
 def test_readme_tables_are_the_ones_the_cited_run_prints(capsys):
     """benchmarks/README.md names the run whose tables the top-level README shows; printing that
     run's tables with benchmarks/readme_tables.py gives exactly the README's rows."""
-    root = Path(__file__).resolve().parents[1]
     cited = re.search(r"`python benchmarks/readme_tables.py\s+(results/\S+\.json)`",
-                      (root / "benchmarks" / "README.md").read_text())
+                      (BENCHMARKS / "README.md").read_text())
     assert cited, "benchmarks/README.md should name the run the README's tables come from"
-    spec = importlib.util.spec_from_file_location("readme_tables", root / "benchmarks" / "readme_tables.py")
+    spec = importlib.util.spec_from_file_location("readme_tables", BENCHMARKS / "readme_tables.py")
     tables = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tables)
-    tables.main([str(root / "benchmarks" / cited.group(1))])
+    tables.main([str(BENCHMARKS / cited.group(1))])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 3 + 15 + 15 + 15  # three headers; training, inference, varlen rows at 2 threads
-    readme = (root / "README.md").read_text()
+    readme = (BENCHMARKS.parent / "README.md").read_text()
     missing = [row for row in rows if row not in readme]
     assert missing == []
