@@ -316,6 +316,38 @@ def test_thread_knobs_script_times_every_variant_and_restores_the_knobs():
     assert all(" units " in t and " rows " in t for t in sharing_lines)
 
 
+def load_gemm_layouts():
+    spec = importlib.util.spec_from_file_location("gemm_layouts", BENCHMARKS / "gemm_layouts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gemm_layouts_products_agree_across_libraries_and_layouts():
+    """benchmarks/gemm_layouts.py: every OpenBLAS call equals its torch twin, and each layout of dX
+    and of dW gives the same matrix (so the script times the same product in each)."""
+    torch = pytest.importorskip("torch")
+    results = {name: (np.asarray(ours()), theirs().numpy()) for name, ours, theirs in
+               load_gemm_layouts().products(Shape(6, 2, 4, 5))}
+    assert len(results) == 6
+    for ours, theirs in results.values():
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    for product, shape in (("dX", (12, 4)), ("dW", (20, 4))):
+        layouts = [ours for name, (ours, _) in results.items() if name.startswith(product)]
+        assert len(layouts) == (2 if product == "dX" else 3) and all(a.shape == shape for a in layouts)
+        for a in layouts[1:]:
+            np.testing.assert_allclose(a, layouts[0], rtol=1e-5, atol=1e-5)
+
+
+def test_gemm_layouts_script_prints_a_line_per_product():
+    pytest.importorskip("torch")
+    log = []
+    load_gemm_layouts().main([1], TINY, repeats=1, log=log.append)
+    lines = [t for t in log if " thr=1 " in t]
+    assert len(lines) == 6 and log[-1].startswith("done in ")
+    assert all(re.search(r"openblas +[\d.]+ ms .* torch +[\d.]+ ms .* openblas/torch [\d.]+$", t) for t in lines)
+
+
 def test_ab_builds_script_times_two_builds_in_alternating_processes():
     """benchmarks/ab_builds.py with the installed build as both A and B, one round on a tiny layer:
     each child loads the build it is given (it checks), and the report has the round and both ratios."""
