@@ -31,7 +31,7 @@ from minirnn import _C
 from minirnn.bench import timing
 from minirnn.bench.problem import Shape
 from minirnn.bench.threads import all_cores, use_threads
-from minirnn.cli import shape_argument
+from minirnn.cli import positive_argument, shape_argument, thread_counts_argument
 
 DEFAULT_SHAPES = (Shape(100, 64, 256, 256), Shape(50, 64, 512, 512), Shape(100, 16, 1024, 1024))
 GATES = 4  # LSTM
@@ -59,7 +59,7 @@ def products(s: Shape, seed: int = 0) -> list[tuple[str, Callable[[], object], C
     ]
 
 
-def main(threads: list[int], shapes: tuple[Shape, ...] = DEFAULT_SHAPES, repeats: int = 7,
+def main(threads: tuple[int, ...], shapes: tuple[Shape, ...] = DEFAULT_SHAPES, repeats: int = 7,
          log: Callable[[str], None] = print) -> None:
     import torch  # noqa: F401  (imported before use_threads, so that it sets torch's threads too)
 
@@ -80,11 +80,10 @@ def main(threads: list[int], shapes: tuple[Shape, ...] = DEFAULT_SHAPES, repeats
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("threads", nargs="?", default=f"1,{all_cores()}",
+    parser.add_argument("threads", nargs="?", type=thread_counts_argument, default=f"1,{all_cores()}",
                         help="comma-separated thread counts (default: 1 and all cores)")
     parser.add_argument("--shape", action="append", type=shape_argument, metavar="T,B,H",
                         help="a shape (repeatable; default: the issue grid's three largest)")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=positive_argument(int), default=7)
     args = parser.parse_args()
-    main(sorted({int(n) for n in args.threads.split(",")}), tuple(args.shape or DEFAULT_SHAPES), args.repeats,
-         log=lambda text: print(text, flush=True))
+    main(args.threads, tuple(args.shape or DEFAULT_SHAPES), args.repeats, log=lambda text: print(text, flush=True))

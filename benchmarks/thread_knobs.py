@@ -23,6 +23,7 @@ from minirnn.bench import timing
 from minirnn.bench.contenders import fused_step
 from minirnn.bench.problem import MODES, Shape, make_problem
 from minirnn.bench.threads import all_cores, use_threads
+from minirnn.cli import positive_argument, thread_counts_argument
 
 WORK_SHAPES = (Shape(50, 32, 128, 128), Shape(100, 16, 64, 64), Shape(100, 64, 128, 128))
 SHARING_SHAPES = (Shape(50, 32, 128, 128), Shape(100, 64, 256, 256), Shape(50, 64, 512, 512))
@@ -93,8 +94,8 @@ def main(threads: list[int], repeats: int = 7, work_shapes: tuple[Shape, ...] = 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("threads", nargs="?", default=str(all_cores()),
+    parser.add_argument("threads", nargs="?", type=thread_counts_argument, default=str(all_cores()),
                         help="comma-separated thread counts (default: all cores)")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=positive_argument(int), default=7)
     args = parser.parse_args()
-    main([int(n) for n in args.threads.split(",")], args.repeats, log=lambda text: print(text, flush=True))
+    main(list(args.threads), args.repeats, log=lambda text: print(text, flush=True))

@@ -167,8 +167,9 @@ def _comma_ints(text: str) -> list[int]:
         return []
 
 
-def _thread_counts(text: str) -> tuple[int, ...]:
-    """``"1,2,4"`` -> (1, 2, 4): distinct thread counts >= 1, in increasing order."""
+def thread_counts_argument(text: str) -> tuple[int, ...]:
+    """argparse type: ``"1,2,4"`` -> (1, 2, 4), distinct thread counts >= 1 in increasing order
+    (also used by benchmarks/thread_knobs.py and gemm_layouts.py)."""
     counts = _comma_ints(text)
     if not counts or min(counts) < 1:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1 such as 1,2,4, got {text!r}")
@@ -226,7 +227,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--full", action="store_true", help="the whole grid at 1 thread and all cores (~17 min)")
     b.add_argument("--json", default="minirnn-bench.json", help="results file (default minirnn-bench.json)")
     b.add_argument("--png", help="chart file (needs matplotlib: pip install 'minirnn[plot]')")
-    b.add_argument("--threads", type=_thread_counts, metavar="N,N,...",
+    b.add_argument("--threads", type=thread_counts_argument, metavar="N,N,...",
                    help="thread counts to time the grid at, e.g. 1,2,4,8 (default: all cores; --full: 1 and "
                         "all cores); with more than one, a thread-scaling table is printed")
     b.add_argument("--shape", type=shape_argument, action="append", dest="shapes", metavar="T,B,H",

@@ -23,6 +23,16 @@ from minirnn.bench.threads import use_threads
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY = (Shape(6, 2, 4, 5),)
 TINY_LM = CharLMConfig(T=8, B=2, embed=4, hidden=6, layers=2)
+
+
+def load_benchmark_script(name: str):
+    """The module benchmarks/<name>.py (a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 CONTENDERS = {"fused", "cells", "numpy", "floor"}
 
 
@@ -302,9 +312,7 @@ def test_workspace_formula_matches_the_kernels_layout(mode):
 def test_thread_knobs_script_times_every_variant_and_restores_the_knobs():
     """benchmarks/thread_knobs.py on tiny layers: one line per point with each variant's ratio to
     the default, and min_step_work / step sharing as they were afterwards."""
-    spec = importlib.util.spec_from_file_location("thread_knobs", BENCHMARKS / "thread_knobs.py")
-    knobs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(knobs)
+    knobs = load_benchmark_script("thread_knobs")
     before = _C.min_step_work()
     log = []
     knobs.main([1], repeats=1, work_shapes=TINY, sharing_shapes=TINY, log=log.append)
@@ -316,19 +324,12 @@ def test_thread_knobs_script_times_every_variant_and_restores_the_knobs():
     assert all(" units " in t and " rows " in t for t in sharing_lines)
 
 
-def load_gemm_layouts():
-    spec = importlib.util.spec_from_file_location("gemm_layouts", BENCHMARKS / "gemm_layouts.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_gemm_layouts_products_agree_across_libraries_and_layouts():
     """benchmarks/gemm_layouts.py: every OpenBLAS call equals its torch twin, and each layout of dX
     and of dW gives the same matrix (so the script times the same product in each)."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     results = {name: (np.asarray(ours()), theirs().numpy()) for name, ours, theirs in
-               load_gemm_layouts().products(Shape(6, 2, 4, 5))}
+               load_benchmark_script("gemm_layouts").products(Shape(6, 2, 4, 5))}
     assert len(results) == 6
     for ours, theirs in results.values():
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
@@ -342,7 +343,7 @@ def test_gemm_layouts_products_agree_across_libraries_and_layouts():
 def test_gemm_layouts_script_prints_a_line_per_product():
     pytest.importorskip("torch")
     log = []
-    load_gemm_layouts().main([1], TINY, repeats=1, log=log.append)
+    load_benchmark_script("gemm_layouts").main([1], TINY, repeats=1, log=log.append)
     lines = [t for t in log if " thr=1 " in t]
     assert len(lines) == 6 and log[-1].startswith("done in ")
     assert all(re.search(r"openblas +[\d.]+ ms .* torch +[\d.]+ ms .* openblas/torch [\d.]+$", t) for t in lines)
@@ -376,9 +377,7 @@ def test_readme_tables_are_the_ones_the_cited_run_prints(capsys):
     cited = re.search(r"`python benchmarks/readme_tables.py\s+(results/\S+\.json)`",
                       (BENCHMARKS / "README.md").read_text())
     assert cited, "benchmarks/README.md should name the run the README's tables come from"
-    spec = importlib.util.spec_from_file_location("readme_tables", BENCHMARKS / "readme_tables.py")
-    tables = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tables)
+    tables = load_benchmark_script("readme_tables")
     tables.main([str(BENCHMARKS / cited.group(1))])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 3 + 15 + 15 + 15  # three headers; training, inference, varlen rows at 2 threads
