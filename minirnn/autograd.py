@@ -21,6 +21,8 @@ skeleton, not its activations.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import operator
 import threading
 import time
 import weakref
@@ -33,22 +35,28 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Hook = Callable[[np.ndarray], "np.ndarray | None"]
 
-_state = threading.local()
+class _GradMode(threading.local):
+    """Grad mode is per thread (as in PyTorch): one thread's no_grad() does not stop another's tape."""
+
+    enabled = True  # every thread starts recording
+
+
+_grad_mode_state = _GradMode()
 
 
 def is_grad_enabled() -> bool:
     """True when new operations are recorded on the tape (the default)."""
-    return getattr(_state, "grad_enabled", True)
+    return _grad_mode_state.enabled
 
 
 @contextlib.contextmanager
 def _grad_mode(enabled: bool) -> Iterator[None]:
     previous = is_grad_enabled()
-    _state.grad_enabled = enabled
+    _grad_mode_state.enabled = enabled
     try:
         yield
     finally:
-        _state.grad_enabled = previous
+        _grad_mode_state.enabled = previous
 
 
 def no_grad() -> contextlib.AbstractContextManager[None]:
@@ -68,10 +76,11 @@ class Context:
     by the profiler); small Python values can be plain attributes.
     """
 
+    _saved: tuple[Any, ...] | None = ()  # class defaults: most ops never set them
+    freed = False
+
     def __init__(self, needs_input_grad: tuple[bool, ...]):
         self.needs_input_grad = needs_input_grad
-        self._saved: tuple[Any, ...] | None = ()
-        self.freed = False
 
     def save_for_backward(self, *values: Any) -> None:
         self._saved = values
@@ -103,16 +112,24 @@ class Released:
     ``loss`` would keep every activation of its graph alive. What stays is what walking and
     printing the graph need: the node that produced the input (None for a constant or a plain
     array argument), which of its outputs, the shape and dtype, and ``source``: a weak
-    reference to the Tensor it replaced (None for a plain array), so inspection can still name
-    a constant the caller keeps. Leaves that require grad (the parameters) are never replaced.
+    reference to the Tensor it replaced (only for a constant; None for a node's output and for
+    a plain array), so inspection can still name a constant the caller keeps. Leaves that
+    require grad (the parameters) are never replaced.
     """
 
-    __slots__ = ("_node", "_output_index", "shape", "dtype", "source")
+    __slots__ = ("_node", "_output_index", "_meta", "source")
 
-    def __init__(self, node: Node | None, output_index: int, shape: tuple[int, ...], dtype: np.dtype,
+    def __init__(self, node: Node | None, output_index: int, meta: tuple[tuple[int, ...], np.dtype] | None,
                  source: weakref.ref[Tensor] | None):
-        self._node, self._output_index, self.shape, self.dtype, self.source = (
-            node, output_index, shape, dtype, source)
+        self._node, self._output_index, self._meta, self.source = node, output_index, meta, source
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self._node.output_meta[self._output_index] if self._meta is None else self._meta)[0]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return (self._node.output_meta[self._output_index] if self._meta is None else self._meta)[1]
 
     @property
     def grad_fn(self) -> Node | None:
@@ -123,36 +140,61 @@ class Released:
         return self._node is not None  # leaves that require grad are never released
 
 
-def _release(value: Any) -> Any:
-    """``value`` (a node input) without its array, unless it is a leaf that requires grad."""
-    if isinstance(value, tensor.Tensor):
-        if value._node is None and value.requires_grad:
-            return value
-        return Released(value._node, value._output_index, value.shape, value.dtype, weakref.ref(value))
-    if isinstance(value, np.ndarray):
-        return Released(None, 0, value.shape, value.dtype, None)
-    if isinstance(value, tuple):  # e.g. an index with integer arrays in it
-        return tuple([_release(v) for v in value])
-    return value
+def _release(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A node's ``inputs`` without their arrays, except leaves that require grad (the parameters).
+
+    (A loop rather than a call per input: this runs once per node of every backward.)
+    """
+    Tensor = tensor.Tensor
+    released = list(inputs)
+    for i, value in enumerate(released):
+        if isinstance(value, Tensor):
+            if value._node is not None:  # its shape and dtype are in the producing node's output_meta
+                released[i] = Released(value._node, value._output_index, None, None)
+            elif not value.requires_grad:
+                released[i] = Released(None, 0, (value.data.shape, value.data.dtype), weakref.ref(value))
+        elif isinstance(value, np.ndarray):
+            released[i] = Released(None, 0, (value.shape, value.dtype), None)
+        elif isinstance(value, tuple):  # e.g. an index with integer arrays in it
+            released[i] = _release(value)
+    return tuple(released)
+
+
+# Every node gets the next number when it is made. A node's inputs exist before it does, so
+# their nodes have smaller numbers: decreasing numbers are a valid order for backward.
+_node_numbers = itertools.count()
 
 
 class Node:
-    """One recorded operation: which Function ran, on which inputs, producing how many outputs."""
+    """One recorded operation: which Function ran, on which inputs, producing how many outputs.
 
-    __slots__ = ("function", "ctx", "inputs", "num_outputs", "output_hooks", "output_meta")
+    ``number`` orders nodes by creation (see :func:`topological_order`); ``output_hooks`` is None
+    until a hook is registered on one of the outputs.
+    """
+
+    __slots__ = ("function", "ctx", "inputs", "output_meta", "output_hooks", "number")
 
     def __init__(self, function: type[Function], ctx: Context, inputs: tuple[Any, ...],
-                 outputs: tuple[np.ndarray, ...]):
+                 output_meta: tuple[tuple[tuple[int, ...], np.dtype], ...]):
         self.function = function
         self.ctx = ctx
         self.inputs = inputs  # positional inputs as passed to apply (Tensors or plain values)
-        self.num_outputs = len(outputs)
-        self.output_hooks: list[list[Hook]] = [[] for _ in outputs]
-        self.output_meta = tuple([(o.shape, o.dtype) for o in outputs])
+        self.output_meta = output_meta  # (shape, dtype) of each output
+        self.output_hooks: list[list[Hook]] | None = None
+        self.number = next(_node_numbers)
 
     @property
     def name(self) -> str:
         return self.function.__name__
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.output_meta)
+
+    def add_output_hook(self, output_index: int, hook: Hook) -> None:
+        if self.output_hooks is None:
+            self.output_hooks = [[] for _ in self.output_meta]
+        self.output_hooks[output_index].append(hook)
 
     def parents(self) -> list[Node]:
         """Nodes that produced this node's inputs (the next stops on the way backward)."""
@@ -168,6 +210,9 @@ class Function:
     #: False for fused kernels whose backward is itself not recorded (PyTorch's
     #: ``once_differentiable``); create_graph through them raises.
     differentiable_backward = True
+    #: True: ``backward`` gets a zero array for an output that received no gradient (the unused
+    #: half of a split). False: it gets None there and skips that work (the fused kernels).
+    materialize_grads = True
 
     @staticmethod
     def forward(ctx: Context, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
@@ -179,23 +224,28 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
+        # This runs for every op, so it avoids what costs per call: list comprehensions rather
+        # than generators, one output without a loop, grad mode looked up only when it matters.
         Tensor = tensor.Tensor
-        # (List comprehensions, not generator expressions: this runs for every op, and a
-        # generator costs more to set up than the two or three items it yields.)
         needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
-        record = any(needs) and is_grad_enabled()
+        record = True in needs and _grad_mode_state.enabled
         ctx = Context(needs)
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
         hook = _profiler_hook
         start = time.perf_counter() if hook is not None else 0.0
         out = cls.forward(ctx, *raw, **kwargs)
-        outputs = out if isinstance(out, tuple) else (out,)
-        outputs = tuple([o if type(o) is np.ndarray else np.asarray(o) for o in outputs])
-        node = Node(cls, ctx, args, outputs) if record else None
-        tensors = tuple([Tensor._from_op(o, node, i) for i, o in enumerate(outputs)])
+        if type(out) is not tuple:  # one output
+            if type(out) is not np.ndarray:
+                out = np.asarray(out)
+            node = Node(cls, ctx, args, ((out.shape, out.dtype),)) if record else None
+            if hook is not None:
+                hook.on_forward(cls, node, (out,), time.perf_counter() - start)
+            return Tensor._from_op(out, node, 0)
+        outputs = tuple([o if type(o) is np.ndarray else np.asarray(o) for o in out])
+        node = Node(cls, ctx, args, tuple([(o.shape, o.dtype) for o in outputs])) if record else None
         if hook is not None:
             hook.on_forward(cls, node, outputs, time.perf_counter() - start)
-        return tensors if isinstance(out, tuple) else tensors[0]
+        return tuple([Tensor._from_op(o, node, i) for i, o in enumerate(outputs)])
 
 
 # Set by minirnn.profile(): an object with on_forward(cls, node, outputs, seconds) (node is None
@@ -207,24 +257,22 @@ _profiler_hook: Any = None
 def topological_order(root: Node) -> list[Node]:
     """Nodes reachable from ``root`` with every node before the nodes that produced its inputs.
 
-    This is the order backward visits them.  Iterative depth-first search: a post-order on an
-    explicit stack, reversed.
+    This is the order backward visits them: the nodes found by a walk over inputs (an explicit
+    stack, so a graph unrolled over 100 000 steps never meets Python's recursion limit), newest
+    first. A node is always made after the nodes of its inputs, so its number is larger.
     """
-    post_order: list[Node] = []
-    visited: set[int] = {id(root)}
-    stack: list[tuple[Node, Iterator[Node]]] = [(root, iter(root.parents()))]
+    found = {root}
+    stack = [root]
     while stack:
-        node, parents = stack[-1]
-        for parent in parents:
-            if id(parent) not in visited:
-                visited.add(id(parent))
-                stack.append((parent, iter(parent.parents())))
-                break
-        else:
-            stack.pop()
-            post_order.append(node)
-    post_order.reverse()
-    return post_order
+        for x in stack.pop().inputs:
+            parent = getattr(x, "_node", None)  # Tensors and Released stand-ins have one
+            if parent is not None and parent not in found:
+                found.add(parent)
+                stack.append(parent)
+    return sorted(found, key=_number, reverse=True)
+
+
+_number = operator.attrgetter("number")
 
 
 def _apply_hooks(hooks: list[Hook], grad: np.ndarray) -> np.ndarray:
@@ -235,73 +283,147 @@ def _apply_hooks(hooks: list[Hook], grad: np.ndarray) -> np.ndarray:
     return grad
 
 
+class ScatteredGrad:
+    """A gradient that is zero outside ``[index]``: what ``x[index]`` sends back to ``x``.
+
+    ``GetItem.backward`` returns one instead of ``zeros(x.shape)`` with the slice filled in, so
+    a loop reading ``x[t]`` for t = 0..T-1 adds T slices into one buffer instead of adding T
+    full-size arrays (T^2 work). ``index`` is a basic index (ints, slices, None, Ellipsis), which
+    selects every element at most once. The engine turns it into an array before any Function
+    or hook sees it.
+    """
+
+    __slots__ = ("shape", "dtype", "index", "values")
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, index: Any, values: np.ndarray):
+        self.shape, self.dtype, self.index, self.values = shape, dtype, index, values
+
+    def dense(self) -> np.ndarray:
+        out = np.zeros(self.shape, self.dtype)
+        out[self.index] = self.values
+        return out
+
+
+def _dense(g: Any) -> np.ndarray:
+    return g.dense() if type(g) is ScatteredGrad else g
+
+
+class _Sum:
+    """A gradient sum this backward allocated, so later contributions are added into it in place.
+
+    The first contribution is never written into: an op may return a view of an array it still
+    uses (Add hands the same array to both of its inputs).
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self, first: np.ndarray | ScatteredGrad):
+        self.array = first.dense() if type(first) is ScatteredGrad else first.copy()
+
+    def add(self, g: np.ndarray | ScatteredGrad) -> None:
+        if type(g) is ScatteredGrad:
+            self.array[g.index] += g.values
+        else:
+            self.array += g
+
+
+def _add_into(slots: list[Any], index: int, g: np.ndarray | ScatteredGrad) -> None:
+    """Sum ``g`` into ``slots[index]`` (None, a first contribution, or a :class:`_Sum`)."""
+    old = slots[index]
+    if old is None:
+        slots[index] = g
+    else:
+        if type(old) is not _Sum:
+            old = slots[index] = _Sum(old)
+        old.add(g)
+
+
+def _grads_in(slots: list[Any], node: Node) -> list[np.ndarray | None]:
+    """The summed output gradients of ``node`` as arrays, hooks applied; for an output that got
+    none, None or (``materialize_grads``) zeros of its shape."""
+    if len(slots) == 1 and node.output_hooks is None:  # the common case, without the loops below
+        g = slots[0]
+        return [g.array if type(g) is _Sum else _dense(g)]
+    grads = [g.array if type(g) is _Sum else _dense(g) for g in slots]
+    if len(grads) > 1 and node.function.materialize_grads:  # a single output always has its gradient
+        grads = [np.zeros(shape, dtype) if g is None else g for g, (shape, dtype) in zip(grads, node.output_meta)]
+    if node.output_hooks is not None:
+        for i, hooks in enumerate(node.output_hooks):
+            if hooks and grads[i] is not None:
+                grads[i] = _apply_hooks(hooks, grads[i])
+    return grads
+
+
 def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None:
     """Back-propagate ``grad`` (d loss / d root) through the graph that produced ``root``."""
-    Tensor = tensor.Tensor
     if root._node is None:  # a leaf: its gradient is the seed itself
         root._accumulate(grad)
         return
-    leaf_grads: dict[int, tuple[Tensor, np.ndarray]] = {}
-    # Leaves whose sum is an array this backward allocated, so later paths add into it in place
-    # (a weight of an RNN unrolled over T steps gets T gradients: one buffer, not T).
-    own_sums: set[int] = set()
-    pending: dict[int, list[np.ndarray | None]] = {
-        id(root._node): [None] * root._node.num_outputs}
-    pending[id(root._node)][root._output_index] = grad
+    # pending[node]: one slot per output of node, summing the gradients its consumers send.
+    pending: dict[Node, list[Any]] = {root._node: [None] * len(root._node.output_meta)}
+    pending[root._node][root._output_index] = grad
+    leaf_sums: dict[Tensor, list[Any]] = {}  # leaf -> [its gradient sum], summed before its hooks run
+    profiler = _profiler_hook
     for node in topological_order(root._node):
-        # A node's list is made when its first gradient arrives, so a node without one got none
+        # A node gets its slots when its first gradient arrives, so a node without them got none
         # (it does not lead to root, e.g. the unused output of a split): nothing to do.
-        output_grads = pending.pop(id(node), None)
-        if output_grads is None:
+        slots = pending.pop(node, None)
+        if slots is None:
             continue
-        if node.ctx.freed:
-            node.ctx.saved_tensors  # raises the "backward a second time" error
-        filled = [np.zeros(shape, dtype=dtype) if g is None else g  # an output that got no gradient
-                  for g, (shape, dtype) in zip(output_grads, node.output_meta)]
-        for i, hooks in enumerate(node.output_hooks):
-            if hooks:
-                filled[i] = _apply_hooks(hooks, filled[i])
-        if _profiler_hook is not None:
-            with _profiler_hook.timed_backward(node):
-                input_grads = node.function.backward(node.ctx, *filled)
+        ctx = node.ctx
+        if ctx.freed:
+            ctx.saved_tensors  # raises the "backward a second time" error
+        grads = _grads_in(slots, node)
+        if profiler is not None:
+            with profiler.timed_backward(node):
+                input_grads = node.function.backward(ctx, *grads)
         else:
-            input_grads = node.function.backward(node.ctx, *filled)
-        if not isinstance(input_grads, tuple):
+            input_grads = node.function.backward(ctx, *grads)
+        if type(input_grads) is not tuple:
             input_grads = (input_grads,)
         if len(input_grads) != len(node.inputs):
             raise RuntimeError(f"{node.name}.backward returned {len(input_grads)} gradients, "
                                f"expected {len(node.inputs)} (one per input)")
-        for x, g in zip(node.inputs, input_grads):
-            if g is None or not isinstance(x, Tensor) or not x.requires_grad:
+        for x, g, need in zip(node.inputs, input_grads, ctx.needs_input_grad):
+            if g is None or not need:
                 continue
-            if g.shape != x.data.shape:
-                raise RuntimeError(f"{node.name}.backward returned a gradient of shape {g.shape} "
-                                   f"for an input of shape {x.data.shape}")
-            if g.dtype != x.data.dtype:
-                g = g.astype(x.data.dtype)
-            if x._node is None:  # sum every path into a leaf first; hooks then see the total
-                key = id(x)
-                if key not in leaf_grads:
-                    leaf_grads[key] = (x, g)
-                elif key in own_sums:  # a buffer this backward made: add in place
-                    total = leaf_grads[key][1]
-                    total += g
-                else:  # g may be a view into an op's arrays: sum into a new buffer, ours from now on
-                    leaf_grads[key] = (x, leaf_grads[key][1] + g)
-                    own_sums.add(key)
+            data = x.data
+            if g.shape != data.shape or g.dtype != data.dtype:
+                g = _conform(node, g, data)
+            parent = x._node
+            if parent is None:
+                sums = leaf_sums.get(x)
+                if sums is None:
+                    leaf_sums[x] = [g]
+                else:
+                    _add_into(sums, 0, g)
             else:
-                slots = pending.get(id(x._node))
-                if slots is None:
-                    slots = pending[id(x._node)] = [None] * x._node.num_outputs
-                old = slots[x._output_index]
-                slots[x._output_index] = g if old is None else old + g
+                parent_slots = pending.get(parent)
+                if parent_slots is None:
+                    parent_slots = pending[parent] = [None] * len(parent.output_meta)
+                _add_into(parent_slots, x._output_index, g)
         if not retain_graph:
-            node.ctx.free()
+            ctx.free()
             node.inputs = _release(node.inputs)
-            if _profiler_hook is not None:
-                _profiler_hook.on_free(node)
-    for leaf, g in leaf_grads.values():
-        leaf._accumulate(g)
+            if profiler is not None:
+                profiler.on_free(node)
+    for leaf, (g,) in leaf_sums.items():
+        if type(g) is _Sum:
+            leaf._accumulate(g.array, owned=True)
+        elif type(g) is ScatteredGrad:
+            leaf._accumulate(g.dense(), owned=True)
+        else:
+            leaf._accumulate(g)
+
+
+def _conform(node: Node, g: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """A returned gradient ``g`` in the dtype of its input ``data``; a shape mismatch is a bug in
+    the Function's backward and raises."""
+    g = _dense(g)
+    if g.shape != data.shape:
+        raise RuntimeError(f"{node.name}.backward returned a gradient of shape {g.shape} "
+                           f"for an input of shape {data.shape}")
+    return g.astype(data.dtype)
 
 
 # tensor.py imports this module, so it is imported last; functions above look up

@@ -171,3 +171,55 @@ def rnn_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | N
     reference.check_forward_args(mode, *(_array(a) for a in (x, w_ih, w_hh, b_ih, b_hh, h0, c0)), lengths)
     return FusedRNNLayer.apply(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mode=mode, lengths=lengths,
                                reverse=bool(reverse), backend=module)
+
+
+class FusedCellStep(Function):
+    """One time step of a cell of ``mode`` as ONE tape node: ``h'`` (lstm: ``(h', c')``).
+
+    Inputs ``x`` (B, I) or (I,), ``h`` and (lstm) ``c`` shaped (B, H) or (H,) like x is batched,
+    ``w_ih`` (G*H, I), ``w_hh`` (G*H, H), ``b_ih``/``b_hh`` (G*H,) or None; option ``mode``.
+    Forward and backward are the fused layer's C++ kernels run for T = 1 (the two products, then
+    one pointwise pass with the layers' activations), so a step costs two calls into C++ however
+    many gates the cell has. The composed step in :mod:`minirnn.nn.cells` is the same math built
+    from tape primitives. The backward is not itself recorded (no double backward).
+    """
+
+    differentiable_backward = False
+    materialize_grads = False  # a gradient of h' alone (or of c' alone) needs no zeros for the other
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, h: np.ndarray, c: np.ndarray | None, w_ih: np.ndarray,
+                w_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None, *,
+                mode: str) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        # As the layer's one step: x (T=1, B, I), states (B, H).
+        x3, h2 = x.reshape(1, -1, x.shape[-1]), h.reshape(-1, h.shape[-1])
+        c2 = None if c is None else c.reshape(h2.shape)
+        record = is_grad_enabled() and any(ctx.needs_input_grad)
+        _, h_n, c_n, workspace = _c_backend().rnn_forward(mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None,
+                                                          need_workspace=record)
+        if record:
+            ctx.save_for_backward(x3, w_ih, w_hh, b_ih, b_hh, h2, c2, workspace)
+            ctx.mode, ctx.x_shape, ctx.h_shape = mode, x.shape, h.shape
+        h_n = h_n.reshape(h.shape)
+        return h_n if c is None else (h_n, c_n.reshape(h.shape))
+
+    @staticmethod
+    def backward(ctx: Context, dh: np.ndarray | None,
+                 dc: np.ndarray | None = None) -> tuple[np.ndarray | None, ...]:
+        x3, w_ih, w_hh, b_ih, b_hh, h2, c2, workspace = ctx.saved_tensors
+        as_state = (lambda g: None if g is None else np.ascontiguousarray(g).reshape(h2.shape))
+        dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0 = _c_backend().rnn_backward(
+            ctx.mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None, None, workspace, None, as_state(dh), as_state(dc))
+        grads = (dx.reshape(ctx.x_shape), dh0.reshape(ctx.h_shape), None if dc0 is None else dc0.reshape(ctx.h_shape),
+                 dw_ih, dw_hh, db_ih, db_hh)
+        return tuple([g if need else None for g, need in zip(grads, ctx.needs_input_grad)])
+
+
+def cell_step(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tensor, w_hh: Tensor,
+              b_ih: Tensor | None, b_hh: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """One fused step of ``mode``: ``(h', c')`` (``c'`` None unless lstm), shaped like ``h``.
+
+    The caller (the cells in :mod:`minirnn.nn.cells`) has checked shapes and dtypes.
+    """
+    out = FusedCellStep.apply(x, h, c, w_ih, w_hh, b_ih, b_hh, mode=mode)
+    return out if mode == "lstm" else (out, None)

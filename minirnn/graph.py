@@ -119,7 +119,7 @@ def nodes(tensor: Tensor, names: Names | None = None) -> list[NodeRecord]:
 
 def _input_record(x: Any, position: dict[int, int], leaves: dict[int, int],
                   by_id: dict[int, str]) -> InputRecord:
-    if not isinstance(x, (Tensor, Released)) or (isinstance(x, Released) and x.source is None):
+    if not isinstance(x, (Tensor, Released)) or (isinstance(x, Released) and x.grad_fn is None and x.source is None):
         return InputRecord("value", None, 0, None, None, value_text(x))
     shape, dtype = tuple(x.shape), str(x.dtype)
     if x.grad_fn is not None:

@@ -48,13 +48,15 @@ class Tensor:
     """
 
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
+    # A Tensor is made per op: slots make that cheaper and keep the garbage collector's work small.
+    __slots__ = ("data", "grad", "requires_grad", "_node", "_output_index", "_hooks", "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False):
         self.data: np.ndarray = _as_array(data)
         self.grad: np.ndarray | None = None
         self._node: Node | None = None
         self._output_index = 0
-        self._hooks: list[Hook] = []
+        self._hooks: list[Hook] | None = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -62,7 +64,7 @@ class Tensor:
     @classmethod
     def _from_op(cls, data: np.ndarray, node: Node | None, output_index: int) -> Tensor:
         t = cls.__new__(cls)
-        t.data, t.grad, t._node, t._output_index, t._hooks = data, None, node, output_index, []
+        t.data, t.grad, t._node, t._output_index, t._hooks = data, None, node, output_index, None
         t.requires_grad = node is not None
         return t
 
@@ -105,21 +107,28 @@ class Tensor:
                 raise ValueError(f"backward(): grad has shape {seed.shape}, expected {self.data.shape}")
         autograd.run_backward(self, seed, retain_graph=retain_graph)
 
-    def _accumulate(self, grad: np.ndarray) -> None:
-        for hook in self._hooks:
-            replaced = hook(grad)
-            if replaced is not None:
-                grad = np.asarray(replaced, dtype=grad.dtype)
-        self.grad = grad.copy() if self.grad is None else self.grad + grad
+    def _accumulate(self, grad: np.ndarray, owned: bool = False) -> None:
+        """Add ``grad`` into ``self.grad``; ``owned``: no one else holds ``grad`` (no copy needed)."""
+        if self._hooks is not None:
+            for hook in self._hooks:
+                replaced = hook(grad)
+                if replaced is not None:
+                    grad, owned = np.asarray(replaced, dtype=grad.dtype), False
+        if self.grad is None:
+            self.grad = grad if owned else grad.copy()
+        else:
+            self.grad = self.grad + grad
 
     def register_hook(self, hook: Hook) -> None:
         """Call ``hook(grad)`` when this tensor's gradient is computed; a non-None return replaces it."""
         if not self.requires_grad:
             raise RuntimeError("register_hook(): this tensor does not require grad")
-        if self._node is None:
-            self._hooks.append(hook)
+        if self._node is not None:
+            self._node.add_output_hook(self._output_index, hook)
+        elif self._hooks is None:
+            self._hooks = [hook]
         else:
-            self._node.output_hooks[self._output_index].append(hook)
+            self._hooks.append(hook)
 
     def detach(self) -> Tensor:
         """The same values, cut from the graph (shares memory, requires_grad=False)."""

@@ -238,9 +238,9 @@ def test_bad_arguments(call, exc, match):
 
 # ---------------------------------------------------------------- the lesson: unrolled cell vs fused layer
 def _lstm_losses(steps: int):
-    """sum(h_T) of a 3-step sequence through an unrolled nn.LSTMCell and through nn.LSTM (same weights)."""
+    """sum(h_T) of a 3-step sequence through an unrolled composed nn.LSTMCell and through nn.LSTM (same weights)."""
     T, B, I, H = steps, 2, 3, 4
-    cell, lstm = minirnn.nn.LSTMCell(I, H, dtype=np.float64), minirnn.nn.LSTM(I, H, dtype=np.float64)
+    cell, lstm = minirnn.nn.LSTMCell(I, H, dtype=np.float64, fused=False), minirnn.nn.LSTM(I, H, dtype=np.float64)
     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
         getattr(lstm, name + "_l0").data[...] = getattr(cell, name).data
     x = Tensor(np.random.default_rng(0).standard_normal((T, B, I)))

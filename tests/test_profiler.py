@@ -208,14 +208,14 @@ def test_table():
     assert "peak saved 2.3 KiB" in repr(p)
 
 
-def test_counts_match_the_graph_of_an_unrolled_lstm_cell():
+def test_counts_match_the_graph_of_an_unrolled_composed_lstm_cell():
     """Every op recorded is counted once forward and once backward: the profiler's per-kind counts
     equal the node kinds graph.nodes lists (x requires grad, so no op runs unrecorded)."""
     from collections import Counter
 
     from minirnn import graph, nn
 
-    cell = nn.LSTMCell(3, 4, dtype=np.float64)
+    cell = nn.LSTMCell(3, 4, dtype=np.float64, fused=False)  # the composed step: many ops per step
     x = Tensor(np.random.default_rng(0).standard_normal((3, 2, 3)), requires_grad=True)
     with minirnn.profile() as p:
         h = c = Tensor(np.zeros((2, 4)))

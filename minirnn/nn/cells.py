@@ -1,7 +1,15 @@
-"""``RNNCell``, ``LSTMCell``, ``GRUCell``: one time step, built from tape ops.
+"""``RNNCell``, ``LSTMCell``, ``GRUCell``: one time step on the tape.
 
-For step-by-step use (teacher forcing, generation, custom control flow): every operation is
-recorded on the tape, so gradients flow through any Python loop around the cell. The math,
+For step-by-step use (teacher forcing, generation, custom control flow): each step is recorded on
+the tape, so gradients flow through any Python loop around the cell. Two speeds of the same math:
+
+* ``fused=True`` (the default): the step is ONE tape node whose forward and backward are the fused
+  layers' C++ kernels (:class:`minirnn.fused.FusedCellStep`);
+* ``fused=False``: the step is composed of tape primitives (:func:`composed_step`: two products,
+  slices, sigmoids, tanh, products and sums) -- what to read to see how a cell works, and the
+  oracle the fused step is tested against.
+
+The math,
 gate order and parameter layout are exactly those of the fused layers in :mod:`minirnn.nn.rnn`
 and of PyTorch's cells (``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), ``bias_ih``,
 ``bias_hh`` (G*H,)), with ``a = x W_ih^T + b_ih`` and ``r = h W_hh^T + b_hh``:
@@ -22,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .. import init
+from ..fused import cell_step as fused_cell_step
 from ..reference import NUM_GATES
 from ..tensor import FLOAT_DTYPES, Tensor
 from .module import Module, Parameter
@@ -106,9 +115,9 @@ def check_float(owner: str, name: str, t: Tensor, dtype: np.dtype) -> None:
 
 
 # ---------------------------------------------------------------------------- the step
-def cell_step(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tensor, w_hh: Tensor,
+def composed_step(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tensor, w_hh: Tensor,
               b_ih: Tensor | None, b_hh: Tensor | None) -> tuple[Tensor, Tensor | None]:
-    """One step of ``mode`` on the tape: x (B, I), h/c (B, H) -> (h', c' or None)."""
+    """One step of ``mode`` built from tape ops: x (B, I), h/c (B, H) -> (h', c' or None)."""
     H = w_hh.shape[1]
     a = x @ w_ih.T                                # (B, G*H)
     r = h @ w_hh.T                                # (B, G*H)
@@ -133,10 +142,13 @@ class RNNCellBase(Module):
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True,
                  dtype: Any = np.float32, recurrent_init: str = "uniform",
-                 forget_bias: float | None = None):
+                 forget_bias: float | None = None, fused: bool = True):
         super().__init__()
         owner = type(self).__name__
+        if not isinstance(fused, bool):
+            raise TypeError(f"{owner}: fused: expected True or False, got {fused!r}")
         self.mode = mode
+        self.fused = fused
         self.input_size = check_size(owner, "input_size", input_size, 0)
         self.hidden_size = check_size(owner, "hidden_size", hidden_size)
         self.bias = bool(bias)
@@ -176,18 +188,21 @@ class RNNCellBase(Module):
             c = self._state("hx[1]", None if hx is None else hx[1], batch)
         else:
             h, c = self._state("hx", hx, batch), None
+        weights = (self.weight_ih, self.weight_hh, getattr(self, "bias_ih", None), getattr(self, "bias_hh", None))
+        if self.fused:  # one node, batched or not
+            h_new, c_new = fused_cell_step(self.mode, x, h, c, *weights)
+            return (h_new, c_new) if self.mode == "lstm" else h_new
         if batch is None:  # unbatched: run as a batch of one
             x, h = x.reshape(1, -1), h.reshape(1, -1)
             c = None if c is None else c.reshape(1, -1)
-        h_new, c_new = cell_step(self.mode, x, h, c, self.weight_ih, self.weight_hh,
-                                 getattr(self, "bias_ih", None), getattr(self, "bias_hh", None))
+        h_new, c_new = composed_step(self.mode, x, h, c, *weights)
         if batch is None:
             h_new = h_new.reshape(-1)
             c_new = None if c_new is None else c_new.reshape(-1)
         return (h_new, c_new) if self.mode == "lstm" else h_new
 
     def extra_repr(self) -> str:
-        extra = "" if self.bias else ", bias=False"
+        extra = ("" if self.bias else ", bias=False") + ("" if self.fused else ", fused=False")
         return f"{self.input_size}, {self.hidden_size}{extra}"
 
 
@@ -195,10 +210,10 @@ class RNNCell(RNNCellBase):
     """Elman cell ``h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)`` (``nonlinearity="relu"``: relu)."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 dtype: Any = np.float32, recurrent_init: str = "uniform"):
+                 dtype: Any = np.float32, recurrent_init: str = "uniform", fused: bool = True):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNNCell: nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, bias, dtype, recurrent_init)
+        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, bias, dtype, recurrent_init, fused=fused)
         self.nonlinearity = nonlinearity
 
 
@@ -206,13 +221,13 @@ class LSTMCell(RNNCellBase):
     """LSTM cell (gates i, f, g, o; see the module docstring); ``forward`` returns ``(h', c')``."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype: Any = np.float32,
-                 recurrent_init: str = "uniform", forget_bias: float | None = None):
-        super().__init__("lstm", input_size, hidden_size, bias, dtype, recurrent_init, forget_bias)
+                 recurrent_init: str = "uniform", forget_bias: float | None = None, fused: bool = True):
+        super().__init__("lstm", input_size, hidden_size, bias, dtype, recurrent_init, forget_bias, fused)
 
 
 class GRUCell(RNNCellBase):
     """GRU cell (gates r, z, n, reset applied to ``W_hn h + b_hn``; see the module docstring)."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype: Any = np.float32,
-                 recurrent_init: str = "uniform"):
-        super().__init__("gru", input_size, hidden_size, bias, dtype, recurrent_init)
+                 recurrent_init: str = "uniform", fused: bool = True):
+        super().__init__("gru", input_size, hidden_size, bias, dtype, recurrent_init, fused=fused)

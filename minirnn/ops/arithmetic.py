@@ -170,7 +170,10 @@ class Pow(Function):
 # The functions users call: non-Tensor operands become constants of the other operand's dtype.
 def _elementwise(function: type[Function], op: str, a: Any, b: Any) -> Tensor:
     """``function`` applied to ``a`` and ``b`` broadcast together (NumPy's rules)."""
-    a, b = lift(a, b), lift(b, a)
+    if not isinstance(b, Tensor):  # (lifted to a's dtype, so lifted first)
+        b = lift(b, a)
+    if not isinstance(a, Tensor):
+        a = lift(a, b)
     try:
         return function.apply(a, b)
     except ValueError:

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import Context, Function
+from ..autograd import Context, Function, ScatteredGrad
 from ..tensor import Tensor
 from ._util import check_tensor
 
@@ -49,6 +49,9 @@ def _sum_rows_by_index(shape: tuple[int, ...], dtype: np.dtype, index: np.ndarra
 class GetItem(Function):
     """y = x[index];  dx = zeros_like(x) with dx[index] += dy (repeats accumulate).
 
+    For a basic index (no arrays) dx goes back as a :class:`~minirnn.autograd.ScatteredGrad`,
+    which the engine adds into x's gradient in place, without a zero array per read.
+
     The parts of ``index`` go through ``save_for_backward``: an integer array or a mask is freed
     by backward and counted in the graph's saved bytes like any other saved array.
     """
@@ -64,9 +67,11 @@ class GetItem(Function):
         return y
 
     @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, None]:
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | ScatteredGrad, None]:
         parts = ctx.saved_tensors
         index = parts if ctx.is_tuple else parts[0]
+        if not any(isinstance(p, np.ndarray) for p in parts):  # a basic index: x[t], x[:, 4:8]
+            return ScatteredGrad(ctx.shape, ctx.dtype, index, grad), None
         return scatter_add(ctx.shape, ctx.dtype, index, grad), None
 
 
