@@ -21,6 +21,7 @@
 #include "matmul.h"
 #include "packed_gemm.h"
 #include "parallel.h"
+#include "pointwise.h"
 #include "rnn.h"
 #include "scratch.h"
 
@@ -315,6 +316,23 @@ py::array matmul(py::handle a_obj, py::handle b_obj, bool transpose_a, bool tran
                                             : matmul_typed<float>(oa, ob, M, N, K);
 }
 
+template <typename T>
+py::array sigmoid_typed(const py::array& x) {
+  const py::array xc = py::array::ensure(x, py::array::c_style);
+  py::array_t<T> y = empty<T>(shape_of(xc));
+  {
+    py::gil_scoped_release release;
+    minirnn::sigmoid<T>(static_cast<const T*>(xc.data()), y.mutable_data(), xc.size());
+  }
+  return y;
+}
+
+py::array sigmoid(py::handle x_obj) {
+  py::array x = as_array(x_obj, "x");
+  if (!x) throw py::type_error("x: expected a float32 or float64 array, got None");
+  return float_dtype_num(x, "x") == py::dtype::num_of<double>() ? sigmoid_typed<double>(x) : sigmoid_typed<float>(x);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -382,6 +400,10 @@ PYBIND11_MODULE(_C, m) {
 a (M, K), or (K, M) with transpose_a; b (K, N), or (N, K) with transpose_b; both float32 or both
 float64, any strides (transpose views are read without a copy). K = 0 gives zeros. One thread when
 the product is small (as the kernels' big GEMMs).)doc");
+
+  m.def("sigmoid", &sigmoid, py::arg("x"),
+        "y = 1 / (1 + e^-x) elementwise, for a float32 or float64 array of any shape (a new array; "
+        "the fused cells' activation, overflow-free, NaN propagates).");
 
   m.def(
       "workspace_size",

@@ -14,15 +14,18 @@ import numpy as np
 import pytest
 
 from minirnn import _C
-from minirnn.bench import floor, harness, main, report, targets, timing
+from minirnn.bench import floor, harness, main, report, tape, targets, timing
 from minirnn.bench.memory import workspace_bytes
 from minirnn.bench.charlm import CharLMConfig
 from minirnn.bench.problem import MODES, Shape, make_problem
+from minirnn.bench.tape import TapeConfig
 from minirnn.bench.threads import use_threads
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY = (Shape(6, 2, 4, 5),)
 TINY_LM = CharLMConfig(T=8, B=2, embed=4, hidden=6, layers=2)
+TINY_TAPE = TapeConfig(shapes=(Shape(5, 2, 3, 4),), ops=40, trees=3, depth=3, tree_hidden=4, tree_vocab=5, chars=6,
+                       lm_embed=4, lm_hidden=6, lm_vocab=7)
 
 
 def load_benchmark_script(name: str):
@@ -48,7 +51,7 @@ def run_tiny(tmp_path, **kwargs):
     path = tmp_path / "bench.json"
     log = []
     results = main(quick=True, json_path=path, shapes=TINY, threads=(1,), repeats=2, charlm=TINY_LM,
-                   log=log.append, **kwargs)
+                   tape=TINY_TAPE, log=log.append, **kwargs)
     return results, json.loads(path.read_text()), "\n".join(log)
 
 
@@ -64,7 +67,7 @@ def tiny(tmp_path_factory):
 def test_tiny_run_writes_complete_json(tiny):
     results, data, log = tiny
     assert data == json.loads(json.dumps(results))
-    assert set(data) >= {"machine", "config", "grid", "memory", "varlen", "denormals", "charlm", "targets",
+    assert set(data) >= {"machine", "config", "grid", "memory", "varlen", "denormals", "charlm", "tape", "targets",
                          "load_average", "wall_s"}
     # which code and which micro-kernel the numbers measured (None only outside a git checkout)
     commit = data["machine"]["commit"]
@@ -96,9 +99,24 @@ def test_tiny_run_writes_complete_json(tiny):
     lm = data["charlm"]
     assert lm["first_loss"]["minirnn"] == pytest.approx(lm["first_loss"]["torch"], rel=1e-4)
     assert lm["first_loss"]["minirnn"] == pytest.approx(np.log(lm["vocab"]), rel=0.1)
-    assert [t["status"] in ("PASS", "MISS", "n/a") for t in data["targets"]] == [True] * 8
+    assert [t["status"] in ("PASS", "MISS", "n/a") for t in data["targets"]] == [True] * 13
     for t in data["targets"]:  # every target printed with its verdict
         assert f"[{t['status']:4s}] {t['text']}" in log
+    # the tape section: a record per measurement with every contender, and a table row each
+    assert [(r["kind"], r.get("mode")) for r in data["tape"]] == [("cells", m) for m in MODES] + [
+        ("ops", None), ("tree", None), ("sample", None)]
+    for r in data["tape"]:
+        composed = r["kind"] == "cells" and tape.composed_supported(r["mode"])
+        cells = {"fused_layer", "floor"} if r["kind"] == "cells" else set()
+        assert set(r["median_s"]) == {"tape", "torch"} | cells | ({"tape_composed"} if composed else set())
+        assert all(0 < r["min_s"][k] <= v for k, v in r["median_s"].items())
+        assert [n.startswith("tape_composed skipped") for n in r["notes"]] == ([] if composed or not cells else [True])
+        assert sum(line.startswith(tape.label(r)) for line in log.splitlines()) == 1, tape.label(r)
+    ops, tree, sample = data["tape"][-3:]
+    assert ops["ops"] == 40 and ops["us_per_op"]["tape"] == pytest.approx(ops["median_s"]["tape"] * 1e6 / 40)
+    assert TINY_TAPE.trees < tree["nodes"] <= TINY_TAPE.trees * (2 ** (TINY_TAPE.depth + 1) - 1)
+    assert sample["chars_per_s"]["torch"] == pytest.approx(6 / sample["median_s"]["torch"])
+    assert sample["config"] == {"vocab": 7, "embed": 4, "hidden": 6, "layers": 2, "temperature": 1.0}
 
 
 def slowed(results):
@@ -111,6 +129,8 @@ def slowed(results):
         r["slowdown"]["fused"] = 10.0
     out["charlm"]["chars_per_s"]["minirnn"] /= 1000
     out["charlm"]["median_s"]["minirnn"] *= 1000
+    for r in out["tape"]:
+        r["median_s"]["tape"] *= 1000
     return out
 
 
@@ -121,6 +141,8 @@ def test_every_target_misses_with_a_label_per_record_kind(tiny, tmp_path):
     verdicts = harness.publish(results, tmp_path / "bench.json", png, log.append)
     statuses = {t.text: t.status for t in verdicts}
     assert statuses.pop("train H>=512: fused / floor <= 1.25") == "n/a"  # the tiny run has H=5
+    for text in [t for t in statuses if t.startswith("tape cell loops")]:  # the tiny run has none of their sizes
+        assert statuses.pop(text) == "n/a"
     assert set(statuses.values()) == {"MISS"}
     where = {t.text.split(":")[0]: {m.split(":")[0] for m in t.misses} for t in verdicts}
     size = f"T{TINY[0].T} B{TINY[0].B} H{TINY[0].H} threads=1"
@@ -129,8 +151,11 @@ def test_every_target_misses_with_a_label_per_record_kind(tiny, tmp_path):
     assert where["varlen"] == {f"{mode} {size}" for mode in MODES}
     assert where["denormals"] == {f"{mode} {size}" for mode in MODES}
     assert where["char-LM"] == {f"char-LM T{TINY_LM.T} B{TINY_LM.B} H{TINY_LM.hidden} layers=2 threads=1"}
+    assert where["tape per-op fixed cost"] == {"40 tiny ops on (4,) threads=1"}
+    assert where["tape tree net (eager)"] == {f"tree net 3 trees {results['tape'][-2]['nodes']} nodes H4 threads=1"}
+    assert where["tape sampling"] == {"sample 6 chars LSTM 2x6 threads=1"}
     text = "\n".join(log)
-    assert text.count("[MISS]") == 7
+    assert text.count("[MISS]") == 10
     assert "miss: char-LM T8 B2 H6 layers=2 threads=1: " in text and "miss: gru " + size in text
     assert json.loads((tmp_path / "bench.json").read_text())["targets"] == results["targets"]
     if png is not None:
@@ -140,18 +165,23 @@ def test_every_target_misses_with_a_label_per_record_kind(tiny, tmp_path):
 def test_without_torch_skips_torch_with_a_note(tmp_path, monkeypatch):
     from minirnn.bench import torch_peer
     monkeypatch.setattr(torch_peer, "available", lambda: False)
+    monkeypatch.setattr(tape, "composed_supported", lambda mode: False)  # cells without a fused= flag
     results, data, _ = run_tiny(tmp_path)
     assert all(set(r["median_s"]) == CONTENDERS for r in data["grid"])
     assert any("torch is not installed" in n for n in data["notes"])
     assert data["charlm"]["chars_per_s"].keys() == {"minirnn", "floor"}
+    assert data["tape"] and all("torch" not in r["median_s"] and "tape" in r["median_s"] for r in data["tape"])
+    assert all(set(r["median_s"]) == {"tape", "fused_layer", "floor"} for r in data["tape"] if r["kind"] == "cells")
+    assert any(n.startswith("tape_composed skipped: minirnn's gru cell takes no fused= flag") for n in data["notes"])
     statuses = {t["text"]: t["status"] for t in data["targets"]}
     assert statuses["infer: fused / torch < 1.0 at every point"] == "n/a"
+    assert [statuses[t] for t in statuses if t.startswith("tape")] == ["n/a"] * 5
 
 
 def test_full_mode_runs_every_contender_at_one_thread_and_all_cores(monkeypatch):
     monkeypatch.setattr(harness, "all_cores", lambda: 2)
     results = main(quick=False, json_path=None, modes=("gru",), shapes=TINY, repeats=1, charlm=None,
-                   log=lambda line: None)
+                   tape=TapeConfig(**{**vars(TINY_TAPE), "modes": ("gru",)}), log=lambda line: None)
     assert results["config"]["threads"] == [1, 2] and results["config"]["repeats"] == 1
     assert sorted((r["threads"], r["task"]) for r in results["grid"]) == [
         (1, "infer"), (1, "train"), (2, "infer"), (2, "train")]
@@ -161,6 +191,101 @@ def test_full_mode_runs_every_contender_at_one_thread_and_all_cores(monkeypatch)
     assert not any(n.startswith(("cells skipped", "numpy skipped")) for n in results["notes"])  # full: every contender
     assert [r["mode"] for r in results["memory"]] == [r["mode"] for r in results["varlen"]] == ["gru"]
     assert results["charlm"] is None
+    assert [r["kind"] for r in results["tape"]] == ["cells", "ops", "tree", "sample"]  # full mode too
+    assert {r["threads"] for r in results["tape"]} == {2}  # at all cores
+
+
+def values(x):
+    """The numbers in a minirnn Tensor, a torch tensor or an array."""
+    return np.asarray(x.detach().numpy()) if hasattr(x, "detach") else np.asarray(x)
+
+
+def assert_same(ours: tape.Workload, theirs: tape.Workload) -> dict[str, np.ndarray]:
+    """Two contenders of one measurement compute the same result and the same gradients (on their
+    second run: a run starts from cleared gradients); returns the gradients."""
+    results = [values(w.run()) for w in (ours, theirs) for _ in range(2)][1::2]
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-5)
+    grads, expected = ours.grads(), theirs.grads()
+    assert grads.keys() == expected.keys()
+    for name, g in grads.items():
+        np.testing.assert_allclose(g, expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    return grads
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tape_cell_loops_compute_what_torch_cells_do(mode):
+    """The cell-loop contenders (the default cell and, where the cells take fused=False, the
+    composed one) give torch's outputs and gradients of x and every weight from the same weights."""
+    pytest.importorskip("torch")
+    problem = make_problem(mode, Shape(7, 3, 4, 5))
+    theirs = tape.torch_cells(problem)
+    for composed in (False, True)[:1 + tape.composed_supported(mode)]:
+        grads = assert_same(tape.tape_cells(problem, composed), theirs)
+        assert set(grads) == {"x", "weight_ih", "weight_hh", "bias_ih", "bias_hh"}
+        assert grads["x"].shape == (7, 3, 4) and np.abs(grads["x"]).min() > 0
+
+
+def test_tape_op_chain_and_tree_net_compute_what_torch_does():
+    """The tiny-op chain and the tree net: the same loss and gradients in both frameworks."""
+    pytest.importorskip("torch")
+    chain = tape.ops_workloads(40, with_torch=True)
+    assert set(assert_same(chain["tape"], chain["torch"])) == {"x"}
+    trees, nodes = tape.tree_workloads(TINY_TAPE, with_torch=True)
+    grads = assert_same(trees["tape"], trees["torch"])
+    assert set(grads) == {"embed.weight", "compose.weight", "compose.bias", "classify.weight", "classify.bias"}
+    assert np.abs(grads["compose.weight"]).max() > 0 and nodes > TINY_TAPE.trees
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.0])
+def test_tape_samplers_draw_the_same_characters(temperature):
+    """minirnn's generate and torch's twin on the same weights draw the same characters (the
+    same seeded uniforms, the same inverse CDF; temperature 0: argmax)."""
+    pytest.importorskip("torch")
+    lm = {"vocab": 11, "embed": 4, "hidden": 6, "layers": 2, "temperature": temperature}
+    samplers = tape.sample_workloads(lm, 40, with_torch=True)
+    ids = values(samplers["tape"].run())
+    assert ids.shape == (40,) and 0 <= ids.min() and ids.max() < 11
+    assert temperature == 0 or len(set(ids)) > 3
+    np.testing.assert_array_equal(samplers["torch"].run(), ids)
+    assert samplers["tape"].grads() == samplers["torch"].grads() == {}  # nothing to compare: no grad
+
+
+def tape_records():
+    """A cell loop at each of the issue's sizes and one elsewhere, and one of each other kind."""
+    def cells(T, B, H, ours, floor_s):
+        return {"kind": "cells", "mode": "gru", "T": T, "B": B, "I": H, "H": H, "threads": 2,
+                "median_s": {"tape": ours, "torch": 1.0, "floor": floor_s}}
+    return [cells(100, 1, 64, 0.25, 0.1), cells(100, 32, 128, 0.8, 0.5), cells(50, 64, 256, 0.9, 0.7),
+            cells(7, 3, 5, 9.0, 1.0),  # not one of the issue's sizes: not judged
+            {"kind": "ops", "ops": 100, "threads": 2, "median_s": {"tape": 1.0, "torch": 2.0},
+             "us_per_op": {"tape": 1e4, "torch": 2e4}},
+            {"kind": "tree", "trees": 32, "nodes": 700, "H": 64, "threads": 2, "median_s": {"tape": 0.5}},
+            {"kind": "sample", "chars": 1000, "config": {"layers": 2, "hidden": 128}, "threads": 2,
+             "median_s": {"tape": 0.6, "torch": 1.0}, "chars_per_s": {"tape": 1667, "torch": 1000}}]
+
+
+def test_tape_targets_verdicts():
+    verdicts = {t.text: t for t in targets.evaluate([], [], [], None, tape_records())}
+    cells = next(t for text, t in verdicts.items() if text.startswith("tape cell loops: tape / torch <= 0.3"))
+    assert cells.status == "MISS" and cells.misses == ["gru cell loop T100 B32 H128 threads=2: 0.80 > 0.70"]
+    floor_target = verdicts["tape cell loops at (50, 64, 256): tape / floor <= 1.2"]
+    assert floor_target.misses == ["gru cell loop T50 B64 H256 threads=2: 1.29 > 1.20"]
+    assert verdicts["tape per-op fixed cost: tape / torch <= 1.0"].status == "PASS"
+    assert verdicts["tape tree net (eager): tape / torch <= 1.0"].status == "n/a"  # no torch time
+    sample = verdicts["tape sampling: chars/s at least 2x torch's"]
+    assert sample.status == "MISS" and sample.worst == pytest.approx(0.6)
+    assert [t.status for t in targets.evaluate([], [], [], None)[-5:]] == ["n/a"] * 5  # no tape section
+
+
+def test_tape_table_prints_a_row_per_record():
+    records = tape_records()
+    lines = report.tape_table(records).splitlines()
+    assert len(lines) == 3 + len(records)
+    assert lines[1].split()[:4] == ["tape", "section", "thr", "tape"]
+    rows = dict(zip((tape.label(r) for r in records), lines[3:]))
+    assert rows["gru cell loop T100 B1 H64"].split()[-7:] == ["250.00", "-", "1000.00", "-", "100.00", "0.25", "2.50"]
+    assert rows["100 tiny ops on (4,)"].endswith("0.50      -  us/op tape 10000.00, torch 20000.00")
+    assert rows["sample 1000 chars LSTM 2x128"].endswith("chars/s tape 1,667, torch 1,000")
 
 
 def test_time_interleaved_caps_slow_contenders():

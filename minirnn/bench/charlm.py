@@ -61,15 +61,21 @@ def _cycle(items: list[Any]) -> Callable[[], Any]:
     return next_item
 
 
+def torch_charlm(vocab: int, embed: int, hidden: int, layers: int) -> Any:
+    """:class:`minirnn.charlm.CharLM` in torch: a ``ModuleDict`` of ``embed`` (Embedding), ``lstm``
+    (LSTM) and ``head`` (Linear), so the two models' state dicts have the same names."""
+    import torch
+    return torch.nn.ModuleDict({"embed": torch.nn.Embedding(vocab, embed), "lstm": torch.nn.LSTM(embed, hidden, layers),
+                                "head": torch.nn.Linear(hidden, vocab)})
+
+
 def torch_trainer(cfg: CharLMConfig, vocab: int,
                   data: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Any, Callable[[], float]]:
     """The torch model (parameter names as :class:`minirnn.charlm.CharLM`'s) and a callable doing
     one training step (returns the loss)."""
     import torch
     torch.manual_seed(0)
-    model = torch.nn.ModuleDict({"embed": torch.nn.Embedding(vocab, cfg.embed),
-                                 "lstm": torch.nn.LSTM(cfg.embed, cfg.hidden, cfg.layers),
-                                 "head": torch.nn.Linear(cfg.hidden, vocab)})
+    model = torch_charlm(vocab, cfg.embed, cfg.hidden, cfg.layers)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     batch = _cycle([(torch.from_numpy(x), torch.from_numpy(y)) for x, y in data])
 

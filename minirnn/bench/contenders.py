@@ -19,15 +19,16 @@ from .problem import Problem
 Step = Callable[[], None]
 
 
-def _module(problem: Problem, cell: bool) -> Any:
-    """A minirnn layer (or cell) of ``problem``'s mode and size holding ``problem.weights``."""
+def make_module(problem: Problem, cell: bool, **options: Any) -> Any:
+    """A minirnn layer (or cell) of ``problem``'s mode and size holding ``problem.weights``;
+    ``options`` go to its constructor."""
     s, mode = problem.shape, problem.mode
     if mode == "lstm":
-        module = (nn.LSTMCell if cell else nn.LSTM)(s.I, s.H)
+        module = (nn.LSTMCell if cell else nn.LSTM)(s.I, s.H, **options)
     elif mode == "gru":
-        module = (nn.GRUCell if cell else nn.GRU)(s.I, s.H)
+        module = (nn.GRUCell if cell else nn.GRU)(s.I, s.H, **options)
     else:
-        module = (nn.RNNCell if cell else nn.RNN)(s.I, s.H, nonlinearity=mode.removeprefix("rnn_"))
+        module = (nn.RNNCell if cell else nn.RNN)(s.I, s.H, nonlinearity=mode.removeprefix("rnn_"), **options)
     module.load_state_dict({name.removesuffix("_l0"): w for name, w in problem.weights.items()}
                            if cell else problem.weights)
     return module
@@ -53,7 +54,7 @@ def _step(forward: Callable[[Tensor], Tensor], params: list[Tensor], x: Tensor, 
 def fused_step(problem: Problem, train: bool) -> Step:
     """minirnn's fused layer (``nn.LSTM`` / ``GRU`` / ``RNN``): one tape node per layer call,
     the whole time loop in C++; ``problem.lengths`` goes to its ``lengths=`` argument."""
-    layer = _module(problem, cell=False)
+    layer = make_module(problem, cell=False)
     lengths = problem.lengths
 
     def forward(x: Tensor) -> Tensor:
@@ -62,19 +63,25 @@ def fused_step(problem: Problem, train: bool) -> Step:
     return _step(forward, list(layer.parameters()), Tensor(problem.x, requires_grad=train), problem.dy, train)
 
 
+def unroll(cell: Callable[[Any, Any], Any], x: Any, h0: Any, lstm: bool, stack: Callable[[list[Any]], Any]) -> Any:
+    """``h = cell(x[t], h)`` for every t from ``h0`` (an LSTM's state: the pair ``(h0, h0)``), the
+    hidden states stacked to (T, B, H). Any framework: ``stack`` is its stack (minirnn's or torch's)."""
+    state = (h0, h0) if lstm else h0
+    outputs = []
+    for t in range(len(x)):
+        state = cell(x[t], state)
+        outputs.append(state[0] if lstm else state)
+    return stack(outputs)
+
+
 def cells_step(problem: Problem, train: bool) -> Step:
     """The same layer unrolled in Python: one cell call per time step, every op on the tape."""
-    cell = _module(problem, cell=True)
+    cell = make_module(problem, cell=True)
     s = problem.shape
-    zeros = np.zeros((s.B, s.H), np.float32)
+    h0 = Tensor(np.zeros((s.B, s.H), np.float32))
 
     def forward(x: Tensor) -> Tensor:
-        state: Any = (Tensor(zeros), Tensor(zeros)) if problem.mode == "lstm" else Tensor(zeros)
-        outputs = []
-        for t in range(s.T):
-            state = cell(x[t], state)
-            outputs.append(state[0] if problem.mode == "lstm" else state)
-        return ops.stack(outputs)
+        return unroll(cell, x, h0, problem.mode == "lstm", ops.stack)
 
     return _step(forward, list(cell.parameters()), Tensor(problem.x, requires_grad=train), problem.dy, train)
 

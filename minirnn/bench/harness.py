@@ -3,6 +3,8 @@ the tables and targets and write the JSON and chart (:func:`publish`).
 
     python -m minirnn bench            # quick: a subset of the grid, all cores, ~2 minutes
     python -m minirnn bench --full     # the issue's whole grid at 1 thread and at all cores
+
+Both end with the tape section (tape.py): minirnn's tape against torch eager, at all cores.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from .denormals import run_denormals
 from .grid import run_grid
 from .memory import peak_step_bytes, workspace_record
 from .problem import FULL_GRID, MODES, QUICK_GRID, Shape, make_problem
+from .tape import TapeConfig, run_tape
 from .targets import Target, as_json, evaluate
 from .threads import all_cores, use_threads
 from .varlen import run_varlen
@@ -84,9 +87,10 @@ def _light(shapes: tuple[Shape, ...], max_flops: float | None) -> tuple[Shape, .
 
 def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Shape, ...] | None = None,
             threads: tuple[int, ...] | None = None, repeats: int | None = None,
-            charlm: CharLMConfig | None = CharLMConfig(), log: Callable[[str], None] = print) -> dict[str, Any]:
+            charlm: CharLMConfig | None = CharLMConfig(), tape: TapeConfig | None = TapeConfig(),
+            log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every measurement (arguments as :func:`main`) and return the results dict, without
-    targets: the grid, memory, variable lengths, denormals and the char-LM, with notes."""
+    targets: the grid, memory, variable lengths, denormals, the char-LM and the tape, with notes."""
     wall_start = time.perf_counter()
     cores = all_cores()
     shapes = shapes if shapes is not None else (QUICK_GRID if quick else FULL_GRID)
@@ -131,6 +135,10 @@ def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Sh
     if charlm:
         phase("char-LM")
     results["charlm"] = run_charlm(charlm, max(threads), repeats, budget_s, with_torch) if charlm else None
+    if tape:
+        phase("tape (median ms per forward + backward; sampling: per run of chars)")
+    results["tape"] = run_tape(tape, max(threads), repeats, budget_s, with_torch, log) if tape else None
+    results["notes"] += sorted({n for r in results["tape"] or [] for n in r["notes"]})
     results["load_average"] = {"start": load_start, "end": os.getloadavg()[0]}
     results["wall_s"] = time.perf_counter() - wall_start
     return results
@@ -140,7 +148,8 @@ def publish(results: dict[str, Any], json_path: str | Path | None = None, png_pa
             log: Callable[[str], None] = print) -> list[Target]:
     """Judge the targets on ``results`` (stored in it as ``results["targets"]``), print the
     tables, notes and targets, and write the JSON (and the PNG chart) when paths are given."""
-    targets = evaluate(results["grid"], results["varlen"], results["denormals"], results["charlm"])
+    targets = evaluate(results["grid"], results["varlen"], results["denormals"], results["charlm"],
+                       results.get("tape"))
     results["targets"] = as_json(targets)
     log("")
     log(report.grid_table(results["grid"]))
@@ -152,6 +161,8 @@ def publish(results: dict[str, Any], json_path: str | Path | None = None, png_pa
     log(report.timing_table(report.denormals_title(results["denormals"]), results["denormals"], extra="slowdown"))
     if results["charlm"]:
         log(report.charlm_line(results["charlm"]))
+    if results.get("tape"):
+        log(report.tape_table(results["tape"]))
     for note in results["notes"]:
         log(f"note: {note}")
     log(report.targets_table(targets))
@@ -169,7 +180,8 @@ def publish(results: dict[str, Any], json_path: str | Path | None = None, png_pa
 def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json", png_path: str | Path | None = None,
          modes: tuple[str, ...] = MODES, shapes: tuple[Shape, ...] | None = None,
          threads: tuple[int, ...] | None = None, repeats: int | None = None,
-         charlm: CharLMConfig | None = CharLMConfig(), log: Callable[[str], None] = print) -> dict[str, Any]:
+         charlm: CharLMConfig | None = CharLMConfig(), tape: TapeConfig | None = TapeConfig(),
+         log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the benchmarks, print the tables and the targets, write JSON (and PNG); return the
     results dict that went into the JSON.
 
@@ -177,7 +189,9 @@ def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json"
     contenders (tape cells, NumPy) skipped above 2 GFLOP per step and memory and variable lengths
     measured only at the shapes below that; otherwise the whole grid at 1 thread and at all cores,
     7 repeats, every contender everywhere. ``shapes``, ``threads``, ``repeats`` override them.
-    ``charlm=None`` skips the char-LM run. ``png_path`` needs matplotlib (the plot extra).
+    ``charlm=None`` skips the char-LM run, ``tape=None`` the tape section (quick and full run the
+    same tape sizes, full with more repeats and a larger time budget per contender). ``png_path``
+    needs matplotlib (the plot extra).
     """
     if importlib.util.find_spec("threadpoolctl") is None:  # sets NumPy's BLAS threads (threads.py)
         raise ValueError("main: the benchmarks need threadpoolctl (pip install 'minirnn[bench]'), which is not "
@@ -185,6 +199,6 @@ def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json"
     if png_path is not None and importlib.util.find_spec("matplotlib") is None:
         raise ValueError(f"main: png_path={str(png_path)!r} needs matplotlib (pip install 'minirnn[plot]'), "
                          "which is not installed")
-    results = measure(quick, modes, shapes, threads, repeats, charlm, log)
+    results = measure(quick, modes, shapes, threads, repeats, charlm, tape, log)
     publish(results, json_path, png_path, log)
     return results

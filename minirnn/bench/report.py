@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .tape import label
 from .targets import Target
 
 Record = dict[str, Any]
@@ -12,12 +13,12 @@ Record = dict[str, Any]
 COLUMNS = ("fused", "cells", "numpy", "torch", "floor")
 
 
-def _ms(times: dict[str, float], name: str) -> str:
-    return f"{times[name] * 1e3:10.2f}" if name in times else f"{'-':>10s}"
+def _ms(times: dict[str, float], name: str, width: int = 10) -> str:
+    return f"{times[name] * 1e3:{width}.2f}" if name in times else f"{'-':>{width}s}"
 
 
-def _ratio(times: dict[str, float], name: str) -> str:
-    return f"{times['fused'] / times[name]:7.2f}" if "fused" in times and name in times else f"{'-':>7s}"
+def _ratio(times: dict[str, float], name: str, ours: str = "fused") -> str:
+    return f"{times[ours] / times[name]:7.2f}" if ours in times and name in times else f"{'-':>7s}"
 
 
 def grid_table(records: list[Record]) -> str:
@@ -110,6 +111,34 @@ def charlm_line(record: Record) -> str:
     ratio = f" (minirnn / torch {rates['minirnn'] / rates['torch']:.2f}x)" if "torch" in rates else ""
     return ("char-LM training chars/s: " + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items()) + ratio
             + "; first-step loss " + ", ".join(f"{k} {v:.4f}" for k, v in record["first_loss"].items()))
+
+
+#: The tape section's contenders in column order (tape.py); a missing one prints as "-".
+TAPE_COLUMNS = ("tape", "tape_composed", "torch", "fused_layer", "floor")
+
+
+def _tape_extra(r: Record) -> str:
+    """What a tape record measured beside its times: microseconds per op, or characters per second."""
+    for key, unit, fmt in (("us_per_op", "us/op", ".2f"), ("chars_per_s", "chars/s", ",.0f")):
+        if key in r:
+            return f"  {unit} " + ", ".join(f"{k} {v:{fmt}}" for k, v in r[key].items())
+    return ""
+
+
+def tape_table(records: list[Record]) -> str:
+    """The tape section (tape.py), a row per record: median ms per forward + backward of each
+    contender (a sampling row: per run of its characters), tape / torch and tape / floor (below
+    1: the tape is faster), and the record's own unit (us per op, chars/s)."""
+    widths = {c: len(c) + 5 for c in TAPE_COLUMNS}
+    head = (f"{'tape section':40s} {'thr':>3s}" + "".join(f"{c + ' ms':>{widths[c]}s}" for c in TAPE_COLUMNS)
+            + f"{'/torch':>7s}{'/floor':>7s}")
+    lines = ["Tape vs torch eager (median ms per forward + backward; sampling: per run, no grad; "
+             "/torch and /floor: tape's time over theirs):", head, "-" * len(head)]
+    for r in records:
+        t = r["median_s"]
+        lines.append(f"{label(r):40s} {r['threads']:3d}" + "".join(_ms(t, c, widths[c]) for c in TAPE_COLUMNS)
+                     + _ratio(t, "torch", "tape") + _ratio(t, "floor", "tape") + _tape_extra(r))
+    return "\n".join(lines)
 
 
 def targets_table(targets: list[Target]) -> str:

@@ -8,7 +8,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from . import tape
+
 Record = dict[str, Any]
+#: The tape's cell loops: the limit of tape / torch at each of the issue's (T, B, H).
+TAPE_CELL_LIMITS = {(100, 1, 64): 0.3, (100, 32, 128): 0.7, (50, 64, 256): 1.0}
+#: The cell-loop size at which the tape is also held to the GEMM floor.
+TAPE_FLOOR_POINT = (50, 64, 256)
 
 
 @dataclass
@@ -24,7 +30,10 @@ class Target:
 
 def _label(r: Record) -> str:
     """Where a record was measured: mode and size for the layer records (grid, varlen,
-    denormals), the model's size for the char-LM record (which has no single mode or H)."""
+    denormals), the model's size for the char-LM record (which has no single mode or H), what it
+    measured for a tape record (tape.py)."""
+    if "kind" in r:
+        return f"{tape.label(r)} threads={r['threads']}"
     if "mode" not in r:
         c = r["config"]
         return f"char-LM T{c['T']} B{c['B']} H{c['hidden']} layers={c['layers']} threads={r['threads']}"
@@ -42,7 +51,7 @@ def _miss(r: Record, value: float, limit: float) -> str:
     floor it is out of reach on this machine, and the line says so."""
     line = f"{_label(r)}: {value:.2f} > {limit:.2f}"
     times = r.get("median_s", {})
-    ours = times.get("fused", times.get("minirnn"))
+    ours = next((times[k] for k in ("fused", "minirnn", "tape") if k in times), None)
     if "floor" in times and ours is not None and value > 0:
         needed = limit * ours / value
         if needed < times["floor"]:
@@ -61,9 +70,20 @@ def check(text: str, records: list[Record], value: Callable[[Record], float | No
     return Target(text, "MISS" if misses else "PASS", worst, misses)
 
 
+def _point(r: Record) -> tuple[int, int, int]:
+    return r["T"], r["B"], r["H"]
+
+
 def evaluate(grid: list[Record], varlen: list[Record], denormals: list[Record],
-             charlm: Record | None) -> list[Target]:
-    """Every target of the issue, in the issue's order, plus the denormal one."""
+             charlm: Record | None, tape_records: list[Record] | None = None) -> list[Target]:
+    """Every target of the issue, in the issue's order, plus the denormal one, then the tape's
+    (``tape_records``: tape.py's; None or empty: n/a)."""
+    cells = [r for r in tape_records or [] if r["kind"] == "cells" and _point(r) in TAPE_CELL_LIMITS]
+
+    def tape_check(text: str, kind: str, limit: float) -> Target:
+        return check(text, [r for r in tape_records or [] if r["kind"] == kind],
+                     lambda r: _ratio(r, "tape", "torch"), lambda r: limit)
+
     train = [r for r in grid if r["task"] == "train"]
     infer = [r for r in grid if r["task"] == "infer"]
     gated = [r for r in train if r["mode"] in ("lstm", "gru")]
@@ -88,6 +108,14 @@ def evaluate(grid: list[Record], varlen: list[Record], denormals: list[Record],
               lambda r: _ratio(r, "fused", "torch_packed"), lambda r: 1 / 3),
         check("denormals: fused slows down at most 1.5x", denormals,
               lambda r: r["slowdown"].get("fused"), lambda r: 1.5),
+        check("tape cell loops: tape / torch <= 0.3 at (100, 1, 64), 0.7 at (100, 32, 128), 1.0 at (50, 64, 256)",
+              cells, lambda r: _ratio(r, "tape", "torch"), lambda r: TAPE_CELL_LIMITS[_point(r)]),
+        check("tape cell loops at (50, 64, 256): tape / floor <= 1.2",
+              [r for r in cells if _point(r) == TAPE_FLOOR_POINT], lambda r: _ratio(r, "tape", "floor"),
+              lambda r: 1.2),
+        tape_check("tape per-op fixed cost: tape / torch <= 1.0", "ops", 1.0),
+        tape_check("tape tree net (eager): tape / torch <= 1.0", "tree", 1.0),
+        tape_check("tape sampling: chars/s at least 2x torch's", "sample", 0.5),
     ]
 
 

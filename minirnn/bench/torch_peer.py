@@ -25,17 +25,19 @@ def version() -> str | None:
     return torch.__version__
 
 
-def make_layer(problem: Problem) -> Any:
-    """A torch layer of ``problem``'s mode and size holding ``problem.weights``."""
+def make_layer(problem: Problem, cell: bool = False) -> Any:
+    """A torch layer (or, with ``cell``, a ``torch.nn.LSTMCell`` / ``GRUCell`` / ``RNNCell``) of
+    ``problem``'s mode and size holding ``problem.weights``."""
     import torch
-    s = problem.shape
+    s, nn = problem.shape, torch.nn
     if problem.mode == "lstm":
-        layer = torch.nn.LSTM(s.I, s.H)
+        layer = (nn.LSTMCell if cell else nn.LSTM)(s.I, s.H)
     elif problem.mode == "gru":
-        layer = torch.nn.GRU(s.I, s.H)
+        layer = (nn.GRUCell if cell else nn.GRU)(s.I, s.H)
     else:
-        layer = torch.nn.RNN(s.I, s.H, nonlinearity=problem.mode.removeprefix("rnn_"))
-    layer.load_state_dict({k: torch.from_numpy(v) for k, v in problem.weights.items()})
+        layer = (nn.RNNCell if cell else nn.RNN)(s.I, s.H, nonlinearity=problem.mode.removeprefix("rnn_"))
+    layer.load_state_dict({(k.removesuffix("_l0") if cell else k): torch.from_numpy(v)
+                           for k, v in problem.weights.items()})
     return layer
 
 

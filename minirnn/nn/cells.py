@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import init
 from ..fused import cell_step as fused_cell_step
+from ..ops import linear
 from ..reference import NUM_GATES
 from ..tensor import FLOAT_DTYPES, Tensor
 from .module import Module, Parameter
@@ -119,10 +120,8 @@ def composed_step(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tenso
               b_ih: Tensor | None, b_hh: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """One step of ``mode`` built from tape ops: x (B, I), h/c (B, H) -> (h', c' or None)."""
     H = w_hh.shape[1]
-    a = x @ w_ih.T                                # (B, G*H)
-    r = h @ w_hh.T                                # (B, G*H)
-    if b_ih is not None:
-        a, r = a + b_ih, r + b_hh
+    a = linear(x, w_ih, b_ih)                     # (B, G*H): x W_ih^T + b_ih
+    r = linear(h, w_hh, b_hh)                     # (B, G*H): h W_hh^T + b_hh
     if mode == "lstm":
         pre = a + r
         i, f, g, o = (pre[:, k * H:(k + 1) * H] for k in range(4))

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import init
+from ..ops import linear
 from ..tensor import Tensor
 from .module import Module, Parameter
 
@@ -37,8 +38,7 @@ class Linear(Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(f"Linear: expected input with last dimension {self.in_features}, got shape {x.shape}")
-        y = x @ self.weight.T
-        return y if self.bias is None else y + self.bias
+        return linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -2,7 +2,7 @@
 
 One file per family: arithmetic, pointwise, reduce, shape, indexing, join, nn_ops, losses.
 """
-from .arithmetic import add, div, matmul, mul, neg, pow, sub  # noqa: F401
+from .arithmetic import add, div, linear, matmul, mul, neg, pow, sub  # noqa: F401
 from .indexing import getitem  # noqa: F401
 from .join import cat, concatenate, split, stack  # noqa: F401
 from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss  # noqa: F401

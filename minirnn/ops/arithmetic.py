@@ -13,7 +13,7 @@ import numpy as np
 from .. import _C
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from ._util import check_broadcast, lift, unbroadcast
+from ._util import check_broadcast, check_tensor, lift, unbroadcast
 
 
 class Add(Function):
@@ -60,6 +60,11 @@ def _one_gemm(a: np.ndarray, b: np.ndarray) -> bool:
             and (a.ndim == 2 or (a.ndim > 2 and a.flags.c_contiguous)))
 
 
+def _is_transposed(m: np.ndarray) -> bool:
+    """Whether the 2-D array ``m`` is the transpose of a C-contiguous one (``W.T``)."""
+    return not m.flags.c_contiguous and m.flags.f_contiguous
+
+
 class MatMul(Function):
     """Z = A @ B (batched like np.matmul);  dA = dZ @ B^T, dB = A^T @ dZ."""
 
@@ -85,7 +90,10 @@ class MatMul(Function):
             m = math.prod(a.shape[:-1])
             a2, g2 = a.reshape(m, a.shape[-1]), grad.reshape(m, b.shape[1])
             da = _C.matmul(g2, b, transpose_b=True).reshape(a.shape) if ctx.needs_input_grad[0] else None
-            db = _C.matmul(a2, g2, transpose_a=True) if ctx.needs_input_grad[1] else None
+            db = None
+            if ctx.needs_input_grad[1]:
+                # b = W.T (a transposed view) gets (dZ^T A)^T: dW = dZ^T A comes out contiguous, W's layout.
+                db = _C.matmul(g2, a2, transpose_a=True).T if _is_transposed(b) else _C.matmul(a2, g2, transpose_a=True)
             return da, db
         # Promote vectors to matrices so one formula covers every case, then undo it.
         a2 = a[None, :] if a.ndim == 1 else a
@@ -101,6 +109,42 @@ class MatMul(Function):
         if ctx.needs_input_grad[1]:
             db = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
         return da, db
+
+
+class Linear(Function):
+    """y = x W^T + b as one node (torch's addmm): x (..., K), W (N, K), b (N,) or None -> y (..., N).
+
+    dx = dy W,  dW = dy^T x  (over all rows of x),  db = dy summed over rows. W is read with a
+    transpose flag, never copied.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        x2 = x.reshape(-1, x.shape[-1])                      # (M, K)
+        y = _gemm(x2, weight, transpose_b=True)              # (M, N)
+        if bias is not None:
+            y += bias
+        ctx.save_for_backward(x2, weight)
+        ctx.x_shape = x.shape
+        return y.reshape(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        x2, weight = ctx.saved_tensors
+        g2 = grad.reshape(-1, weight.shape[0])               # (M, N)
+        need_x, need_w, need_b = ctx.needs_input_grad
+        dx = _gemm(g2, weight).reshape(ctx.x_shape) if need_x else None
+        dw = _gemm(g2, x2, transpose_a=True) if need_w else None
+        db = g2.sum(axis=0) if need_b else None
+        return dx, dw, db
+
+
+def _gemm(a: np.ndarray, b: np.ndarray, transpose_a: bool = False, transpose_b: bool = False) -> np.ndarray:
+    """op(a) @ op(b) for 2-D a and b of one dtype: on the kernels' team for float32/float64 (see
+    USE_KERNEL_GEMM), else NumPy's."""
+    if USE_KERNEL_GEMM and a.dtype == b.dtype and a.dtype in _GEMM_DTYPES:
+        return _C.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
+    return (a.T if transpose_a else a) @ (b.T if transpose_b else b)
 
 
 class Sub(Function):
@@ -204,6 +248,26 @@ def pow(a: Any, exponent: Any) -> Tensor:  # noqa: A001 - mirrors torch.pow
 
 def neg(a: Any) -> Tensor:
     return Neg.apply(lift(a))
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x @ weight.T + bias`` as one node: x (..., K), weight (N, K), bias (N,) or None -> (..., N).
+
+    Like ``torch.nn.functional.linear``; the weight is never copied or transposed in memory.
+    """
+    for name, value in (("x", x), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):
+        check_tensor("linear", name, value)
+    if weight.ndim != 2:
+        raise ValueError(f"linear(): expected weight of shape (out_features, in_features), got {weight.shape}")
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear(): expected x of shape (..., {weight.shape[1]}) to match weight {weight.shape}, "
+                         f"got {x.shape}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear(): expected bias of shape ({weight.shape[0]},), got {bias.shape}")
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is not None and value.dtype != x.dtype:
+            raise TypeError(f"linear(): expected {name} to have x's dtype {x.dtype}, got {value.dtype}")
+    return Linear.apply(x, weight, bias)
 
 
 def matmul(a: Any, b: Any) -> Tensor:

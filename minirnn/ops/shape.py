@@ -24,16 +24,20 @@ class Reshape(Function):
 
 
 class Permute(Function):
-    """y = x with its axes reordered, y.shape[i] = x.shape[dims[i]];  dx = dy permuted by the inverse."""
+    """y = x with its axes reordered, y.shape[i] = x.shape[dims[i]];  dx = dy permuted by the inverse.
+
+    Both are views: nothing is copied (``W.T`` costs no pass over W). Whatever needs contiguous
+    memory copies then, and the products read a transposed 2-D operand as a GEMM flag instead.
+    """
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
-        ctx.inverse = tuple(np.argsort(dims))
-        return np.ascontiguousarray(x.transpose(dims))
+        ctx.inverse = tuple([dims.index(k) for k in range(len(dims))])
+        return x.transpose(dims)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, None]:
-        return np.ascontiguousarray(grad.transpose(ctx.inverse)), None
+        return grad.transpose(ctx.inverse), None
 
 
 def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
