@@ -58,6 +58,9 @@ py::array native_byte_order(py::array a) {
 
 py::array as_array(py::handle obj, const std::string& name) {
   if (obj.is_none()) return no_array();
+  // An ndarray needs no conversion: skipping ensure's dtype and shape discovery saves a
+  // microsecond a call where the tape calls a kernel per time step.
+  if (py::isinstance<py::array>(obj)) return native_byte_order(py::reinterpret_borrow<py::array>(obj));
   py::array a = py::array::ensure(obj);
   if (!a) throw py::type_error(name + ": expected a numpy array, got " + std::string(py::str(py::type::handle_of(obj))));
   return native_byte_order(a);
@@ -97,7 +100,8 @@ struct Inputs {
     if (a.dtype().num() != want)
       throw py::type_error(name + ": expected dtype " + (is_double ? "float64" : "float32") +
                            " (the dtype of x), got " + std::string(py::str(a.dtype())));
-    return py::array::ensure(a, py::array::c_style);  // copies only if needed; keeps the dtype
+    if (a.flags() & py::array::c_style) return a;
+    return py::array::ensure(a, py::array::c_style);  // a contiguous copy; keeps the dtype
   }
 };
 
@@ -115,7 +119,7 @@ Inputs parse_inputs(const std::string& mode, py::handle x, py::handle w_ih, py::
   in.is_double = float_dtype_num(xa, "x") == py::dtype::num_of<double>();
   if (xa.ndim() != 3)
     throw py::value_error("x: expected a 3-D array (T, B, I), got shape " + shape_str(shape_of(xa)));
-  in.x = py::array::ensure(xa, py::array::c_style);
+  in.x = (xa.flags() & py::array::c_style) ? xa : py::array::ensure(xa, py::array::c_style);
   const int64_t T = xa.shape(0), B = xa.shape(1), I = xa.shape(2);
 
   in.w_hh = in.float_arg(w_hh, "w_hh");
@@ -224,9 +228,11 @@ py::tuple forward(const Inputs& in, bool keep_workspace) {
   return py::make_tuple(y, h_n, lstm ? py::object(c_n) : py::none(), keep_workspace ? py::object(ws) : py::none());
 }
 
+// gate_grads: instead of dw_ih and dw_hh, return the gate gradients dg_ih and dg_hh (T*B, G*H) they
+// are products of (dg_hh None unless gru): (dx, dg_ih, dg_hh, db_ih, db_hh, dh0, dc0).
 template <typename scalar_t>
 py::tuple backward(const Inputs& in, py::handle y, py::handle workspace, py::handle dy, py::handle dh_n,
-                   py::handle dc_n) {
+                   py::handle dc_n, bool gate_grads = false) {
   const Sizes s = in.sz;
   const bool lstm = in.mode == Mode::lstm, bias = bool(in.b_ih);
   py::array ya = in.float_arg(y, "y");  // not needed by the kernels; checked when given
@@ -243,9 +249,14 @@ py::tuple backward(const Inputs& in, py::handle y, py::handle workspace, py::han
   if (dcn && !lstm) throw py::value_error("dc_n: expected None for mode '" + in.mode_name + "', got an array");
   if (dcn) check_shape(dcn, "dc_n", "(B, H)", {s.B, s.H});
 
+  if (gate_grads && in.lengths)
+    throw py::value_error("lengths: expected None when the gate gradients are returned, got an array");
+  const bool split_dgh = in.mode == Mode::gru;
   py::array dx = empty<scalar_t>({s.T, s.B, s.I});
-  py::array dw_ih = empty<scalar_t>({in.G * s.H, s.I});
-  py::array dw_hh = empty<scalar_t>({in.G * s.H, s.H});
+  py::array dw_ih = gate_grads ? no_array() : py::array(empty<scalar_t>({in.G * s.H, s.I}));
+  py::array dw_hh = gate_grads ? no_array() : py::array(empty<scalar_t>({in.G * s.H, s.H}));
+  py::array dg_ih = gate_grads ? py::array(empty<scalar_t>({s.T * s.B, in.G * s.H})) : no_array();
+  py::array dg_hh = gate_grads && split_dgh ? py::array(empty<scalar_t>({s.T * s.B, in.G * s.H})) : no_array();
   py::array db_ih = bias ? py::array(empty<scalar_t>({in.G * s.H})) : no_array();
   py::array db_hh = bias ? py::array(empty<scalar_t>({in.G * s.H})) : no_array();
   py::array dh0 = empty<scalar_t>({s.B, s.H});
@@ -255,12 +266,13 @@ py::tuple backward(const Inputs& in, py::handle y, py::handle workspace, py::han
                                     mut<scalar_t>(dc0),    ptr<scalar_t>(in.x),   ptr<scalar_t>(in.w_ih),
                                     ptr<scalar_t>(in.w_hh), ptr<scalar_t>(ws),    ptr<scalar_t>(dya),
                                     ptr<scalar_t>(dhn),    ptr<scalar_t>(dcn),    lengths_ptr(in),
-                                    s};
+                                    s,                     mut<scalar_t>(dg_ih),  mut<scalar_t>(dg_hh)};
   {
     py::gil_scoped_release release;
     minirnn::rnn_backward(in.mode, a);
   }
   auto or_none = [](const py::array& arr) { return arr ? py::object(arr) : py::object(py::none()); };
+  if (gate_grads) return py::make_tuple(dx, dg_ih, or_none(dg_hh), or_none(db_ih), or_none(db_hh), dh0, or_none(dc0));
   return py::make_tuple(dx, dw_ih, dw_hh, or_none(db_ih), or_none(db_hh), dh0, or_none(dc0));
 }
 
@@ -276,7 +288,9 @@ struct Operand {
 Operand matmul_operand(const py::array& a, bool transpose) {
   const bool flip = !(a.flags() & py::array::c_style) && (a.flags() & py::array::f_style);
   // `a` came through as_array, so it is already in native byte order.
-  const py::array c = flip ? py::array(a.attr("T")) : py::array::ensure(a, py::array::c_style);
+  const py::array c = flip                                ? py::array(a.attr("T"))
+                      : (a.flags() & py::array::c_style) ? a
+                                                          : py::array::ensure(a, py::array::c_style);
   const bool t = transpose != flip;
   return {c, t ? minirnn::Trans::yes : minirnn::Trans::no, std::max<int64_t>(1, c.shape(1))};
 }
@@ -423,7 +437,7 @@ the product is small (as the kernels' big GEMMs).)doc");
         return in.is_double ? forward<double>(in, need_workspace) : forward<float>(in, need_workspace);
       },
       py::arg("mode"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
-      py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::kw_only(), py::arg("need_workspace") = true,
+      py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("need_workspace") = true,
       R"doc(Fused forward pass of one single-direction recurrent layer over all T steps.
 
 mode: 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru' (G = 1, 1, 4, 3 gates; PyTorch's gate order).
@@ -432,7 +446,7 @@ c0 (B, H) for 'lstm', else None; lengths None or integer (B,) in [0, T], any ord
 All float arrays float32 or all float64.
 
 Returns (y (T, B, H), h_n (B, H), c_n (B, H) or None, workspace (1-D, for rnn_backward)).
-need_workspace=False (inference, keyword only): workspace is None (not kept), and the kernel keeps
+need_workspace=False (inference): workspace is None (not kept), and the kernel keeps
 two steps of states instead of every step's and the gates of a chunk of C = min(T, ceil(2048 / B))
 steps (LSTM: (4*C + 5)*B*H elements, not 7*T*B*H + 2*B*H).
 y[t, b] = 0 for t >= lengths[b]; h_n[b] is the state after step lengths[b] - 1 (h0 if 0).
@@ -442,19 +456,23 @@ NaN inputs propagate as NaN.)doc");
       "rnn_backward",
       [](const std::string& mode, py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih, py::handle b_hh,
          py::handle h0, py::handle c0, py::handle lengths, py::handle y, py::handle workspace, py::handle dy,
-         py::handle dh_n, py::handle dc_n) {
+         py::handle dh_n, py::handle dc_n, bool gate_grads) {
         const Inputs in = parse_inputs(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths);
-        return in.is_double ? backward<double>(in, y, workspace, dy, dh_n, dc_n)
-                            : backward<float>(in, y, workspace, dy, dh_n, dc_n);
+        return in.is_double ? backward<double>(in, y, workspace, dy, dh_n, dc_n, gate_grads)
+                            : backward<float>(in, y, workspace, dy, dh_n, dc_n, gate_grads);
       },
       py::arg("mode"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
       py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("y"), py::arg("workspace"), py::arg("dy"),
-      py::arg("dh_n"), py::arg("dc_n"),
+      py::arg("dh_n"), py::arg("dc_n"), py::arg("gate_grads") = false,
       R"doc(Fused backward-through-time of rnn_forward (same first nine arguments).
 
 y: the forward output (checked, not used; may be None); workspace: from rnn_forward;
 dy (T, B, H), dh_n (B, H), dc_n (B, H, lstm only): gradients of the loss, each may be None (zero).
 dy at padded positions (t >= lengths[b]) is ignored.
 
-Returns (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0); db_* are None without bias, dc0 None unless lstm.)doc");
+Returns (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0); db_* are None without bias, dc0 None unless lstm.
+gate_grads=True (lengths must be None): dw_ih and dw_hh are not computed; in their
+places come the gate gradients dg_ih and dg_hh (T*B, G*H), with dw_ih = dg_ih^T x and
+dw_hh = dg_hh^T h_prev (dg_hh is None, i.e. equal to dg_ih, unless mode is 'gru'), so a caller
+that sums weight gradients over many calls can do it in one GEMM.)doc");
 }

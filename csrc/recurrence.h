@@ -444,11 +444,12 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
 
   const int64_t n_dg = N * GH;
   const int64_t n_state = (Cell::has_c ? 4 : 2) * BH;
-  // One allocation, not zeroed: the loop writes every element of dG.
-  Scratch<scalar_t> scratch((Cell::split_dgh ? 2 : 1) * n_dg + n_state);
-  scalar_t* dgx = scratch.data();                            // (N, G*H) packed rows: step t's at offset[t]
-  scalar_t* dgh = Cell::split_dgh ? dgx + n_dg : dgx;         // (N, G*H)
-  scalar_t* dh_buf = dgx + (Cell::split_dgh ? 2 : 1) * n_dg;  // (2, B, H) ping-pong dL/dh
+  // One allocation, not zeroed: the loop writes every element of dG (into the caller's dg_* when given).
+  const int64_t n_dg_scratch = a.dg_ih != nullptr ? 0 : (Cell::split_dgh ? 2 : 1) * n_dg;
+  Scratch<scalar_t> scratch(n_dg_scratch + n_state);
+  scalar_t* dgx = a.dg_ih != nullptr ? a.dg_ih : scratch.data();  // (N, G*H) packed rows: step t's at offset[t]
+  scalar_t* dgh = !Cell::split_dgh ? dgx : a.dg_ih != nullptr ? a.dg_hh : dgx + n_dg;  // (N, G*H)
+  scalar_t* dh_buf = scratch.data() + n_dg_scratch;           // (2, B, H) ping-pong dL/dh
   scalar_t* dc_buf = Cell::has_c ? dh_buf + 2 * BH : nullptr;  // (2, B, H) ping-pong dL/dc
   std::fill(dh_buf, dh_buf + n_state, scalar_t(0));
   if (a.dh_n != nullptr) std::copy(a.dh_n, a.dh_n + BH, dh_buf);
@@ -516,15 +517,17 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   const scalar_t* xp = rows.dense ? a.x : packed.data();              // (N, I)
   const scalar_t* hp = rows.dense ? hs : packed.data() + N * I;       // (N, H) h_{t-1} of each row
   scalar_t* dxp = rows.dense ? a.dx : packed.data() + N * (I + H);    // (N, I)
-#pragma omp parallel num_threads(gemm_threads(N * GH * (2 * I + H)))
+#pragma omp parallel num_threads(gemm_threads(N * GH * (I + (a.dw_ih != nullptr ? I : 0) + (a.dw_hh != nullptr ? H : 0))))
   {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     // Weight, input and bias gradients over all steps at once.
-    gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, GH, I, N, scalar_t(1), dgx, GH, xp, I, scalar_t(0), a.dw_ih,
-                         I);
-    gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, GH, H, N, scalar_t(1), dgh, GH, hp, H, scalar_t(0), a.dw_hh,
-                         H);
+    if (a.dw_ih != nullptr)
+      gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, GH, I, N, scalar_t(1), dgx, GH, xp, I, scalar_t(0), a.dw_ih,
+                           I);
+    if (a.dw_hh != nullptr)
+      gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, GH, H, N, scalar_t(1), dgh, GH, hp, H, scalar_t(0), a.dw_hh,
+                           H);
     gemm_block<scalar_t>(tid, nt, Trans::no, Trans::no, N, I, GH, scalar_t(1), dgx, GH, a.w_ih, I, scalar_t(0), dxp,
                          I);
     if (a.db_ih != nullptr) column_sums_block(tid, nt, a.db_ih, dgx, N, GH);

@@ -102,6 +102,11 @@ struct BackwardArgs {
   const int64_t* lengths;     // (B) or null, as in forward
   // sizes
   Sizes sizes;
+  // Optional outputs (a tape that sums weight gradients over many calls itself, see
+  // minirnn/fused.py FusedCellStep): when given, the gate gradients dL/d(pre-activation) are
+  // written here (no lengths allowed), and dw_ih / dw_hh may be null: those GEMMs are skipped.
+  scalar_t* dg_ih = nullptr;  // (T*B, G*H) input side (dX, dW_ih = dg_ih^T X, db_ih)
+  scalar_t* dg_hh = nullptr;  // (T*B, G*H) recurrent side (dW_hh = dg_hh^T H_prev, db_hh); gru only, else dg_ih
 };
 
 // Dispatch on mode. The caller has validated every pointer's size.

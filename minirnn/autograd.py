@@ -283,68 +283,118 @@ def _apply_hooks(hooks: list[Hook], grad: np.ndarray) -> np.ndarray:
     return grad
 
 
-class ScatteredGrad:
-    """A gradient that is zero outside ``[index]``: what ``x[index]`` sends back to ``x``.
+class LazyGrad:
+    """A gradient an op returns in a form that is cheaper to sum than its array.
 
-    ``GetItem.backward`` returns one instead of ``zeros(x.shape)`` with the slice filled in, so
-    a loop reading ``x[t]`` for t = 0..T-1 adds T slices into one buffer instead of adding T
-    full-size arrays (T^2 work). ``index`` is a basic index (ints, slices, None, Ellipsis), which
-    selects every element at most once. The engine turns it into an array before any Function
-    or hook sees it.
+    A weight used at every step of a loop, or at every node of a tree, gets one gradient per use;
+    summing them as arrays costs a full pass over the weight's gradient per use. The engine keeps
+    lazy contributions aside (:class:`_Sum`) and has their class add them all into one buffer
+    at once (:meth:`add_all`). Functions and hooks only ever see arrays.
     """
 
-    __slots__ = ("shape", "dtype", "index", "values")
+    __slots__ = ("shape", "dtype")
+
+    @property
+    def nbytes(self) -> int:  # pragma: no cover - abstract
+        """Bytes this contribution holds on to while it waits to be added."""
+        raise NotImplementedError
+
+    @staticmethod
+    def add_all(grads: list[Any], out: np.ndarray) -> None:  # pragma: no cover - abstract
+        """``out += sum(grads)`` (all of this class)."""
+        raise NotImplementedError
+
+    def dense(self) -> np.ndarray:
+        out = np.zeros(self.shape, self.dtype)
+        self.add_all([self], out)
+        return out
+
+
+class ScatteredGrad(LazyGrad):
+    """A gradient that is zero outside ``[index]``: what ``x[index]`` sends back to ``x``.
+
+    A loop reading ``x[t]`` for t = 0..T-1 then adds T slices into one buffer instead of T
+    full-size arrays (T^2 work). ``index`` is a basic index (ints, slices, None, Ellipsis),
+    which selects every element at most once.
+    """
+
+    __slots__ = ("index", "values")
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype, index: Any, values: np.ndarray):
         self.shape, self.dtype, self.index, self.values = shape, dtype, index, values
 
-    def dense(self) -> np.ndarray:
-        out = np.zeros(self.shape, self.dtype)
-        out[self.index] = self.values
-        return out
+    @property
+    def nbytes(self) -> int:
+        return self.values.nbytes
 
-
-def _dense(g: Any) -> np.ndarray:
-    return g.dense() if type(g) is ScatteredGrad else g
+    @staticmethod
+    def add_all(grads: list[Any], out: np.ndarray) -> None:
+        for g in grads:
+            out[g.index] += g.values
 
 
 class _Sum:
-    """A gradient sum this backward allocated, so later contributions are added into it in place.
+    """A sum of gradient contributions that this backward owns, so it adds into it in place.
 
-    The first contribution is never written into: an op may return a view of an array it still
-    uses (Add hands the same array to both of its inputs).
+    An array contribution is copied first, never written into (an op may return a view of an
+    array it still uses: Add hands the same array to both inputs); lazy ones wait in ``pending``
+    until :meth:`total` (or until they hold ``MAX_PENDING_BYTES``) and are added by their class,
+    e.g. all of a weight's products as one GEMM.
     """
 
-    __slots__ = ("array",)
+    __slots__ = ("array", "pending", "pending_bytes")
+    MAX_PENDING_BYTES = 64 << 20
 
-    def __init__(self, first: np.ndarray | ScatteredGrad):
-        self.array = first.dense() if type(first) is ScatteredGrad else first.copy()
+    def __init__(self, first: np.ndarray | LazyGrad):
+        self.array: np.ndarray | None = None
+        self.pending: list[LazyGrad] = []
+        self.pending_bytes = 0
+        self.add(first)
 
-    def add(self, g: np.ndarray | ScatteredGrad) -> None:
-        if type(g) is ScatteredGrad:
-            self.array[g.index] += g.values
+    def add(self, g: np.ndarray | LazyGrad) -> None:
+        if isinstance(g, LazyGrad):
+            self.pending.append(g)
+            self.pending_bytes += g.nbytes
+            if self.pending_bytes > self.MAX_PENDING_BYTES:
+                self.total()
+        elif self.array is None:
+            self.array = g.copy()
         else:
             self.array += g
 
+    def total(self) -> np.ndarray:
+        if self.pending:
+            first = self.pending[0]
+            if self.array is None:
+                self.array = np.zeros(first.shape, first.dtype)
+            for kind in {type(g) for g in self.pending}:
+                kind.add_all([g for g in self.pending if type(g) is kind], self.array)
+            self.pending, self.pending_bytes = [], 0
+        return self.array  # type: ignore[return-value]  # (a _Sum holds at least one contribution)
 
-def _add_into(slots: list[Any], index: int, g: np.ndarray | ScatteredGrad) -> None:
-    """Sum ``g`` into ``slots[index]`` (None, a first contribution, or a :class:`_Sum`)."""
-    old = slots[index]
+
+def _plus(old: Any, g: np.ndarray | LazyGrad) -> Any:
+    """``old + g`` where ``old`` is None (nothing yet), a first contribution, or a :class:`_Sum`:
+    a second contribution starts a _Sum, later ones are added into it."""
     if old is None:
-        slots[index] = g
-    else:
-        if type(old) is not _Sum:
-            old = slots[index] = _Sum(old)
-        old.add(g)
+        return g
+    if type(old) is not _Sum:
+        old = _Sum(old)
+    old.add(g)
+    return old
+
+
+def _value(g: Any) -> np.ndarray:
+    """The array a slot holds: a first contribution as it came (a lazy one made dense), or a sum."""
+    return g.total() if type(g) is _Sum else g.dense() if isinstance(g, LazyGrad) else g
 
 
 def _grads_in(slots: list[Any], node: Node) -> list[np.ndarray | None]:
     """The summed output gradients of ``node`` as arrays, hooks applied; for an output that got
     none, None or (``materialize_grads``) zeros of its shape."""
     if len(slots) == 1 and node.output_hooks is None:  # the common case, without the loops below
-        g = slots[0]
-        return [g.array if type(g) is _Sum else _dense(g)]
-    grads = [g.array if type(g) is _Sum else _dense(g) for g in slots]
+        return [_value(slots[0])]
+    grads = [None if g is None else _value(g) for g in slots]
     if len(grads) > 1 and node.function.materialize_grads:  # a single output always has its gradient
         grads = [np.zeros(shape, dtype) if g is None else g for g, (shape, dtype) in zip(grads, node.output_meta)]
     if node.output_hooks is not None:
@@ -362,7 +412,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
     # pending[node]: one slot per output of node, summing the gradients its consumers send.
     pending: dict[Node, list[Any]] = {root._node: [None] * len(root._node.output_meta)}
     pending[root._node][root._output_index] = grad
-    leaf_sums: dict[Tensor, list[Any]] = {}  # leaf -> [its gradient sum], summed before its hooks run
+    leaf_sums: dict[Tensor, Any] = {}  # leaf -> its gradient (see _plus), summed before its hooks run
     profiler = _profiler_hook
     for node in topological_order(root._node):
         # A node gets its slots when its first gradient arrives, so a node without them got none
@@ -392,34 +442,26 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
                 g = _conform(node, g, data)
             parent = x._node
             if parent is None:
-                sums = leaf_sums.get(x)
-                if sums is None:
-                    leaf_sums[x] = [g]
-                else:
-                    _add_into(sums, 0, g)
+                leaf_sums[x] = _plus(leaf_sums.get(x), g)
             else:
                 parent_slots = pending.get(parent)
                 if parent_slots is None:
                     parent_slots = pending[parent] = [None] * len(parent.output_meta)
-                _add_into(parent_slots, x._output_index, g)
+                parent_slots[x._output_index] = _plus(parent_slots[x._output_index], g)
         if not retain_graph:
             ctx.free()
             node.inputs = _release(node.inputs)
             if profiler is not None:
                 profiler.on_free(node)
-    for leaf, (g,) in leaf_sums.items():
-        if type(g) is _Sum:
-            leaf._accumulate(g.array, owned=True)
-        elif type(g) is ScatteredGrad:
-            leaf._accumulate(g.dense(), owned=True)
-        else:
-            leaf._accumulate(g)
+    for leaf, g in leaf_sums.items():
+        # A _Sum's array and a lazy gradient made dense are this backward's own: no copy needed.
+        leaf._accumulate(_value(g), owned=type(g) is _Sum or isinstance(g, LazyGrad))
 
 
 def _conform(node: Node, g: np.ndarray, data: np.ndarray) -> np.ndarray:
     """A returned gradient ``g`` in the dtype of its input ``data``; a shape mismatch is a bug in
     the Function's backward and raises."""
-    g = _dense(g)
+    g = _value(g)
     if g.shape != data.shape:
         raise RuntimeError(f"{node.name}.backward returned a gradient of shape {g.shape} "
                            f"for an input of shape {data.shape}")

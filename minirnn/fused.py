@@ -32,6 +32,7 @@ import numpy as np
 
 from . import reference
 from .autograd import Context, Function, is_grad_enabled
+from .ops.arithmetic import ProductGrad
 from .tensor import Tensor
 
 BACKENDS = ("c", "reference")
@@ -191,28 +192,39 @@ class FusedCellStep(Function):
     def forward(ctx: Context, x: np.ndarray, h: np.ndarray, c: np.ndarray | None, w_ih: np.ndarray,
                 w_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None, *,
                 mode: str) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        # As the layer's one step: x (T=1, B, I), states (B, H).
-        x3, h2 = x.reshape(1, -1, x.shape[-1]), h.reshape(-1, h.shape[-1])
-        c2 = None if c is None else c.reshape(h2.shape)
-        record = is_grad_enabled() and any(ctx.needs_input_grad)
-        _, h_n, c_n, workspace = _c_backend().rnn_forward(mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None,
-                                                          need_workspace=record)
+        # As the layer's one step: x (T=1, B, I), states (B, H); unbatched is a batch of one.
+        batched = x.ndim == 2
+        x3 = x[None] if batched else x[None, None]
+        h2 = h if batched else h[None]
+        c2 = c if batched or c is None else c[None]
+        record = is_grad_enabled() and True in ctx.needs_input_grad
+        # (need_workspace and gate_grads positionally: a keyword costs pybind11 0.7 us a call)
+        _, h_n, c_n, workspace = _c_backend().rnn_forward(mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None, record)
         if record:
             ctx.save_for_backward(x3, w_ih, w_hh, b_ih, b_hh, h2, c2, workspace)
-            ctx.mode, ctx.x_shape, ctx.h_shape = mode, x.shape, h.shape
-        h_n = h_n.reshape(h.shape)
-        return h_n if c is None else (h_n, c_n.reshape(h.shape))
+            ctx.mode, ctx.batched = mode, batched
+        if not batched:
+            h_n, c_n = h_n[0], None if c_n is None else c_n[0]
+        return h_n if c is None else (h_n, c_n)
 
     @staticmethod
     def backward(ctx: Context, dh: np.ndarray | None,
-                 dc: np.ndarray | None = None) -> tuple[np.ndarray | None, ...]:
+                 dc: np.ndarray | None = None) -> tuple[Any, ...]:
         x3, w_ih, w_hh, b_ih, b_hh, h2, c2, workspace = ctx.saved_tensors
-        as_state = (lambda g: None if g is None else np.ascontiguousarray(g).reshape(h2.shape))
-        dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0 = _c_backend().rnn_backward(
-            ctx.mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None, None, workspace, None, as_state(dh), as_state(dc))
-        grads = (dx.reshape(ctx.x_shape), dh0.reshape(ctx.h_shape), None if dc0 is None else dc0.reshape(ctx.h_shape),
-                 dw_ih, dw_hh, db_ih, db_hh)
-        return tuple([g if need else None for g, need in zip(grads, ctx.needs_input_grad)])
+        if not ctx.batched:  # (H,) -> (1, H)
+            dh, dc = (None if g is None else g[None] for g in (dh, dc))
+        # The kernel stops before the weight gradients: they go back as products (dG^T x, dG^T h)
+        # that the engine sums over all steps with one GEMM per weight.
+        dx, dg_ih, dg_hh, db_ih, db_hh, dh0, dc0 = _c_backend().rnn_backward(
+            ctx.mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None, None, workspace, None, dh, dc, True)
+        needs = ctx.needs_input_grad
+        dw_ih = ProductGrad(dg_ih, x3[0]) if needs[3] else None
+        dw_hh = ProductGrad(dg_ih if dg_hh is None else dg_hh, h2) if needs[4] else None
+        dx, dh0 = (dx[0], dh0) if ctx.batched else (dx[0, 0], dh0[0])
+        if dc0 is not None and not ctx.batched:
+            dc0 = dc0[0]
+        return (dx if needs[0] else None, dh0 if needs[1] else None, dc0 if needs[2] else None, dw_ih, dw_hh,
+                db_ih if needs[5] else None, db_hh if needs[6] else None)
 
 
 def cell_step(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tensor, w_hh: Tensor,

@@ -156,38 +156,50 @@ class RNNCellBase(Module):
         make_gate_parameters(self, "", NUM_GATES[mode], self.input_size, self.hidden_size, self.bias, self.dtype)
         init_gate_parameters(self, mode, self.hidden_size, recurrent_init, forget_bias)
 
-    def _state(self, name: str, value: Any, batch: int | None) -> Tensor:
-        """Check an initial state: (B, H), or (H,) for unbatched input; None -> zeros."""
-        owner = type(self).__name__
-        shape = (self.hidden_size,) if batch is None else (batch, self.hidden_size)
+    def _state(self, name: str, value: Any, shape: tuple[int, ...]) -> Tensor:
+        """Check an initial state of ``shape`` ((B, H), or (H,) for unbatched input); None -> zeros."""
         if value is None:
             return Tensor(np.zeros(shape, self.dtype))
+        if isinstance(value, Tensor) and value.data.shape == shape and value.data.dtype == self.dtype:
+            return value  # (the common case first: a cell's step runs in loops)
+        owner = type(self).__name__
         t = as_tensor(owner, name, value)
         if t.shape != shape:
             raise ValueError(f"{owner}: {name}: expected shape {shape}, got {t.shape}")
         check_float(owner, name, t, self.dtype)
         return t
 
-    def forward(self, input: Any, hx: Any = None) -> Any:  # noqa: A002 - PyTorch's name
-        """``input`` (B, I) or (I,); ``hx`` (B, H) / (H,), for LSTMCell a pair ``(h, c)``.
-
-        Returns ``h'`` (``(h', c')`` for LSTMCell), shaped like ``hx``; a missing ``hx`` is zeros.
-        """
+    def _check_input(self, input: Any) -> Tensor:
+        """``input`` as a Tensor of shape (B, I) or (I,) and the cell's dtype, else a clear error."""
+        if isinstance(input, Tensor):
+            shape = input.data.shape
+            if len(shape) in (1, 2) and shape[-1] == self.input_size and input.data.dtype == self.dtype:
+                return input  # (the common case first)
         owner = type(self).__name__
         x = as_tensor(owner, "input", input)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(f"{owner}: input: expected shape (B, {self.input_size}) or "
                              f"({self.input_size},), got {x.shape}")
         check_float(owner, "input", x, self.dtype)
-        batch = x.shape[0] if x.ndim == 2 else None
+        return x
+
+    def forward(self, input: Any, hx: Any = None) -> Any:  # noqa: A002 - PyTorch's name
+        """``input`` (B, I) or (I,); ``hx`` (B, H) / (H,), for LSTMCell a pair ``(h, c)``.
+
+        Returns ``h'`` (``(h', c')`` for LSTMCell), shaped like ``hx``; a missing ``hx`` is zeros.
+        """
+        x = self._check_input(input)
+        batch = x.data.shape[0] if x.data.ndim == 2 else None
+        state_shape = (self.hidden_size,) if batch is None else (batch, self.hidden_size)
         if self.mode == "lstm":
             if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
-                raise TypeError(f"{owner}: hx: expected a pair (h, c) or None, got {type(hx).__name__}")
-            h = self._state("hx[0]", None if hx is None else hx[0], batch)
-            c = self._state("hx[1]", None if hx is None else hx[1], batch)
+                raise TypeError(f"{type(self).__name__}: hx: expected a pair (h, c) or None, got {type(hx).__name__}")
+            h = self._state("hx[0]", None if hx is None else hx[0], state_shape)
+            c = self._state("hx[1]", None if hx is None else hx[1], state_shape)
         else:
-            h, c = self._state("hx", hx, batch), None
-        weights = (self.weight_ih, self.weight_hh, getattr(self, "bias_ih", None), getattr(self, "bias_hh", None))
+            h, c = self._state("hx", hx, state_shape), None
+        p = self._parameters  # (not self.weight_ih: a registered name is found only after a failed lookup)
+        weights = (p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"))
         if self.fused:  # one node, batched or not
             h_new, c_new = fused_cell_step(self.mode, x, h, c, *weights)
             return (h_new, c_new) if self.mode == "lstm" else h_new

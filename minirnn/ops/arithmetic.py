@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import _C
-from ..autograd import Context, Function
+from ..autograd import Context, Function, LazyGrad
 from ..tensor import Tensor
 from ._util import check_broadcast, check_tensor, lift, unbroadcast
 
@@ -111,11 +111,40 @@ class MatMul(Function):
         return da, db
 
 
+class ProductGrad(LazyGrad):
+    """A weight's gradient ``a^T b`` (a (M, N), b (M, K) -> (N, K)), not yet multiplied out.
+
+    ``linear`` and the fused cell steps return their weight gradient this way. The engine sums a
+    weight's T contributions with ONE GEMM over their stacked rows,
+    ``sum_t a_t^T b_t = [a_1; ...; a_T]^T [b_1; ...; b_T]``, instead of T thin GEMMs that each
+    write the whole (N, K) gradient (and T full-size additions).
+    """
+
+    __slots__ = ("a", "b")
+
+    def __init__(self, a: np.ndarray, b: np.ndarray):
+        self.a, self.b = a, b
+        self.shape, self.dtype = (a.shape[1], b.shape[1]), a.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return self.a.nbytes + self.b.nbytes
+
+    @staticmethod
+    def add_all(grads: list[Any], out: np.ndarray) -> None:
+        a = grads[0].a if len(grads) == 1 else np.concatenate([g.a for g in grads])  # (sum M, N)
+        b = grads[0].b if len(grads) == 1 else np.concatenate([g.b for g in grads])  # (sum M, K)
+        out += _gemm(a, b, transpose_a=True)
+
+    def dense(self) -> np.ndarray:
+        return _gemm(self.a, self.b, transpose_a=True)
+
+
 class Linear(Function):
     """y = x W^T + b as one node (torch's addmm): x (..., K), W (N, K), b (N,) or None -> y (..., N).
 
-    dx = dy W,  dW = dy^T x  (over all rows of x),  db = dy summed over rows. W is read with a
-    transpose flag, never copied.
+    dx = dy W,  dW = dy^T x  (over all rows of x; returned as a :class:`ProductGrad`),
+    db = dy summed over rows. W is read with a transpose flag, never copied.
     """
 
     @staticmethod
@@ -134,7 +163,7 @@ class Linear(Function):
         g2 = grad.reshape(-1, weight.shape[0])               # (M, N)
         need_x, need_w, need_b = ctx.needs_input_grad
         dx = _gemm(g2, weight).reshape(ctx.x_shape) if need_x else None
-        dw = _gemm(g2, x2, transpose_a=True) if need_w else None
+        dw = ProductGrad(g2, x2) if need_w else None
         db = g2.sum(axis=0) if need_b else None
         return dx, dw, db
 
