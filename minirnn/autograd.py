@@ -69,42 +69,6 @@ def enable_grad() -> contextlib.AbstractContextManager[None]:
     return _grad_mode(True)
 
 
-class Context:
-    """Scratch space one ``forward`` call shares with its ``backward``.
-
-    Arrays go through :meth:`save_for_backward` (so they can be freed after backward and counted
-    by the profiler); small Python values can be plain attributes.
-    """
-
-    _saved: tuple[Any, ...] | None = ()  # class defaults: most ops never set them
-    freed = False
-
-    def __init__(self, needs_input_grad: tuple[bool, ...]):
-        self.needs_input_grad = needs_input_grad
-
-    def save_for_backward(self, *values: Any) -> None:
-        self._saved = values
-
-    @property
-    def saved_tensors(self) -> tuple[Any, ...]:
-        if self.freed:
-            raise RuntimeError(
-                "Trying to backward through the graph a second time: the arrays saved by the "
-                "forward pass were freed by the first backward(). Pass retain_graph=True to the "
-                "first backward() if you need to call it twice.")
-        return self._saved  # type: ignore[return-value]
-
-    def saved_nbytes(self) -> int:
-        """Bytes held by the NumPy arrays saved for backward (0 once freed)."""
-        if self.freed or not self._saved:
-            return 0
-        return sum(v.nbytes for v in self._saved if isinstance(v, np.ndarray))
-
-    def free(self) -> None:
-        self._saved = None
-        self.freed = True
-
-
 class Released:
     """Stands in for an input of a node whose backward has run without ``retain_graph``.
 
@@ -166,23 +130,57 @@ _node_numbers = itertools.count()
 
 
 class Node:
-    """One recorded operation: which Function ran, on which inputs, producing how many outputs.
+    """One recorded operation, and the context its forward shares with its backward.
 
-    ``number`` orders nodes by creation (see :func:`topological_order`); ``output_hooks`` is None
-    until a hook is registered on one of the outputs.
+    As in PyTorch, the ``ctx`` a Function's ``forward`` and ``backward`` receive IS its node:
+    arrays go through :meth:`save_for_backward` (so they can be freed after backward and counted
+    by the profiler), small Python values can be plain attributes. ``Function.apply`` makes one
+    per call and, when it records, fills in which inputs it read, its outputs' shapes and dtypes,
+    and ``number`` (the order of creation, see :func:`topological_order`); ``output_hooks`` is
+    None until a hook is registered on one of the outputs.
     """
 
-    __slots__ = ("function", "ctx", "inputs", "output_meta", "output_hooks", "number")
+    __slots__ = ("function", "needs_input_grad", "inputs", "output_meta", "output_hooks", "number", "_saved",
+                 "freed", "__dict__", "__weakref__")
 
-    def __init__(self, function: type[Function], ctx: Context, inputs: tuple[Any, ...],
-                 output_meta: tuple[tuple[tuple[int, ...], np.dtype], ...]):
+    def __init__(self, function: type[Function], needs_input_grad: tuple[bool, ...]):
         self.function = function
-        self.ctx = ctx
-        self.inputs = inputs  # positional inputs as passed to apply (Tensors or plain values)
-        self.output_meta = output_meta  # (shape, dtype) of each output
+        self.needs_input_grad = needs_input_grad
+        self._saved: tuple[Any, ...] | None = ()
+        self.freed = False
         self.output_hooks: list[list[Hook]] | None = None
+
+    def record(self, inputs: tuple[Any, ...], output_meta: tuple[tuple[tuple[int, ...], np.dtype], ...]) -> None:
+        """Put this node on the tape: its ``inputs`` as passed to apply (Tensors or plain values),
+        the ``(shape, dtype)`` of each output, and the next creation number."""
+        self.inputs = inputs
+        self.output_meta = output_meta
         self.number = next(_node_numbers)
 
+    # ------------------------------------------------------------------ the context
+    def save_for_backward(self, *values: Any) -> None:
+        self._saved = values
+
+    @property
+    def saved_tensors(self) -> tuple[Any, ...]:
+        if self.freed:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time: the arrays saved by the "
+                "forward pass were freed by the first backward(). Pass retain_graph=True to the "
+                "first backward() if you need to call it twice.")
+        return self._saved  # type: ignore[return-value]
+
+    def saved_nbytes(self) -> int:
+        """Bytes held by the NumPy arrays saved for backward (0 once freed)."""
+        if self.freed or not self._saved:
+            return 0
+        return sum(v.nbytes for v in self._saved if isinstance(v, np.ndarray))
+
+    def free(self) -> None:
+        self._saved = None
+        self.freed = True
+
+    # ------------------------------------------------------------------ the graph
     @property
     def name(self) -> str:
         return self.function.__name__
@@ -202,6 +200,10 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.name} outputs={[m[0] for m in self.output_meta]}>"
+
+
+#: What forward and backward call their first argument: the node (see :class:`Node`).
+Context = Node
 
 
 class Function:
@@ -229,7 +231,7 @@ class Function:
         Tensor = tensor.Tensor
         needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
         record = True in needs and _grad_mode_state.enabled
-        ctx = Context(needs)
+        ctx = Node(cls, needs)
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
         hook = _profiler_hook
         start = time.perf_counter() if hook is not None else 0.0
@@ -237,12 +239,18 @@ class Function:
         if type(out) is not tuple:  # one output
             if type(out) is not np.ndarray:
                 out = np.asarray(out)
-            node = Node(cls, ctx, args, ((out.shape, out.dtype),)) if record else None
+            node = None
+            if record:
+                node = ctx
+                node.record(args, ((out.shape, out.dtype),))
             if hook is not None:
                 hook.on_forward(cls, node, (out,), time.perf_counter() - start)
             return Tensor._from_op(out, node, 0)
         outputs = tuple([o if type(o) is np.ndarray else np.asarray(o) for o in out])
-        node = Node(cls, ctx, args, tuple([(o.shape, o.dtype) for o in outputs])) if record else None
+        node = None
+        if record:
+            node = ctx
+            node.record(args, tuple([(o.shape, o.dtype) for o in outputs]))
         if hook is not None:
             hook.on_forward(cls, node, outputs, time.perf_counter() - start)
         return tuple([Tensor._from_op(o, node, i) for i, o in enumerate(outputs)])
@@ -420,21 +428,20 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
         slots = pending.pop(node, None)
         if slots is None:
             continue
-        ctx = node.ctx
-        if ctx.freed:
-            ctx.saved_tensors  # raises the "backward a second time" error
+        if node.freed:
+            node.saved_tensors  # raises the "backward a second time" error
         grads = _grads_in(slots, node)
         if profiler is not None:
             with profiler.timed_backward(node):
-                input_grads = node.function.backward(ctx, *grads)
+                input_grads = node.function.backward(node, *grads)
         else:
-            input_grads = node.function.backward(ctx, *grads)
+            input_grads = node.function.backward(node, *grads)
         if type(input_grads) is not tuple:
             input_grads = (input_grads,)
         if len(input_grads) != len(node.inputs):
             raise RuntimeError(f"{node.name}.backward returned {len(input_grads)} gradients, "
                                f"expected {len(node.inputs)} (one per input)")
-        for x, g, need in zip(node.inputs, input_grads, ctx.needs_input_grad):
+        for x, g, need in zip(node.inputs, input_grads, node.needs_input_grad):
             if g is None or not need:
                 continue
             data = x.data
@@ -449,7 +456,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
                     parent_slots = pending[parent] = [None] * len(parent.output_meta)
                 parent_slots[x._output_index] = _plus(parent_slots[x._output_index], g)
         if not retain_graph:
-            ctx.free()
+            node.free()
             node.inputs = _release(node.inputs)
             if profiler is not None:
                 profiler.on_free(node)

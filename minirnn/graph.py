@@ -111,8 +111,8 @@ def nodes(tensor: Tensor, names: Names | None = None) -> list[NodeRecord]:
     return [NodeRecord(index=i, name=node.name,
                        output_shapes=tuple(tuple(shape) for shape, _ in node.output_meta),
                        dtypes=tuple(str(dtype) for _, dtype in node.output_meta),
-                       saved_bytes=node.ctx.saved_nbytes(),
-                       needs_input_grad=tuple(node.ctx.needs_input_grad),
+                       saved_bytes=node.saved_nbytes(),
+                       needs_input_grad=tuple(node.needs_input_grad),
                        inputs=tuple(_input_record(x, position, leaves, by_id) for x in node.inputs))
             for i, node in enumerate(order)]
 

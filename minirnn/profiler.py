@@ -132,16 +132,16 @@ class Profile:
     def on_free(self, node: Node) -> None:
         if threading.get_ident() != self._thread:
             return
-        entry = self._live.get(id(node.ctx))
+        entry = self._live.get(id(node))
         if entry is not None:
             entry[1].detach()
-            self._release(id(node.ctx))
+            self._release(id(node))
         if self._previous is not None:
             self._previous.on_free(node)
 
     # ------------------------------------------------------------------ saved-bytes bookkeeping
     def _hold(self, kind: str, node: Node) -> None:
-        buffers = {id(root): root for root in map(_buffer, node.ctx.saved_tensors) if root is not None}
+        buffers = {id(root): root for root in map(_buffer, node.saved_tensors) if root is not None}
         if not buffers:
             return
         for key, root in buffers.items():
@@ -152,15 +152,15 @@ class Profile:
             self._buffers[key] = [1, root.nbytes, kind]
             self._held_bytes += root.nbytes
             self._held_by_kind[kind] = self._held_by_kind.get(kind, 0) + root.nbytes
-        finalizer = weakref.finalize(node.ctx, self._release, id(node.ctx))
-        self._live[id(node.ctx)] = (list(buffers), finalizer)
+        finalizer = weakref.finalize(node, self._release, id(node))
+        self._live[id(node)] = (list(buffers), finalizer)
         if self._held_bytes > self.peak_saved_bytes:
             self.peak_saved_bytes = self._held_bytes
             for name, stats in self.stats.items():
                 stats.saved_bytes_at_peak = self._held_by_kind.get(name, 0)
 
-    def _release(self, ctx_key: int) -> None:
-        keys, _ = self._live.pop(ctx_key)
+    def _release(self, node_key: int) -> None:
+        keys, _ = self._live.pop(node_key)
         for key in keys:
             entry = self._buffers[key]
             entry[0] -= 1

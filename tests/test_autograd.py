@@ -105,7 +105,7 @@ def test_second_backward_without_retain_graph_raises() -> None:
     x = leaf([1.0, 2.0])
     y = (x * x).tanh().sum()
     y.backward()
-    assert y.grad_fn.ctx.freed
+    assert y.grad_fn.freed
     with pytest.raises(RuntimeError, match="backward through the graph a second time.*retain_graph=True"):
         y.backward()
 
@@ -233,12 +233,12 @@ def test_backward_frees_what_every_node_saved_unless_retain_graph() -> None:
     w = leaf(np.ones((3, 2)))
     y = F.log_softmax((x @ w).tanh() * x[:, [0, 0]], axis=1)[np.array([0, 1]), np.array([1, 1])].sum()
     nodes = _all_nodes(y)
-    assert sum(n.ctx.saved_nbytes() for n in nodes) > 0
+    assert sum(n.saved_nbytes() for n in nodes) > 0
     y.backward(retain_graph=True)
-    assert not any(n.ctx.freed for n in nodes)
+    assert not any(n.freed for n in nodes)
     y.backward()
-    assert all(n.ctx.freed and n.ctx.saved_nbytes() == 0 for n in nodes)
-    assert all(n.ctx._saved is None for n in nodes)  # the arrays themselves are released
+    assert all(n.freed and n.saved_nbytes() == 0 for n in nodes)
+    assert all(n._saved is None for n in nodes)  # the arrays themselves are released
 
 
 def test_second_backward_through_a_shared_freed_subgraph_raises() -> None:

@@ -58,10 +58,11 @@ def test_cell_matches_torch(kind: str, bias: bool, dtype: type, batched: bool, h
         assert_close_to_scale(a, e, rtol, f"item {k}")
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("kind", KINDS)
-def test_cell_gradcheck(kind: str) -> None:
+def test_cell_gradcheck(kind: str, fused: bool) -> None:
     rng = np.random.default_rng(1)
-    cell = make_cell(kind, dtype=np.float64)
+    cell = make_cell(kind, dtype=np.float64, fused=fused)
     x = Tensor(rng.standard_normal((B, I)), requires_grad=True)
     states = [Tensor(rng.standard_normal((B, H)), requires_grad=True) for _ in range(2 if kind == "lstm" else 1)]
     params = list(cell.parameters())
@@ -105,10 +106,12 @@ BAD = [  # (id, cell kind, input, hx, error, message)
 ]
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("name,kind,x,hx,error,message", BAD, ids=[b[0] for b in BAD])
-def test_bad_inputs_raise(name: str, kind: str, x: Any, hx: Any, error: type, message: str) -> None:
+def test_bad_inputs_raise(name: str, kind: str, x: Any, hx: Any, error: type, message: str, fused: bool) -> None:
+    """The fused step (the default) and the composed one check their inputs the same way."""
     with pytest.raises(error, match=message):
-        make_cell(kind)(x, hx)
+        make_cell(kind, fused=fused)(x, hx)
 
 
 def test_bad_constructor_arguments_raise() -> None:
@@ -118,3 +121,6 @@ def test_bad_constructor_arguments_raise() -> None:
         nn.GRUCell(I, 0)
     with pytest.raises(TypeError, match="dtype: expected float32 or float64, got int32"):
         nn.LSTMCell(I, H, dtype=np.int32)
+    for kind in KINDS:
+        with pytest.raises(TypeError, match="fused: expected True or False, got 'yes'"):
+            make_cell(kind, fused="yes")

@@ -149,7 +149,7 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-        x2 = x.reshape(-1, x.shape[-1])                      # (M, K)
+        x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # (M, K) (M, not -1: K may be 0)
         y = _gemm(x2, weight, transpose_b=True)              # (M, N)
         if bias is not None:
             y += bias
@@ -160,7 +160,7 @@ class Linear(Function):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         x2, weight = ctx.saved_tensors
-        g2 = grad.reshape(-1, weight.shape[0])               # (M, N)
+        g2 = grad.reshape(x2.shape[0], weight.shape[0])      # (M, N)
         need_x, need_w, need_b = ctx.needs_input_grad
         dx = _gemm(g2, weight).reshape(ctx.x_shape) if need_x else None
         dw = ProductGrad(g2, x2) if need_w else None
