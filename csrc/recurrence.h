@@ -348,12 +348,12 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
     }
     if (!rows.dense) scatter_step_rows(gates, gp, GH, rows, B);
   }
-  // A single step of one or two rows (generation, token by token), or one row a step with a W_hh larger
-  // than L2: the product streams W_hh from memory at every step either way, so packing it first would
-  // only add a copy (LSTM H=1024: 32 MB of traffic, 3/4 of a one-step call). Then each gate's block of
-  // W_hh goes straight to BLAS (gemv, one per row: with two rows over many steps the packed product,
-  // reading W_hh once for both, was 5-15% faster).
-  const bool direct = Tmax == 1 ? B <= kGemvMaxRows : B == 1 && size_t(GH * H) * sizeof(scalar_t) > kPackedCacheBytes;
+  // A single step (generation token by token, a cell step on the tape), or one row a step with a W_hh
+  // larger than L2: the product streams W_hh from memory at every step either way, so packing it first
+  // would only add a copy (LSTM H=1024: 32 MB of traffic, 3/4 of a one-step call). Then each gate's
+  // block of W_hh goes straight to BLAS (gemv, one per row: with two rows over many steps the packed
+  // product, reading W_hh once for both, was 5-15% faster).
+  const bool direct = Tmax == 1 || (B == 1 && size_t(GH * H) * sizeof(scalar_t) > kPackedCacheBytes);
   std::atomic<bool> out_of_memory{false};
 #pragma omp parallel num_threads(loop_threads(B * GH * H))
   {
@@ -462,9 +462,13 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     const StepShare my = step_share(tid, nt, B, H, a.lengths, share_by_rows(nt, B, G, H, sizeof(scalar_t)));
     const Range u = my.units;
-    PackedB<scalar_t> w_columns;  // (G*H, u.size) W_hh's columns of these units, packed once
-    const bool packed =
-        packed_in_every_thread(nt, &out_of_memory, [&] { w_columns.pack_rows(GH, u.size, a.w_hh + u.begin, H); });
+    // (G*H, u.size) W_hh's columns of these units, packed once for all steps; a single step (a cell
+    // step on the tape) reads W_hh once either way, so it gives them to BLAS as they are.
+    const bool direct = Tmax == 1;
+    PackedB<scalar_t> w_columns;
+    const bool packed = direct || packed_in_every_thread(nt, &out_of_memory, [&] {
+                          w_columns.pack_rows(GH, u.size, a.w_hh + u.begin, H);
+                        });
     for (int64_t k = 0; packed && k < Tmax; k++) {
       const int64_t t = Tmax - 1 - k, cur = k % 2, nxt = 1 - cur;
       // A thread reads and writes only its own share of dh/dc and dG_t before the barrier (by units); after
@@ -504,7 +508,12 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
           });
       if (!my.by_rows) team_barrier(nt);
       const Range m = my.rows_among(rows.rows[t]);  // the rows this thread's product computes
-      w_columns.multiply(m.size, s.dgh + m.begin * GH, GH, s.dh_prev + m.begin * H + u.begin, H, /*accumulate=*/true);
+      if (direct)
+        gemm<scalar_t>(Trans::no, Trans::no, m.size, u.size, GH, scalar_t(1), s.dgh + m.begin * GH, GH,
+                       a.w_hh + u.begin, H, scalar_t(1), s.dh_prev + m.begin * H + u.begin, H);
+      else
+        w_columns.multiply(m.size, s.dgh + m.begin * GH, GH, s.dh_prev + m.begin * H + u.begin, H,
+                           /*accumulate=*/true);
     }
   }
   if (out_of_memory.load()) throw std::bad_alloc();
