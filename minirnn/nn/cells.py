@@ -198,8 +198,7 @@ class RNNCellBase(Module):
             c = self._state("hx[1]", None if hx is None else hx[1], state_shape)
         else:
             h, c = self._state("hx", hx, state_shape), None
-        p = self._parameters  # (not self.weight_ih: a registered name is found only after a failed lookup)
-        weights = (p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"))
+        weights = (self.weight_ih, self.weight_hh, getattr(self, "bias_ih", None), getattr(self, "bias_hh", None))
         if self.fused:  # one node, batched or not
             h_new, c_new = fused_cell_step(self.mode, x, h, c, *weights)
             return (h_new, c_new) if self.mode == "lstm" else h_new

@@ -89,7 +89,7 @@ class Module:
             raise TypeError(f"register_parameter({name!r}): expected a Parameter or None, got "
                             f"{type(param).__name__}")
         self._discard(name, keep=self._parameters)
-        self._parameters[name] = param
+        self._parameters[name] = self.__dict__[name] = param
 
     def register_buffer(self, name: str, array: np.ndarray | None, persistent: bool = True) -> None:
         """Register non-learnable state (an ndarray) that ``state_dict`` includes if ``persistent``."""
@@ -98,7 +98,7 @@ class Module:
             raise TypeError(f"register_buffer({name!r}): expected an ndarray or None, got "
                             f"{type(array).__name__}")
         self._discard(name, keep=self._buffers)
-        self._buffers[name] = array
+        self._buffers[name] = self.__dict__[name] = array
         if not persistent:
             self._non_persistent.add(name)
 
@@ -110,7 +110,7 @@ class Module:
         if not isinstance(name, str) or not name or "." in name:
             raise ValueError(f"add_module: expected a non-empty name without '.', got {name!r}")
         self._discard(name, keep=self._modules)
-        self._modules[name] = module
+        self._modules[name] = self.__dict__[name] = module
 
     def _discard(self, name: str, keep: dict[str, Any]) -> None:
         """Forget ``name`` everywhere except in ``keep`` (re-assigning there keeps its position)."""
@@ -129,22 +129,24 @@ class Module:
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} to parameter {name!r}: "
                                 f"expected a Parameter or None")
-            self._parameters[name] = None
+            self._parameters[name] = self.__dict__[name] = None
         elif "_buffers" in self.__dict__ and name in self._buffers:
             if value is not None and not isinstance(value, np.ndarray):
                 raise TypeError(f"cannot assign {type(value).__name__} to buffer {name!r}: "
                                 f"expected an ndarray or None")
-            self._buffers[name] = value
+            self._buffers[name] = self.__dict__[name] = value
         elif "_modules" in self.__dict__ and name in self._modules:
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} to sub-module {name!r}: "
                                 f"expected a Module or None")
-            self._modules[name] = None
+            self._modules[name] = self.__dict__[name] = None
         else:
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
-        # Only called when normal lookup fails, i.e. for registered entries.
+        # Only called when normal lookup fails. Registered entries are mirrored in the instance
+        # __dict__ (a failed lookup raises and catches an AttributeError: 0.6 us a `self.weight`,
+        # paid at every node of a tree), so this finds them only if the mirror was bypassed.
         for registry in ("_parameters", "_buffers", "_modules"):
             entries = self.__dict__.get(registry)
             if entries is not None and name in entries:
@@ -155,6 +157,7 @@ class Module:
         for registry in (self._parameters, self._buffers, self._modules):
             if name in registry:
                 del registry[name]
+                self.__dict__.pop(name, None)
                 self._non_persistent.discard(name)
                 return
         object.__delattr__(self, name)
@@ -301,7 +304,7 @@ class Module:
                         param.grad = param.grad.astype(dt, copy=False)
             for name, buf in module._buffers.items():
                 if buf is not None and buf.dtype.kind == "f":
-                    module._buffers[name] = buf.astype(dt, copy=False)
+                    module._buffers[name] = module.__dict__[name] = buf.astype(dt, copy=False)
         return self
 
     def double(self) -> Module:

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import Context, Function, ScatteredGrad
+from ..autograd import Context, Function, LazyGrad, ScatteredGrad
 from ..tensor import Tensor
 from ._util import check_tensor
 
@@ -18,9 +18,10 @@ def scatter_add(shape: tuple[int, ...], dtype: np.dtype, index: Any, grad: np.nd
     select each at most once, so a plain assignment (several times faster than ``np.add.at``)
     gives the same result. One integer array alone (an embedding lookup) sums rows by sorting.
     """
-    if isinstance(index, np.ndarray) and index.dtype.kind in "iu":
-        return _sum_rows_by_index(shape, dtype, index, grad)
     out = np.zeros(shape, dtype=dtype)
+    if isinstance(index, np.ndarray) and index.dtype.kind in "iu":
+        RowsGrad.add_all([RowsGrad(shape, dtype, index, grad)], out)
+        return out
     parts = index if isinstance(index, tuple) else (index,)
     if any(isinstance(p, np.ndarray) and p.dtype.kind in "iu" for p in parts):
         np.add.at(out, index, grad)
@@ -29,28 +30,47 @@ def scatter_add(shape: tuple[int, ...], dtype: np.dtype, index: Any, grad: np.nd
     return out
 
 
-def _sum_rows_by_index(shape: tuple[int, ...], dtype: np.dtype, index: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """zeros(shape) whose row k is the sum of the rows of ``grad`` (shape index.shape + shape[1:])
-    read from row k: the indices sorted (stable), then one ``np.add.reduceat`` per run of equal
-    ones. 0.23 ms against ``np.add.at``'s 0.93 for 2048 lookups of 64 wide rows in 103; the sums
-    may round differently (reduceat adds pairwise)."""
-    rows = index.reshape(-1)
-    rows = np.where(rows < 0, rows + shape[0], rows)  # a negative index counts from the end
-    out = np.zeros(shape, dtype=dtype)
-    if rows.size == 0:
-        return out
-    order = np.argsort(rows, kind="stable")
-    keys = rows[order]
-    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-    out[keys[starts]] = np.add.reduceat(grad.reshape(rows.size, *shape[1:])[order], starts, axis=0)
-    return out
+class RowsGrad(LazyGrad):
+    """A gradient whose row ``rows[k]`` gets ``values[k]`` (repeats add up): what ``x[int_array]``
+    and an embedding lookup send back to the table they read.
+
+    A model that looks rows up many times (a tree's leaves, a word at each step) then sums all of
+    its lookups' rows with one sort, not one pass over the whole table per lookup.
+    """
+
+    __slots__ = ("rows", "values")
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, index: np.ndarray, values: np.ndarray):
+        self.shape, self.dtype = shape, dtype
+        self.rows = index.reshape(-1)
+        self.values = values.reshape(self.rows.size, *shape[1:])
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows.nbytes + self.values.nbytes
+
+    @staticmethod
+    def add_all(grads: list[Any], out: np.ndarray) -> None:
+        """Sort the rows (stable), then one ``np.add.reduceat`` per run of equal ones. 0.23 ms against
+        ``np.add.at``'s 0.93 for 2048 lookups of 64 wide rows in 103; the sums may round differently
+        (reduceat adds pairwise)."""
+        rows = grads[0].rows if len(grads) == 1 else np.concatenate([g.rows for g in grads])
+        if rows.size == 0:
+            return
+        rows = np.where(rows < 0, rows + out.shape[0], rows)  # a negative index counts from the end
+        values = grads[0].values if len(grads) == 1 else np.concatenate([g.values for g in grads])
+        order = np.argsort(rows, kind="stable")
+        keys = rows[order]
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        out[keys[starts]] += np.add.reduceat(values[order], starts, axis=0)
 
 
 class GetItem(Function):
     """y = x[index];  dx = zeros_like(x) with dx[index] += dy (repeats accumulate).
 
     For a basic index (no arrays) dx goes back as a :class:`~minirnn.autograd.ScatteredGrad`,
-    which the engine adds into x's gradient in place, without a zero array per read.
+    for one integer array as a :class:`RowsGrad`: the engine adds those into x's gradient in
+    place, without a zero array per read.
 
     The parts of ``index`` go through ``save_for_backward``: an integer array or a mask is freed
     by backward and counted in the graph's saved bytes like any other saved array.
@@ -72,6 +92,8 @@ class GetItem(Function):
         index = parts if ctx.is_tuple else parts[0]
         if not any(isinstance(p, np.ndarray) for p in parts):  # a basic index: x[t], x[:, 4:8]
             return ScatteredGrad(ctx.shape, ctx.dtype, index, grad), None
+        if isinstance(index, np.ndarray) and index.dtype.kind in "iu":  # rows: x[ids]
+            return RowsGrad(ctx.shape, ctx.dtype, index, grad), None
         return scatter_add(ctx.shape, ctx.dtype, index, grad), None
 
 

@@ -29,7 +29,16 @@ class Cat(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
-        return (None, *np.split(grad, _cuts(ctx.sizes), axis=ctx.axis))
+        # Slices, not np.split: a tree joins two children at every node, where np.split's set-up
+        # cost more than the copy.
+        pieces: list[np.ndarray | None] = [None]
+        index = [slice(None)] * grad.ndim
+        start = 0
+        for size in ctx.sizes:
+            index[ctx.axis] = slice(start, start + size)
+            pieces.append(grad[tuple(index)])
+            start += size
+        return tuple(pieces)
 
 
 class Stack(Function):
@@ -73,9 +82,10 @@ def _check_many(op: str, tensors: Sequence[Tensor], axis: int, extra_dim: int) -
 def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Concatenate along an existing ``axis``; all other dimensions must match."""
     axis = _check_many("cat", tensors, axis, 0)
-    first = tensors[0].shape
+    first = tensors[0].data.shape
     for k, t in enumerate(tensors):
-        if t.ndim != len(first) or any(a != b for i, (a, b) in enumerate(zip(t.shape, first)) if i != axis):
+        shape = t.data.shape
+        if len(shape) != len(first) or shape[:axis] != first[:axis] or shape[axis + 1:] != first[axis + 1:]:
             raise ValueError(f"cat(): expected tensors[{k}] to match shape {first} except on axis {axis}, "
                              f"got {t.shape}")
     return Cat.apply(axis, *tensors)

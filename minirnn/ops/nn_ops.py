@@ -13,7 +13,7 @@ from ..random import get_generator
 from ..tensor import Tensor
 from ._util import check_tensor, lift, normalize_axes
 from .arithmetic import mul
-from .indexing import scatter_add
+from .indexing import RowsGrad
 from .pointwise import exp
 
 
@@ -40,8 +40,8 @@ class LogSoftmax(Function):
 class Embedding(Function):
     """out[...] = weight[indices[...]]  (indices (...), weight (V, D), out (..., D)).
 
-    dweight[v] = sum of dout over the positions where indices == v (``np.add.at``); the row
-    ``padding_idx``, if given, gets no gradient.
+    dweight[v] = sum of dout over the positions where indices == v, returned as a
+    :class:`~minirnn.ops.indexing.RowsGrad`; the row ``padding_idx``, if given, gets no gradient.
     """
 
     @staticmethod
@@ -51,12 +51,12 @@ class Embedding(Function):
         return weight[indices]
 
     @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple[None, np.ndarray, None]:
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[None, RowsGrad, None]:
         (indices,) = ctx.saved_tensors
-        dweight = scatter_add(ctx.shape, ctx.dtype, indices, grad)
         if ctx.padding_idx is not None:
-            dweight[ctx.padding_idx] = 0
-        return None, dweight, None
+            used = indices != ctx.padding_idx
+            indices, grad = indices[used], grad[used]
+        return None, RowsGrad(ctx.shape, ctx.dtype, indices, grad), None
 
 
 def _one_axis(op: str, axis: int, ndim: int) -> int:
