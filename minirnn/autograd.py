@@ -381,11 +381,9 @@ class _Sum:
         return self.array  # type: ignore[return-value]  # (a _Sum holds at least one contribution)
 
 
-def _plus(old: Any, g: np.ndarray | LazyGrad) -> Any:
-    """``old + g`` where ``old`` is None (nothing yet), a first contribution, or a :class:`_Sum`:
-    a second contribution starts a _Sum, later ones are added into it."""
-    if old is None:
-        return g
+def _plus(old: Any, g: np.ndarray | LazyGrad) -> _Sum:
+    """``old + g`` where ``old`` is a first contribution or a :class:`_Sum`: a second
+    contribution starts a _Sum, later ones are added into it."""
     if type(old) is not _Sum:
         old = _Sum(old)
     old.add(g)
@@ -430,7 +428,10 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
             continue
         if node.freed:
             node.saved_tensors  # raises the "backward a second time" error
-        grads = _grads_in(slots, node)
+        if len(slots) == 1 and type(slots[0]) is np.ndarray and node.output_hooks is None:
+            grads = slots  # the common case: one output, one array (no sum to finish, no hooks)
+        else:
+            grads = _grads_in(slots, node)
         if profiler is not None:
             with profiler.timed_backward(node):
                 input_grads = node.function.backward(node, *grads)
@@ -449,14 +450,16 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
                 g = _conform(node, g, data)
             parent = x._node
             if parent is None:
-                leaf_sums[x] = _plus(leaf_sums.get(x), g)
+                old = leaf_sums.get(x)
+                leaf_sums[x] = g if old is None else _plus(old, g)
             else:
                 parent_slots = pending.get(parent)
                 if parent_slots is None:
                     parent_slots = pending[parent] = [None] * len(parent.output_meta)
-                parent_slots[x._output_index] = _plus(parent_slots[x._output_index], g)
+                old = parent_slots[x._output_index]
+                parent_slots[x._output_index] = g if old is None else _plus(old, g)
         if not retain_graph:
-            node.free()
+            node._saved, node.freed = None, True  # (node.free(), inline)
             node.inputs = _release(node.inputs)
             if profiler is not None:
                 profiler.on_free(node)
