@@ -149,13 +149,13 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-        x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # (M, K) (M, not -1: K may be 0)
+        x2 = x if x.ndim == 2 else x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # (M, K) (M, not -1: K may be 0)
         y = _gemm(x2, weight, transpose_b=True)              # (M, N)
         if bias is not None:
             y += bias
         ctx.save_for_backward(x2, weight)
         ctx.x_shape = x.shape
-        return y.reshape(*x.shape[:-1], weight.shape[0])
+        return y if x.ndim == 2 else y.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
@@ -284,6 +284,21 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
     Like ``torch.nn.functional.linear``; the weight is never copied or transposed in memory.
     """
+    if not _linear_args_fit(x, weight, bias):  # (checked in one go: a tree calls this at every node)
+        _raise_linear_error(x, weight, bias)
+    return Linear.apply(x, weight, bias)
+
+
+def _linear_args_fit(x: Any, weight: Any, bias: Any) -> bool:
+    if not (isinstance(x, Tensor) and isinstance(weight, Tensor) and (bias is None or isinstance(bias, Tensor))):
+        return False
+    xs, ws, dt = x.data.shape, weight.data.shape, x.data.dtype
+    return (len(ws) == 2 and len(xs) > 0 and xs[-1] == ws[1] and dt.kind == "f" and weight.data.dtype == dt
+            and (bias is None or (bias.data.shape == ws[:1] and bias.data.dtype == dt)))
+
+
+def _raise_linear_error(x: Any, weight: Any, bias: Any) -> None:
+    """Raise the error that says what is wrong with ``linear``'s arguments."""
     for name, value in (("x", x), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):
         check_tensor("linear", name, value)
     if weight.ndim != 2:
@@ -296,7 +311,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     for name, value in (("weight", weight), ("bias", bias)):
         if value is not None and value.dtype != x.dtype:
             raise TypeError(f"linear(): expected {name} to have x's dtype {x.dtype}, got {value.dtype}")
-    return Linear.apply(x, weight, bias)
+    raise TypeError(f"linear(): expected float tensors x (..., K), weight (N, K), bias (N,) or None, got "
+                    f"{x.dtype} {x.shape}, {weight.dtype} {weight.shape}, {None if bias is None else bias.shape}")
 
 
 def matmul(a: Any, b: Any) -> Tensor:
