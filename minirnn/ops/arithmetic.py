@@ -21,13 +21,21 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        ctx.shapes = (a.shape, b.shape)
+        _save_shapes_if_broadcast(ctx, a, b)
         return a + b
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        a_shape, b_shape = ctx.shapes
+        a_shape, b_shape = getattr(ctx, "shapes", (grad.shape, grad.shape))
         return unbroadcast(grad, a_shape), unbroadcast(grad, b_shape)
+
+
+def _save_shapes_if_broadcast(ctx: Context, a: np.ndarray, b: np.ndarray) -> None:
+    """``ctx.shapes = (a.shape, b.shape)`` where they differ (backward sums the gradient back to
+    them); same shapes need nothing kept, which spares the node an attribute dict (the garbage
+    collector's work grows with every object a long graph keeps alive)."""
+    if a.shape != b.shape:
+        ctx.shapes = (a.shape, b.shape)
 
 
 class Mul(Function):
@@ -181,12 +189,12 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        ctx.shapes = (a.shape, b.shape)
+        _save_shapes_if_broadcast(ctx, a, b)
         return a - b
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        a_shape, b_shape = ctx.shapes
+        a_shape, b_shape = getattr(ctx, "shapes", (grad.shape, grad.shape))
         return unbroadcast(grad, a_shape), unbroadcast(-grad, b_shape)
 
 
