@@ -876,3 +876,29 @@ def test_fused_steps_with_megabyte_buffers_match_torch(kind: str) -> None:
     assert_close_to_scale(x.grad, xt.grad.numpy(), 1e-9, "x.grad")
     for (name, p), q in zip(cell.named_parameters(), tc.parameters()):
         assert_close_to_scale(p.grad, q.grad.numpy(), 1e-9, name)
+
+
+@pytest.mark.parametrize("limit", [0, 1 << 10])
+def test_lazy_gradients_flushed_early_give_the_same_sums(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+    """The engine adds waiting lazy gradients (products, slices, rows) into their buffer once they
+    hold MAX_PENDING_BYTES; flushing after every one (limit 0) or every few KiB must give the sums
+    of flushing once at the end, for weights, a leaf read by slices and an embedding table."""
+    from minirnn import autograd
+
+    def run() -> dict[str, np.ndarray]:
+        minirnn.manual_seed(3)
+        cell, embed = nn.LSTMCell(I, H, dtype=np.float64), nn.Embedding(7, I, dtype=np.float64)
+        rng = np.random.default_rng(5)
+        x = leaf(rng.standard_normal((T, B, I)))
+        ids = rng.integers(0, 7, size=(T, B))
+        hx = None
+        for t in range(T):
+            hx = cell(x[t] + embed(ids[t]), hx)
+        hx[0].sum().backward()
+        return {"x": x.grad, "embed": embed.weight.grad, **{n: p.grad for n, p in cell.named_parameters()}}
+
+    at_the_end = run()
+    monkeypatch.setattr(autograd._Sum, "MAX_PENDING_BYTES", limit)
+    flushed = run()
+    for name, g in at_the_end.items():
+        np.testing.assert_allclose(flushed[name], g, rtol=1e-12, atol=1e-14, err_msg=name)
