@@ -323,15 +323,7 @@ def run_minirnn(cell: Any, kind: str, x: np.ndarray, states: list[np.ndarray] | 
         if cell.fused:
             assert hs[-1].grad_fn.name == "FusedCellStep"
     c_last = hx[1] if kind == "lstm" else None
-    if loss_on == "all":
-        loss = sum((h * w).sum() for h, w in zip(hs, weights))
-        if c_last is not None:
-            loss = loss + (c_last * weights[-1]).sum()
-    elif loss_on == "h":
-        loss = (hs[-1] * weights[0]).sum()
-    else:
-        loss = (c_last * weights[0]).sum()
-    loss.backward()
+    cell_loss(hs, c_last, weights, loss_on).backward()
     result = {f"h{t}": h.data for t, h in enumerate(hs)}
     if c_last is not None:
         result["c_last"] = c_last.data
@@ -341,6 +333,17 @@ def run_minirnn(cell: Any, kind: str, x: np.ndarray, states: list[np.ndarray] | 
     for name, p in cell.named_parameters():
         result[f"d{name}"] = p.grad
     return result
+
+
+def cell_loss(hs: list, c_last: Any, weights: list, loss_on: str) -> Any:
+    """The loss of a loop's states, for either framework's tensors: sum_t (h_t * w_t) (+ c_T * w),
+    or only the last h (``"h"``), or only c_T (``"c"``)."""
+    if loss_on == "all":
+        loss = sum((h * w).sum() for h, w in zip(hs, weights))
+        return loss if c_last is None else loss + (c_last * weights[-1]).sum()
+    if loss_on == "h":
+        return (hs[-1] * weights[0]).sum()
+    return (c_last * weights[0]).sum()
 
 
 def run_torch(kind: str, state: dict, bias: bool, dtype: Any, x: np.ndarray, states: list[np.ndarray] | None,
@@ -356,16 +359,7 @@ def run_torch(kind: str, state: dict, bias: bool, dtype: Any, x: np.ndarray, sta
         hx = cell(xt[t], hx)
         hs.append(hx[0] if kind == "lstm" else hx)
     c_last = hx[1] if kind == "lstm" else None
-    w = [torch.from_numpy(a) for a in weights]
-    if loss_on == "all":
-        loss = sum((h * wt).sum() for h, wt in zip(hs, w))
-        if c_last is not None:
-            loss = loss + (c_last * w[-1]).sum()
-    elif loss_on == "h":
-        loss = (hs[-1] * w[0]).sum()
-    else:
-        loss = (c_last * w[0]).sum()
-    loss.backward()
+    cell_loss(hs, c_last, [torch.from_numpy(a) for a in weights], loss_on).backward()
     result = {f"h{t}": h.detach().numpy() for t, h in enumerate(hs)}
     if c_last is not None:
         result["c_last"] = c_last.detach().numpy()
