@@ -474,6 +474,17 @@ def test_gemm_layouts_script_prints_a_line_per_product():
     assert all(re.search(r"openblas +[\d.]+ ms .* torch +[\d.]+ ms .* openblas/torch [\d.]+$", t) for t in lines)
 
 
+def test_tape_table_script_prints_a_row_per_measurement(monkeypatch, no_pause, capsys):
+    """benchmarks/tape_table.py on the tiny tape config: which minirnn, then the table with one row
+    per cell loop, the op chain, the tree net and sampling."""
+    monkeypatch.setattr(tape, "TapeConfig", lambda: TINY_TAPE)
+    load_benchmark_script("tape_table").main(["--repeats", "1", "--budget", "0.1", "--threads", "1"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("minirnn from ") and out[1].startswith("Tape vs torch eager")
+    rows = [line for line in out if re.match(r"(lstm|gru|rnn_tanh) cell loop|\d+ tiny ops|tree net|sample ", line)]
+    assert len(rows) == len(TINY_TAPE.modes) * len(TINY_TAPE.shapes) + 3
+
+
 def test_ab_builds_script_times_two_builds_in_alternating_processes():
     """benchmarks/ab_builds.py with the installed build as both A and B, one round on a tiny layer:
     each child loads the build it is given (it checks), and the report has the round and both ratios."""

@@ -1,0 +1,41 @@
+"""The tape section alone: minirnn's tape against PyTorch eager (minirnn/bench/tape.py), one table.
+
+    python benchmarks/tape_table.py                  # all cores, 7 rounds, 5 s per contender
+    python benchmarks/tape_table.py --repeats 3 --budget 1 --threads 1
+
+It prints which minirnn it imported, then ``report.tape_table`` of ``tape.run_tape`` and the
+notes. The tables in benchmarks/results/2026-12-06-xeon-2core-tape-{before,after}.txt came from
+this script with its defaults: "after" in this checkout; "before" from commit bdc4141 with this
+checkout's minirnn/bench/*.py copied over it (the harness does not depend on the tape's internals),
+its extension built with cmake as in benchmarks/README.md section 4, and run with ``python -S``
+and PYTHONPATH set to that tree and then site-packages, so that it, not the editable install, is
+imported.
+"""
+from __future__ import annotations
+
+import argparse
+
+import minirnn
+from minirnn.bench import report, tape
+from minirnn.bench.threads import all_cores
+from minirnn.bench.torch_peer import available
+from minirnn.cli import positive_argument
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=positive_argument(int), default=None, help="default: all cores")
+    parser.add_argument("--repeats", type=positive_argument(int), default=7, help="interleaved rounds")
+    parser.add_argument("--budget", type=positive_argument(float), default=5.0,
+                        help="seconds of samples per contender and row at most")
+    args = parser.parse_args(argv)
+    print(f"minirnn from {minirnn.__file__}")
+    records = tape.run_tape(tape.TapeConfig(), args.threads or all_cores(), args.repeats, args.budget,
+                            available(), log=lambda line: None)
+    print(report.tape_table(records))
+    for note in sorted({n for r in records for n in r.get("notes", [])}):
+        print(f"note: {note}")
+
+
+if __name__ == "__main__":
+    main()
