@@ -48,8 +48,9 @@ class Tensor:
     """
 
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
-    # A Tensor is made per op: slots make that cheaper and keep the garbage collector's work small.
-    __slots__ = ("data", "grad", "requires_grad", "_node", "_output_index", "_hooks", "__weakref__")
+    # A Tensor is made per op: slots make that cheaper and keep the garbage collector's work small
+    # (``__dict__`` stays, created only if someone sets an attribute of their own, as torch allows).
+    __slots__ = ("data", "grad", "requires_grad", "_node", "_output_index", "_hooks", "__dict__", "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False):
         self.data: np.ndarray = _as_array(data)
