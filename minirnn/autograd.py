@@ -141,13 +141,12 @@ class Node:
     """
 
     __slots__ = ("function", "needs_input_grad", "inputs", "output_meta", "output_hooks", "number", "_saved",
-                 "freed", "__dict__", "__weakref__")
+                 "__dict__", "__weakref__")
 
     def __init__(self, function: type[Function], needs_input_grad: tuple[bool, ...]):
         self.function = function
         self.needs_input_grad = needs_input_grad
-        self._saved: tuple[Any, ...] | None = ()
-        self.freed = False
+        self._saved: tuple[Any, ...] | None = ()  # None once freed
         self.output_hooks: list[list[Hook]] | None = None
 
     def record(self, inputs: tuple[Any, ...], output_meta: tuple[tuple[tuple[int, ...], np.dtype], ...]) -> None:
@@ -156,6 +155,11 @@ class Node:
         self.inputs = inputs
         self.output_meta = output_meta
         self.number = next(_node_numbers)
+
+    @property
+    def freed(self) -> bool:
+        """Whether a backward has freed the saved arrays (this node cannot run again)."""
+        return self._saved is None
 
     # ------------------------------------------------------------------ the context
     def save_for_backward(self, *values: Any) -> None:
@@ -172,13 +176,12 @@ class Node:
 
     def saved_nbytes(self) -> int:
         """Bytes held by the NumPy arrays saved for backward (0 once freed)."""
-        if self.freed or not self._saved:
+        if not self._saved:
             return 0
         return sum(v.nbytes for v in self._saved if isinstance(v, np.ndarray))
 
     def free(self) -> None:
         self._saved = None
-        self.freed = True
 
     # ------------------------------------------------------------------ the graph
     @property
@@ -426,7 +429,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
         slots = pending.pop(node, None)
         if slots is None:
             continue
-        if node.freed:
+        if node._saved is None:  # freed by an earlier backward
             node.saved_tensors  # raises the "backward a second time" error
         if len(slots) == 1 and type(slots[0]) is np.ndarray and node.output_hooks is None:
             grads = slots  # the common case: one output, one array (no sum to finish, no hooks)
@@ -459,7 +462,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
                 old = parent_slots[x._output_index]
                 parent_slots[x._output_index] = g if old is None else _plus(old, g)
         if not retain_graph:
-            node._saved, node.freed = None, True  # (node.free(), inline)
+            node._saved = None  # (node.free(), inline)
             node.inputs = _release(node.inputs)
             if profiler is not None:
                 profiler.on_free(node)
