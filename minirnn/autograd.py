@@ -286,11 +286,18 @@ def topological_order(root: Node) -> list[Node]:
 _number = operator.attrgetter("number")
 
 
-def _apply_hooks(hooks: list[Hook], grad: np.ndarray) -> np.ndarray:
+def apply_hooks(hooks: list[Hook], grad: np.ndarray) -> np.ndarray:
+    """``grad`` passed through ``hooks`` in order; a hook that returns a value replaces it, which
+    must then have the gradient's shape (ValueError otherwise: a wrongly shaped gradient would be
+    broadcast by the optimizer, or reshaped, without a word)."""
     for hook in hooks:
         replaced = hook(grad)
         if replaced is not None:
-            grad = np.asarray(replaced, dtype=grad.dtype)
+            replaced = np.asarray(replaced, dtype=grad.dtype)
+            if replaced.shape != grad.shape:
+                raise ValueError(f"register_hook(): the hook {getattr(hook, '__name__', hook)!r} returned a "
+                                 f"gradient of shape {replaced.shape}, expected {grad.shape} (the tensor's shape)")
+            grad = replaced
     return grad
 
 
@@ -409,7 +416,7 @@ def _grads_in(slots: list[Any], node: Node) -> list[np.ndarray | None]:
     if node.output_hooks is not None:
         for i, hooks in enumerate(node.output_hooks):
             if hooks and grads[i] is not None:
-                grads[i] = _apply_hooks(hooks, grads[i])
+                grads[i] = apply_hooks(hooks, grads[i])
     return grads
 
 

@@ -111,10 +111,8 @@ class Tensor:
     def _accumulate(self, grad: np.ndarray, owned: bool = False) -> None:
         """Add ``grad`` into ``self.grad``; ``owned``: no one else holds ``grad`` (no copy needed)."""
         if self._hooks is not None:
-            for hook in self._hooks:
-                replaced = hook(grad)
-                if replaced is not None:
-                    grad, owned = np.asarray(replaced, dtype=grad.dtype), False
+            hooked = autograd.apply_hooks(self._hooks, grad)
+            grad, owned = hooked, owned and hooked is grad
         if self.grad is None:
             self.grad = grad if owned else grad.copy()
         else:

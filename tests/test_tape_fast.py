@@ -896,3 +896,19 @@ def test_lazy_gradients_flushed_early_give_the_same_sums(monkeypatch: pytest.Mon
     flushed = run()
     for name, g in at_the_end.items():
         np.testing.assert_allclose(flushed[name], g, rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@pytest.mark.parametrize("where", ["leaf", "non-leaf"])
+def test_a_hook_returning_another_shape_raises(where: str) -> None:
+    """A hook's replacement must have the gradient's shape: g.sum(0) on a (3, 4) leaf would be
+    broadcast by an optimizer, and a same-size (4, 3) on a non-leaf would be reshaped, silently."""
+    x = leaf(normal(3, 4))
+    y = x * 2.0
+    if where == "leaf":
+        x.register_hook(lambda g: g.sum(0))
+        expected = r"shape \(4,\), expected \(3, 4\)"
+    else:
+        y.register_hook(lambda g: g.reshape(4, 3))
+        expected = r"shape \(4, 3\), expected \(3, 4\)"
+    with pytest.raises(ValueError, match=expected):
+        y.sum().backward()
