@@ -46,11 +46,13 @@ def gradcheck(fn: Callable[..., Tensor | Sequence[Tensor]], inputs: Sequence[Ten
         numeric = np.empty(x.shape)
         for j in np.ndindex(x.shape):  # x.data itself is perturbed, even when it is not contiguous
             saved = x.data[j]
-            x.data[j] = saved + eps
-            plus = _scalar_of(fn(*inputs), weights)
-            x.data[j] = saved - eps
-            minus = _scalar_of(fn(*inputs), weights)
-            x.data[j] = saved
+            try:
+                x.data[j] = saved + eps
+                plus = _scalar_of(fn(*inputs), weights)
+                x.data[j] = saved - eps
+                minus = _scalar_of(fn(*inputs), weights)
+            finally:  # the caller's input comes back unperturbed even when fn raises
+                x.data[j] = saved
             numeric[j] = (plus - minus) / (2 * eps)
         bad = ~np.isclose(analytic, numeric, atol=atol, rtol=rtol)
         if bad.any():

@@ -275,6 +275,21 @@ def test_gradcheck_perturbs_non_contiguous_inputs() -> None:
     assert minirnn.gradcheck(lambda a: (a * a).sum(), [x])
 
 
+def test_gradcheck_leaves_its_input_unperturbed_when_fn_raises() -> None:
+    """fn works on the unperturbed input (the analytic pass) and raises on a perturbed one."""
+    x = leaf([1.0, 2.0, 3.0])
+    original = x.data.copy()
+
+    def fn(a: Tensor) -> Tensor:
+        if not np.array_equal(a.data, original):
+            raise RuntimeError("perturbed")
+        return a * a
+
+    with pytest.raises(RuntimeError, match="perturbed"):
+        minirnn.gradcheck(fn, [x])
+    np.testing.assert_array_equal(x.data, original)
+
+
 def test_gradcheck_wants_float64() -> None:
     with pytest.raises(TypeError, match="input 0 has dtype float32, expected float64"):
         minirnn.gradcheck(lambda a: a * 2, [Tensor(np.ones(2, np.float32), requires_grad=True)])
