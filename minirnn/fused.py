@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from types import ModuleType
 from typing import Any, Iterator
 
@@ -36,7 +37,16 @@ from .ops.arithmetic import ProductGrad
 from .tensor import Tensor
 
 BACKENDS = ("c", "reference")
-_default_backend = "c"
+
+
+class _BackendChoice(threading.local):
+    """The default backend is per thread (like grad mode): one thread's ``use_backend`` block
+    changes nothing for the others, and overlapping blocks in two threads cannot leave it set."""
+
+    name = "c"
+
+
+_default_backend = _BackendChoice()
 
 
 @functools.cache
@@ -51,7 +61,7 @@ def _c_backend() -> ModuleType:
 
 def get_backend(name: str | None = None) -> ModuleType:
     """The module providing ``rnn_forward``/``rnn_backward`` for ``name`` (None: the current default)."""
-    name = _default_backend if name is None else name
+    name = _default_backend.name if name is None else name
     if name == "reference":
         return reference
     if name == "c":
@@ -61,14 +71,14 @@ def get_backend(name: str | None = None) -> ModuleType:
 
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
-    """Context manager: fused layers inside use backend ``name`` ("c" or "reference")."""
-    global _default_backend
+    """Context manager: fused layers inside use backend ``name`` ("c" or "reference"), in this
+    thread (other threads keep their own choice)."""
     get_backend(name)  # validate before switching
-    previous, _default_backend = _default_backend, name
+    previous, _default_backend.name = _default_backend.name, name
     try:
         yield
     finally:
-        _default_backend = previous
+        _default_backend.name = previous
 
 
 def reverse_within_lengths(a: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:

@@ -3,6 +3,7 @@ differences, C kernels vs reference, argument checks."""
 from __future__ import annotations
 
 import itertools
+import threading
 
 import numpy as np
 import pytest
@@ -179,6 +180,30 @@ def test_reverse_within_lengths_is_an_involution() -> None:
     np.testing.assert_array_equal(r[:, 2], a[[1, 0, 2, 3], 2])
     np.testing.assert_array_equal(reverse_within_lengths(r, lengths), a)
     np.testing.assert_array_equal(reverse_within_lengths(a, None), a[::-1])
+
+
+def test_use_backend_is_per_thread() -> None:
+    """Inside one thread's use_backend("reference") block another thread still gets "c", and two
+    threads' overlapping blocks leave the default "c" everywhere afterwards (issue 24, item 7)."""
+    inside, leave = threading.Event(), threading.Event()
+    seen: dict[str, object] = {}
+
+    def in_block() -> None:
+        with fused.use_backend("reference"):
+            seen["inside"] = fused.get_backend()
+            inside.set()
+            leave.wait(10)
+
+    worker = threading.Thread(target=in_block)
+    worker.start()
+    assert inside.wait(10)
+    seen["other"] = fused.get_backend()
+    with fused.use_backend("reference"):  # overlapping with the worker's block
+        leave.set()
+        worker.join(10)
+    assert seen["inside"] is reference
+    assert seen["other"] is fused.get_backend("c")
+    assert fused.get_backend() is fused.get_backend("c")
 
 
 def test_use_backend_switches_and_restores() -> None:
