@@ -385,7 +385,7 @@ class _Sum:
             first = self.pending[0]
             if self.array is None:
                 self.array = np.zeros(first.shape, first.dtype)
-            for kind in {type(g) for g in self.pending}:
+            for kind in dict.fromkeys(type(g) for g in self.pending):  # in order of arrival: reproducible sums
                 kind.add_all([g for g in self.pending if type(g) is kind], self.array)
             self.pending, self.pending_bytes = [], 0
         return self.array  # type: ignore[return-value]  # (a _Sum holds at least one contribution)
