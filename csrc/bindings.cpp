@@ -404,6 +404,18 @@ PYBIND11_MODULE(_C, m) {
         "Bytes of kernel memory in use now: temporaries of running calls and live result arrays of 1 MB or more.");
   m.def("reset_scratch_peak", &minirnn::reset_scratch_peak,
         "The most kernel memory in use at once since the last reset (bytes); starts a new count from now.");
+  m.def("scratch_cache_limit", &minirnn::scratch_cache_limit,
+        "The most bytes of freed kernel memory kept for reuse (default 512 MiB).");
+  m.def(
+      "set_scratch_cache_limit",
+      [](int64_t bytes) {
+        if (bytes < 0)
+          throw py::value_error("set_scratch_cache_limit: expected bytes >= 0, got " + std::to_string(bytes));
+        minirnn::set_scratch_cache_limit(static_cast<size_t>(bytes));
+      },
+      py::arg("bytes"),
+      "Keep at most `bytes` of freed kernel memory for reuse (0: keep none); frees cached blocks, "
+      "oldest first, down to it.");
   m.def("release_cached_scratch", &minirnn::release_cached_scratch,
         "Free the temporary kernel memory kept for reuse; returns the bytes freed.");
 

@@ -15,9 +15,11 @@ struct Block {
   size_t bytes;
 };
 
-std::mutex cache_mutex;
-size_t bytes_in_use = 0;  // handed out by take_scratch and not yet given back (under cache_mutex)
+std::mutex cache_mutex;  // guards everything below
+size_t bytes_in_use = 0;  // handed out by take_scratch and not yet given back
 size_t peak_in_use = 0;
+size_t cached_bytes = 0;  // the sum of the cached blocks' sizes
+size_t cache_limit = kDefaultCacheLimit;
 std::vector<Block>& cache() {
   static std::vector<Block>* blocks = [] {  // never destroyed: safe at exit
     auto* v = new std::vector<Block>();
@@ -36,6 +38,19 @@ void* allocate(size_t bytes) {
   return p;
 }
 
+// Frees the blocks given back longest ago (the front) until the cache holds at most `max_blocks`
+// blocks and `max_bytes` bytes. Caller holds cache_mutex.
+void trim_cache(size_t max_blocks, size_t max_bytes) {
+  std::vector<Block>& blocks = cache();
+  size_t drop = 0;
+  while (drop < blocks.size() && (blocks.size() - drop > max_blocks || cached_bytes > max_bytes)) {
+    std::free(blocks[drop].data);
+    cached_bytes -= blocks[drop].bytes;
+    drop++;
+  }
+  blocks.erase(blocks.begin(), blocks.begin() + static_cast<std::ptrdiff_t>(drop));
+}
+
 }  // namespace
 
 void* take_scratch(size_t bytes, size_t* capacity) {
@@ -49,6 +64,7 @@ void* take_scratch(size_t bytes, size_t* capacity) {
     if (best != blocks.end()) {
       data = best->data;
       *capacity = best->bytes;
+      cached_bytes -= best->bytes;
       blocks.erase(best);
     }
   }
@@ -68,32 +84,32 @@ void give_scratch(void* block, size_t capacity) {
     std::free(block);
     return;
   }
-  std::vector<Block>& blocks = cache();
-  blocks.push_back({block, capacity});
-  if (blocks.size() > kCachedBlocks) {
-    auto smallest = std::min_element(blocks.begin(), blocks.end(),
-                                     [](const Block& a, const Block& b) { return a.bytes < b.bytes; });
-    std::free(smallest->data);
-    blocks.erase(smallest);
-  }
+  cache().push_back({block, capacity});  // the back: the most recently given back
+  cached_bytes += capacity;
+  trim_cache(kCachedBlocks, cache_limit);
 }
 
 size_t release_cached_scratch() {
   std::lock_guard<std::mutex> lock(cache_mutex);
-  size_t freed = 0;
-  for (const Block& b : cache()) {
-    freed += b.bytes;
-    std::free(b.data);
-  }
-  cache().clear();
+  const size_t freed = cached_bytes;
+  trim_cache(0, 0);
   return freed;
 }
 
 size_t cached_scratch_bytes() {
   std::lock_guard<std::mutex> lock(cache_mutex);
-  size_t total = 0;
-  for (const Block& b : cache()) total += b.bytes;
-  return total;
+  return cached_bytes;
+}
+
+size_t scratch_cache_limit() {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  return cache_limit;
+}
+
+void set_scratch_cache_limit(size_t bytes) {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  cache_limit = bytes;
+  trim_cache(kCachedBlocks, cache_limit);
 }
 
 size_t scratch_bytes_in_use() {

@@ -7,8 +7,9 @@
 // and is at most twice the request, else a new allocation) and gives it back to the cache when it
 // goes out of scope; the bindings also back large result arrays (workspace, y, dx, matmul) with it.
 // Requests under kMinCachedBytes go straight to the allocator. The cache keeps at most
-// kCachedBlocks blocks, dropping the smallest: up to 16 of the largest buffers freed since the
-// last release_cached_scratch(), which frees them all.
+// kCachedBlocks blocks and at most scratch_cache_limit() bytes (default kDefaultCacheLimit),
+// dropping the blocks given back longest ago first: layers of changing sizes (a sweep over T)
+// would otherwise leave 16 ever larger blocks behind. release_cached_scratch() frees them all.
 #pragma once
 
 #include <cstddef>
@@ -19,12 +20,16 @@ namespace minirnn {
 
 constexpr size_t kMinCachedBytes = size_t(1) << 20;
 constexpr size_t kCachedBlocks = 16;
+constexpr size_t kDefaultCacheLimit = size_t(512) << 20;
 
 // Raw blocks: take one of at least `bytes` (64-byte aligned, uninitialised), give it back.
 void* take_scratch(size_t bytes, size_t* capacity);
 void give_scratch(void* block, size_t capacity);
 // Frees every cached block; returns the bytes freed.
 size_t release_cached_scratch();
+// The most bytes the cache keeps; setting it frees cached blocks (oldest first) down to it.
+size_t scratch_cache_limit();
+void set_scratch_cache_limit(size_t bytes);
 // Bytes held in the cache now.
 size_t cached_scratch_bytes();
 // Bytes handed out and not yet given back (kernel temporaries, arrays the bindings returned).

@@ -234,6 +234,28 @@ def test_reused_scratch_memory_gives_the_same_results(mode, lengths):
     assert _C.cached_scratch_bytes() == 0
 
 
+def test_scratch_cache_keeps_at_most_its_byte_limit():
+    """Layers of growing sizes (a sweep over T) give back ever larger blocks: the cache keeps at most
+    scratch_cache_limit() bytes, dropping the oldest, and lowering the limit frees down to it
+    (issue 24, item 8)."""
+    default = _C.scratch_cache_limit()
+    _C.release_cached_scratch()
+    try:
+        limit = 6 << 20
+        _C.set_scratch_cache_limit(limit)
+        for T in (20, 40, 80, 160):  # workspaces of about 1.4 to 11 MB
+            args, grads = make_inputs("lstm", T=T, B=16, I=40, H=300, dtype=np.float64, lengths=None, seed=T)
+            run_kernels(args, grads)
+            assert _C.cached_scratch_bytes() <= limit
+        _C.set_scratch_cache_limit(0)
+        assert _C.cached_scratch_bytes() == 0
+        with pytest.raises(ValueError, match="expected bytes >= 0, got -1"):
+            _C.set_scratch_cache_limit(-1)
+    finally:
+        _C.set_scratch_cache_limit(default)
+    assert _C.scratch_cache_limit() == default == 512 << 20
+
+
 @contextlib.contextmanager
 def thread_settings(threads, min_step_work=None, sharing=""):
     """Run the block with the kernels' thread count (and min_step_work, and how a time loop's threads
