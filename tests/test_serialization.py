@@ -1,8 +1,11 @@
 """save/load: bit-identical round trips, nested checkpoints, and refusal of damaged or pickled files."""
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +209,58 @@ def test_every_truncation_and_every_flipped_byte_is_refused_or_harmless(tmp_path
         _assert_identical(saved["w"], loaded["w"])
         _assert_identical(saved["nested"]["i"], loaded["nested"]["i"])
     assert refused > 0.8 * len(damaged)
+
+
+# Keys that a zip member name cannot hold as they are (a NUL, a lone surrogate, a backslash that
+# Windows reads as '/', a name longer than the zip's 64 KiB field) or that numpy's lookup confuses
+# ("x" is stored as "x.npy", so "x.npy" -- stored as "x.npy.npy" -- looks like "x" to numpy).
+_AWKWARD_KEYS = ["x", "x.npy", "x.npy.npy", "a\0b", "a\0", "\0", "\ud800", "back\\slash", "é.npy",
+                 "k" * 70_000, ".", "..", " ", "line\nbreak", "0"]
+
+
+def _distinct_arrays(keys: list[str], start: int) -> dict[str, np.ndarray]:
+    return {key: np.full(2, start + i, dtype=np.int64) for i, key in enumerate(keys)}
+
+
+def test_every_string_key_round_trips_without_mixing_arrays(tmp_path: Path) -> None:
+    flat = _distinct_arrays(_AWKWARD_KEYS, 0)
+    nested = {**flat, "n": _distinct_arrays(_AWKWARD_KEYS, 100),
+              "l": [_distinct_arrays(_AWKWARD_KEYS, 200), {"x": {"x.npy": np.ones(1)}}]}
+    path = tmp_path / "keys.npz"
+    minirnn.save(nested, path)
+    loaded = minirnn.load(path)
+    assert list(loaded) == list(nested)
+    for key in _AWKWARD_KEYS:
+        _assert_identical(nested[key], loaded[key])
+        _assert_identical(nested["n"][key], loaded["n"][key])
+        _assert_identical(nested["l"][0][key], loaded["l"][0][key])
+    _assert_identical(np.ones(1), loaded["l"][1]["x"]["x.npy"])
+    with np.load(path) as plain:  # ordinary keys keep their numpy-visible names
+        _assert_identical(flat["x"], plain["x"])
+        _assert_identical(nested["n"]["0"], plain["n/0"])
+
+
+def test_plain_npz_with_npy_suffixed_name_loads_each_array(tmp_path: Path) -> None:
+    path = tmp_path / "plain.npz"
+    np.savez(path, **{"x": np.zeros(2), "x.npy": np.ones(3)})  # members "x.npy" and "x.npy.npy"
+    loaded = minirnn.load(path)
+    assert sorted(loaded) == ["x", "x.npy"]
+    _assert_identical(np.zeros(2), loaded["x"])
+    _assert_identical(np.ones(3), loaded["x.npy"])
+
+
+def _write_members(path: Path, members: list[tuple[str, np.ndarray]]) -> None:
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as archive:
+        warnings.simplefilter("ignore")  # zipfile warns about a duplicate name, then writes it
+        for name, array in members:
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, array)
+            archive.writestr(name, buffer.getvalue())
+
+
+@pytest.mark.parametrize("names", [("w.npy", "w.npy"), ("w", "w.npy")])
+def test_ambiguous_member_names_are_refused(tmp_path: Path, names: tuple[str, str]) -> None:
+    path = tmp_path / "dup.npz"
+    _write_members(path, [(names[0], np.zeros(2)), (names[1], np.ones(2))])
+    with pytest.raises(ValueError, match="dup.npz.*'w'.*more than once"):
+        minirnn.load(path)
