@@ -34,7 +34,7 @@ from ..fused import cell_step as fused_cell_step
 from ..ops import linear
 from ..reference import NUM_GATES
 from ..tensor import FLOAT_DTYPES, Tensor
-from .module import Module, Parameter
+from .module import Module, Parameter, native_byte_order
 
 RECURRENT_INITS = ("uniform", "orthogonal")
 
@@ -102,12 +102,13 @@ def check_init_options(owner: str, mode: str, recurrent_init: str, forget_bias: 
 
 
 def as_tensor(owner: str, name: str, value: Any) -> Tensor:
-    """``value`` (a Tensor or an ndarray) as a Tensor, else TypeError."""
-    if isinstance(value, Tensor):
-        return value
+    """``value`` (a Tensor or an ndarray, in native byte order or not) as a Tensor in native byte
+    order, else TypeError."""
     if isinstance(value, np.ndarray):
-        return Tensor(value)
-    raise TypeError(f"{owner}: {name}: expected a Tensor or ndarray, got {type(value).__name__}")
+        value = Tensor(value)
+    elif not isinstance(value, Tensor):
+        raise TypeError(f"{owner}: {name}: expected a Tensor or ndarray, got {type(value).__name__}")
+    return native_byte_order(owner, name, value)
 
 
 def check_float(owner: str, name: str, t: Tensor, dtype: np.dtype) -> None:
@@ -151,36 +152,43 @@ class RNNCellBase(Module):
         self.input_size = check_size(owner, "input_size", input_size, 0)
         self.hidden_size = check_size(owner, "hidden_size", hidden_size)
         self.bias = bool(bias)
-        self.dtype = check_dtype(owner, dtype)
+        dt = check_dtype(owner, dtype)
         check_init_options(owner, mode, recurrent_init, forget_bias)
-        make_gate_parameters(self, "", NUM_GATES[mode], self.input_size, self.hidden_size, self.bias, self.dtype)
+        make_gate_parameters(self, "", NUM_GATES[mode], self.input_size, self.hidden_size, self.bias, dt)
         init_gate_parameters(self, mode, self.hidden_size, recurrent_init, forget_bias)
 
-    def _state(self, name: str, value: Any, shape: tuple[int, ...]) -> Tensor:
-        """Check an initial state of ``shape`` ((B, H), or (H,) for unbatched input); None -> zeros."""
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of the parameters (so it follows ``.double()``/``.float()``/``.to()``): inputs
+        and states must have it, and the zero initial state is made in it."""
+        return self.weight_ih.data.dtype
+
+    def _state(self, name: str, value: Any, shape: tuple[int, ...], dtype: np.dtype) -> Tensor:
+        """Check an initial state of ``shape`` ((B, H), or (H,) for unbatched input) and ``dtype``
+        (the parameters'); None -> zeros."""
         if value is None:
-            return Tensor(np.zeros(shape, self.dtype))
-        if isinstance(value, Tensor) and value.data.shape == shape and value.data.dtype == self.dtype:
+            return Tensor(np.zeros(shape, dtype))
+        if isinstance(value, Tensor) and value.data.shape == shape and value.data.dtype == dtype:
             return value  # (the common case first: a cell's step runs in loops)
         owner = type(self).__name__
         t = as_tensor(owner, name, value)
         if t.shape != shape:
             raise ValueError(f"{owner}: {name}: expected shape {shape}, got {t.shape}")
-        check_float(owner, name, t, self.dtype)
+        check_float(owner, name, t, dtype)
         return t
 
-    def _check_input(self, input: Any) -> Tensor:
-        """``input`` as a Tensor of shape (B, I) or (I,) and the cell's dtype, else a clear error."""
+    def _check_input(self, input: Any, dtype: np.dtype) -> Tensor:
+        """``input`` as a Tensor of shape (B, I) or (I,) and ``dtype`` (the parameters'), else a clear error."""
         if isinstance(input, Tensor):
             shape = input.data.shape
-            if len(shape) in (1, 2) and shape[-1] == self.input_size and input.data.dtype == self.dtype:
+            if len(shape) in (1, 2) and shape[-1] == self.input_size and input.data.dtype == dtype:
                 return input  # (the common case first)
         owner = type(self).__name__
         x = as_tensor(owner, "input", input)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(f"{owner}: input: expected shape (B, {self.input_size}) or "
                              f"({self.input_size},), got {x.shape}")
-        check_float(owner, "input", x, self.dtype)
+        check_float(owner, "input", x, dtype)
         return x
 
     def forward(self, input: Any, hx: Any = None) -> Any:  # noqa: A002 - PyTorch's name
@@ -188,16 +196,17 @@ class RNNCellBase(Module):
 
         Returns ``h'`` (``(h', c')`` for LSTMCell), shaped like ``hx``; a missing ``hx`` is zeros.
         """
-        x = self._check_input(input)
+        dtype = self.weight_ih.data.dtype  # (self.dtype, read once a step)
+        x = self._check_input(input, dtype)
         batch = x.data.shape[0] if x.data.ndim == 2 else None
         state_shape = (self.hidden_size,) if batch is None else (batch, self.hidden_size)
         if self.mode == "lstm":
             if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
                 raise TypeError(f"{type(self).__name__}: hx: expected a pair (h, c) or None, got {type(hx).__name__}")
-            h = self._state("hx[0]", None if hx is None else hx[0], state_shape)
-            c = self._state("hx[1]", None if hx is None else hx[1], state_shape)
+            h = self._state("hx[0]", None if hx is None else hx[0], state_shape, dtype)
+            c = self._state("hx[1]", None if hx is None else hx[1], state_shape, dtype)
         else:
-            h, c = self._state("hx", hx, state_shape), None
+            h, c = self._state("hx", hx, state_shape, dtype), None
         weights = (self.weight_ih, self.weight_hh, getattr(self, "bias_ih", None), getattr(self, "bias_hh", None))
         if self.fused:  # one node, batched or not
             h_new, c_new = fused_cell_step(self.mode, x, h, c, *weights)

@@ -9,7 +9,7 @@ import numpy as np
 from .. import init
 from ..ops import linear
 from ..tensor import Tensor
-from .module import Module, Parameter
+from .module import Module, Parameter, native_byte_order
 
 
 class Linear(Module):
@@ -38,6 +38,8 @@ class Linear(Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(f"Linear: expected input with last dimension {self.in_features}, got shape {x.shape}")
+        if isinstance(x, Tensor) and not x.data.dtype.isnative:  # (a big-endian array, say)
+            x = native_byte_order("Linear", "input", x)
         return linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:

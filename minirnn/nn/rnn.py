@@ -48,7 +48,8 @@ class RNNBase(Module):
     ``forward(input, hx=None, lengths=None)``:
 
     * ``input``: (T, B, I), or (B, T, I) with ``batch_first``, or unbatched (T, I); a Tensor or
-      ndarray of the module's dtype.
+      ndarray of the module's ``dtype`` (its parameters', so float64 after ``.double()``), in
+      either byte order (a non-native one is copied to native).
     * ``hx``: the initial state (L*D, B, H) (unbatched: (L*D, H)); for LSTM a pair ``(h0, c0)``.
       None means zeros.
     * ``lengths``: None (every sequence has T steps) or (B,) ints in [0, T] (see the module doc).
@@ -56,9 +57,9 @@ class RNNBase(Module):
     Returns ``(output, h_n)`` (LSTM: ``(output, (h_n, c_n))``), ``output`` (T, B, D*H) (batch
     first if ``batch_first``) holding the last layer's states, both directions concatenated on
     the last axis, and ``h_n``/``c_n`` (L*D, B, H) the final state of every layer and direction
-    (index ``k*D + d``). ``T = 0`` gives an empty output and ``h_n = h0``; ``B = 0`` gives empty
-    results. Dropout (probability ``dropout`` in [0, 1)) is applied to every layer's output except the
-    last, in training mode only.
+    (index ``k*D + d``). ``T = 0`` gives an empty output and ``h_n = h0``, unbatched too (torch
+    raises for T = 0); ``B = 0`` gives empty results. Dropout (probability ``dropout`` in
+    [0, 1)) is applied to every layer's output except the last, in training mode only.
     """
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
@@ -74,15 +75,21 @@ class RNNBase(Module):
             raise ValueError(f"{owner}: dropout: expected a number in [0, 1), got {dropout!r}")
         self.dropout = float(dropout)
         self.bias, self.batch_first, self.bidirectional = bool(bias), bool(batch_first), bool(bidirectional)
-        self.dtype = check_dtype(owner, dtype)
+        dt = check_dtype(owner, dtype)
         check_init_options(owner, mode, recurrent_init, forget_bias)
         self.num_directions = 2 if self.bidirectional else 1
         gates = NUM_GATES[mode]
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else self.num_directions * self.hidden_size
             for suffix in self._suffixes(layer):
-                make_gate_parameters(self, suffix, gates, layer_input, self.hidden_size, self.bias, self.dtype)
+                make_gate_parameters(self, suffix, gates, layer_input, self.hidden_size, self.bias, dt)
         init_gate_parameters(self, mode, self.hidden_size, recurrent_init, forget_bias)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of the parameters (so it follows ``.double()``/``.float()``/``.to()``): the
+        input and ``hx`` must have it, and the zero initial state is made in it."""
+        return self.weight_ih_l0.data.dtype
 
     def _suffixes(self, layer: int) -> list[str]:
         return [f"_l{layer}", f"_l{layer}_reverse"][:self.num_directions]
@@ -164,9 +171,9 @@ class RNNBase(Module):
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = ops.dropout(layer_input, self.dropout, True)
         output, states = layer_input, [_stack_states(h_n)] + ([_stack_states(c_n)] if lstm else [])
-        if not batched:
-            output = output.reshape(T, -1)
-            states = [s.reshape(s.shape[0], -1) for s in states]
+        if not batched:  # (explicit sizes: T may be 0)
+            output = output.reshape(T, self.num_directions * self.hidden_size)
+            states = [s.reshape(s.shape[0], self.hidden_size) for s in states]
         elif self.batch_first:
             output = output.transpose(0, 1)
         return output, (tuple(states) if lstm else states[0])

@@ -4,6 +4,9 @@ An optimizer holds ``param_groups`` -- a list of dicts, each with ``"params"`` (
 Parameters) and that group's hyper-parameters (``"lr"``, ...) -- plus per-parameter ``state``
 (momentum buffers, running averages). ``step()`` runs under ``no_grad`` and updates each
 ``p.data`` in place, keeping its dtype; parameters whose ``.grad`` is None are skipped.
+A parameter's state arrays have its dtype: after ``Module.to``/``.double()``/``.float()`` they
+are converted at the next ``step`` or ``state_dict`` (the same values as converting them with the
+parameter, since no update comes between).
 """
 from __future__ import annotations
 
@@ -27,6 +30,14 @@ def check_number(name: str, value: Any, low: float = 0.0, high: float = math.inf
     if not (low <= value and upper_ok):
         bracket = "]" if high_inclusive else ")"
         raise ValueError(f"Invalid {name}: expected a value in [{low}, {high}{bracket}, got {value}")
+
+
+def _follow_dtype(state: dict[str, Any], dtype: np.dtype) -> None:
+    """Cast the float arrays of one parameter's ``state`` (moments, momentum) to ``dtype``, its
+    parameter's, where a conversion of the parameter left them in the old one."""
+    for key, value in state.items():
+        if isinstance(value, np.ndarray) and value.dtype != dtype and value.dtype.kind == "f":
+            state[key] = value.astype(dtype)
 
 
 class Optimizer:
@@ -86,7 +97,9 @@ class Optimizer:
             for group in self.param_groups:
                 for p in group["params"]:
                     if p.grad is not None:
-                        self.update(p, p.grad, self.state.setdefault(id(p), {}), group)
+                        state = self.state.setdefault(id(p), {})
+                        _follow_dtype(state, p.data.dtype)
+                        self.update(p, p.grad, state, group)
 
     def _params(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
@@ -98,6 +111,8 @@ class Optimizer:
         dicts, lists, numbers and ndarrays, so :func:`minirnn.save` can store it.
         """
         index = {id(p): i for i, p in enumerate(self._params())}
+        for p in self._params():  # (a conversion since the last step: save the state as its parameter)
+            _follow_dtype(self.state.get(id(p), {}), p.data.dtype)
         state = {str(index[pid]): {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
                  for pid, s in self.state.items() if s}
         groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]}
