@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any, Callable, Iterable, NamedTuple
 
@@ -10,6 +9,7 @@ import numpy as np
 
 import minirnn
 from minirnn import no_grad, optim
+from minirnn.tbptt import NonFiniteGuard, clipped_grad_norm
 from minirnn.tensor import Tensor
 
 
@@ -21,28 +21,39 @@ def parse_quick(description: str) -> bool:
 
 
 class Trace(NamedTuple):
-    """What :func:`fit` saw: the loss and the gradient norm (before clipping) of every update."""
+    """What :func:`fit` saw: the loss and the gradient norm (before clipping) of every update,
+    and the indices of the updates skipped because one of them was not finite."""
     losses: list[float]
     grad_norms: list[float]
+    skipped: list[int] = []
 
 
 def fit(loss_step: Callable[[int], Tensor], params: Iterable[Tensor], steps: int, lr: float = 3e-3,
         max_norm: float | None = 1.0, desc: str = "train", optimizer: type[optim.Optimizer] = optim.Adam,
-        **optimizer_options: float) -> Trace:
+        max_nonfinite: int = 5, **optimizer_options: float) -> Trace:
     """``optimizer(params, lr=lr, **optimizer_options)`` (Adam by default) on ``loss_step(i)`` (the
     loss of mini-batch i) for ``steps`` updates, clipping the joint gradient norm to ``max_norm``
-    (None: no clipping); a tqdm bar on a terminal."""
+    (None: no clipping); a tqdm bar on a terminal. An update whose loss or gradient norm is not
+    finite is skipped (and reported); ``max_nonfinite`` in a row, or parameters that are no longer
+    finite, raise minirnn.tbptt.NonFiniteError."""
     from tqdm import tqdm
     params = list(params)
     opt = optimizer(params, lr=lr, **optimizer_options)
-    trace = Trace([], [])
+    guard = NonFiniteGuard(max_nonfinite)
+    trace = Trace([], [], [])
     for i in tqdm(range(steps), desc=desc, disable=not sys.stderr.isatty(), leave=False):
         loss = loss_step(i)
         opt.zero_grad()
         loss.backward()
-        trace.grad_norms.append(optim.clip_grad_norm_(params, math.inf if max_norm is None else max_norm))
-        opt.step()
+        trace.grad_norms.append(clipped_grad_norm(params, max_norm))
         trace.losses.append(loss.item())
+        if guard.check(trace.losses[-1], trace.grad_norms[-1], params):
+            opt.step()
+        else:
+            trace.skipped.append(i)
+    if trace.skipped:
+        print(f"{desc}: skipped {len(trace.skipped)} of {steps} updates with a non-finite loss or gradient norm",
+              file=sys.stderr)
     return trace
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import nn
+from .data import CharVocab
 from .nn.embedding import Embedding
 from .tensor import Tensor
 
@@ -33,6 +34,53 @@ class CharLM(nn.Module):
             raise ValueError(f"CharLM: ids: expected integer ids of shape (T, B), got {ids.dtype} {ids.shape}")
         out, state = self.lstm(self.embed(ids), state)
         return self.head(out), state
+
+
+def state_shapes(vocab_size: int, embed_dim: int, hidden_size: int, num_layers: int) -> dict[str, tuple[int, ...]]:
+    """The shape of every entry of ``CharLM(...).state_dict()``, computed without building the
+    model (so that a checkpoint's declared sizes can be checked against its arrays first)."""
+    gates = 4 * hidden_size
+    shapes: dict[str, tuple[int, ...]] = {"embed.weight": (vocab_size, embed_dim)}
+    for layer in range(num_layers):
+        shapes[f"lstm.weight_ih_l{layer}"] = (gates, embed_dim if layer == 0 else hidden_size)
+        shapes[f"lstm.weight_hh_l{layer}"] = (gates, hidden_size)
+        shapes[f"lstm.bias_ih_l{layer}"] = (gates,)
+        shapes[f"lstm.bias_hh_l{layer}"] = (gates,)
+    shapes["head.weight"] = (vocab_size, hidden_size)
+    shapes["head.bias"] = (vocab_size,)
+    return shapes
+
+
+_CHUNK = 1 << 16  # characters encoded at a time: temporaries of ~12 bytes a character, for this many only
+
+
+def _code_chunks(text: str):
+    for a in range(0, len(text), _CHUNK):
+        yield np.frombuffer(text[a:a + _CHUNK].encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def encode_corpus(text: str) -> tuple[CharVocab, np.ndarray]:
+    """``(CharVocab.build(text), ids)`` without a Python object per character: ids are uint8
+    (uint16, int32) when the vocabulary has <= 256 (65536, more) characters, so a corpus costs
+    about one byte per character beside its text, not ~18 (a list of ints and an int64 array)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text: expected a str, got {type(text).__name__}")
+    counts = np.zeros(1, dtype=np.int64)
+    for codes in _code_chunks(text):
+        part = np.bincount(codes)
+        if len(part) > len(counts):
+            counts = np.pad(counts, (0, len(part) - len(counts)))
+        counts[:len(part)] += part
+    present = np.flatnonzero(counts)
+    present = present[np.lexsort((present, -counts[present]))]  # most frequent first, ties by character
+    vocab = CharVocab([chr(c) for c in present])
+    dtype = next(t for t in (np.uint8, np.uint16, np.int32) if len(present) <= np.iinfo(t).max + 1)
+    lookup = np.zeros(len(counts), dtype=dtype)
+    lookup[present] = np.arange(len(present))
+    ids = np.empty(len(text), dtype=dtype)
+    for a, codes in zip(range(0, len(text), _CHUNK), _code_chunks(text)):
+        ids[a:a + len(codes)] = lookup[codes]
+    return vocab, ids
 
 
 def default_corpus() -> str:

@@ -4,6 +4,15 @@
   (:mod:`minirnn.charlm`) with truncated BPTT on ``FILE`` or, by default, the English text of
   ``pydoc_data.topics``; report held-out bits per character against a unigram baseline, save a
   checkpoint (model, config and vocabulary, no pickle) and print samples.
+  Every ``--checkpoint-minutes`` (default 5; ``--checkpoint-steps N`` too) and at the end, ``--out``
+  gets a checkpoint that also holds the training state (the ``train`` part: options, data
+  fingerprint, step, data position, the carried LSTM state, Adam's state, the NaN guard's counts and
+  minirnn's random generator); ``--resume CKPT`` continues it, and ends bit for bit where the run
+  never interrupted would have (same ``--steps``). SIGINT (Ctrl-C) or SIGTERM: the current step
+  ends, a checkpoint is saved and the command exits 130 or 143 (128 + the signal) naming it; a
+  second signal acts at once. An update whose loss or gradient norm is not finite is skipped and
+  reported; ``--max-nonfinite`` (default 5) in a row, or parameters that are no longer finite,
+  stop the run with exit status 3, and a checkpoint with non-finite parameters is never written.
 * ``sample CKPT --prompt TEXT [--length N --temperature T --top-k K --seed S]``: generate.
 * ``bench [--full] [--threads N,N] [--shape T,B,H ...] [--repeats R]``: the benchmark harness
   (:mod:`minirnn.bench`).
@@ -12,20 +21,27 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import os
+import signal
 import sys
+import threading
 import time
+import zlib
+from collections.abc import Mapping
 from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
 from . import optim
-from .charlm import CharLM, default_corpus, evaluate_bits, split_held_out, streams, unigram_bits
+from .charlm import (CharLM, default_corpus, encode_corpus, evaluate_bits, split_held_out, state_shapes, streams,
+                     unigram_bits)
 from .data import CharVocab
 from .generate import generate, sequence_cross_entropy
-from .random import manual_seed
+from .random import default_generator, manual_seed
 from .serialization import load, save
-from .tbptt import tbptt
+from .tbptt import NonFiniteError, NonFiniteGuard, tbptt
+from .tensor import Tensor
 
 T = TypeVar("T")
 #: The keys of ``CharLM.config``: what a checkpoint may pass to ``CharLM``.
@@ -52,46 +68,209 @@ def _read_text(path: str) -> str:
                          f"({exc.reason} at byte {exc.start})") from exc
 
 
+#: ``train charlm``'s exit status when it stops on non-finite losses/gradients/parameters.
+EXIT_NONFINITE = 3
+#: The options a ``--resume`` checkpoint fixes (the model's sizes come from its config).
+RESUMED_OPTIONS = ("seq_len", "batch", "lr", "clip", "val_fraction", "seed", "max_nonfinite")
+#: Bytes per parameter while training: the value, its gradient and Adam's two running averages.
+_TRAINING_BYTES_PER_PARAM = 4 * 4
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _check_model_fits(vocab_size: int, args: argparse.Namespace) -> None:
+    """Refuse, before allocating anything, a model whose training state exceeds physical memory."""
+    shapes = state_shapes(vocab_size, args.embed, args.hidden, args.layers)
+    count = sum(int(np.prod(shape, dtype=object)) for shape in shapes.values())
+    need, have = count * _TRAINING_BYTES_PER_PARAM, _physical_memory()
+    if have is not None and need > have:
+        raise ValueError(f"--embed/--hidden/--layers: expected a model that fits in memory, got "
+                         f"{count:,} parameters (--embed {args.embed} --hidden {args.hidden} --layers "
+                         f"{args.layers}): {need / 2**30:.1f} GiB to train, this machine has {have / 2**30:.1f} GiB")
+
+
+def _data_fingerprint(text: str) -> dict[str, int]:
+    return {"chars": len(text), "crc32": zlib.crc32(text.encode("utf-8", "surrogatepass"))}
+
+
+def _all_finite(params: Sequence[Tensor]) -> bool:
+    return all(np.isfinite(p.data).all() for p in params)
+
+
+class _Stop:
+    """SIGINT/SIGTERM set ``signum`` (the loop then saves and exits); a second one acts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.signum = signum
+        for sig, handler in self.previous.items():  # a second Ctrl-C: the usual KeyboardInterrupt
+            signal.signal(sig, handler)
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def _resume_state(path: str, args: argparse.Namespace) -> dict:
+    """The ``train`` part of a checkpoint to resume, with ``args`` updated to its options."""
+    ckpt = load(path)
+    resume = ckpt.get("train")
+    if not isinstance(resume, dict) or not {"options", "data", "step", "position", "state", "optimizer",
+                                             "guard", "rng", "elapsed_s"} <= set(resume):
+        raise ValueError(f"--resume: expected a checkpoint written by 'train charlm' with its training state, "
+                         f"got keys {sorted(ckpt)}" + ("" if resume is None else f" (train: {sorted(resume)})"
+                                                       if isinstance(resume, dict) else ""))
+    options = resume["options"]
+    if not isinstance(options, dict) or set(options) != set(RESUMED_OPTIONS) or not isinstance(resume["data"], dict):
+        raise ValueError(f"--resume: train: options: expected the keys {list(RESUMED_OPTIONS)}, got {options!r}")
+    for name, value in options.items():  # user data: each value must pass its option's own check
+        try:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(type(value).__name__)
+            _OPTION_TYPES[name](str(value))
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
+            raise ValueError(f"--resume: train: options: {name}: got {value!r} ({exc})") from exc
+    vars(args).update(options)
+    if args.data is None:
+        args.data = resume["data"].get("path")
+    return ckpt
+
+
+def _restore(resume: dict, model: CharLM, opt: optim.Optimizer, guard: NonFiniteGuard) -> tuple:
+    """Load a checkpoint's training state into ``opt``, ``guard`` and minirnn's generator; return
+    ``(step, data position, carried LSTM state, seconds trained)``."""
+    opt.load_state_dict(resume["optimizer"])
+    guard.load_state_dict(resume["guard"])
+    step, pos, trained_s = resume["step"], resume["position"], resume["elapsed_s"]
+    if not all(type(v) is int and v >= 0 for v in (step, pos)) or not isinstance(trained_s, (int, float)):
+        raise ValueError(f"expected step and position ints >= 0, got {step!r}, {pos!r}")
+    state = resume["state"]
+    if state is not None:
+        cfg = model.config
+        shape = (cfg["num_layers"], resume["options"]["batch"], cfg["hidden_size"])
+        if not (isinstance(state, list) and len(state) == 2 and
+                all(isinstance(a, np.ndarray) and a.shape == shape and a.dtype == np.float32 for a in state)):
+            raise ValueError(f"state: expected the LSTM's (h, c), two float32 arrays of shape {shape}")
+        state = tuple(Tensor(a) for a in state)
+    default_generator().bit_generator.state = resume["rng"]
+    return step, pos, state, float(trained_s)
+
+
 def train_charlm(args: argparse.Namespace) -> int:
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if os.path.isdir(args.out) or not os.path.isdir(out_dir):  # fail now, not after the training
         raise ValueError(f"--out: expected a file in an existing directory, got {args.out!r}")
+    ckpt = _resume_state(args.resume, args) if args.resume else None
     manual_seed(args.seed)
     if args.data is None:
         text, source = default_corpus(), "pydoc_data.topics"
     else:
         text, source = _read_text(args.data), args.data
-    vocab = CharVocab.build(text)
-    ids = vocab.encode(text)
+    fingerprint = _data_fingerprint(text)
+    vocab, ids = encode_corpus(text)
+    del text  # the ids (one byte a character for up to 256 characters) are all that is needed
+    if ckpt is not None and fingerprint != ckpt["train"]["data"].get("fingerprint"):
+        raise ValueError(f"--resume: the data differs from the checkpoint's ({source}: {fingerprint}, "
+                         f"checkpoint: {ckpt['train']['data']}); pass --data with the file it was trained on")
     train_ids, held_ids = split_held_out(ids, args.val_fraction)
     train, held_out = streams(train_ids, args.batch), streams(held_ids, min(args.batch, len(held_ids) // 2))
     baseline = unigram_bits(train_ids, held_ids, len(vocab))
     print(f"data: {source}, {len(ids):,} chars, vocab {len(vocab)}, held out {len(held_ids):,}; "
           f"unigram baseline {baseline:.3f} bits/char")
-    model = CharLM(len(vocab), args.embed, args.hidden, args.layers)
+    if ckpt is None:
+        _check_model_fits(len(vocab), args)
+        model = CharLM(len(vocab), args.embed, args.hidden, args.layers)
+    else:
+        model, saved_vocab = _model_from(ckpt)
+        if saved_vocab != vocab:
+            raise ValueError("--resume: the checkpoint's vocabulary differs from the data's")
     params = list(model.parameters())
     opt = optim.Adam(params, lr=args.lr)
+    guard = NonFiniteGuard(args.max_nonfinite)
+    step, pos, state, recent, trained_s = 0, 0, None, [], 0.0
+    if ckpt is not None:
+        step, pos, state, trained_s = _checkpoint_part("train", lambda: _restore(ckpt["train"], model, opt, guard))
+        options = ", ".join(f"{k} {getattr(args, k)}" for k in RESUMED_OPTIONS)
+        print(f"resumed {args.resume} at step {step} with its options ({options}) and model sizes")
+    data_info = {"path": None if args.data is None else os.path.abspath(args.data), "fingerprint": fingerprint}
+
+    def checkpoint(metrics: dict) -> bool:
+        """Save everything a resumed run needs to --out; never parameters that are not finite."""
+        if not _all_finite(params):
+            return False
+        save({"model": model.state_dict(), "config": model.config, "vocab": vocab.to_dict(),
+              "metrics": {"unigram_bpc": baseline, "steps": step, **metrics},
+              "train": {"options": {k: getattr(args, k) for k in RESUMED_OPTIONS}, "data": data_info,
+                        "step": step, "position": pos,
+                        "state": None if state is None else [s.data for s in state],
+                        "optimizer": opt.state_dict(), "guard": guard.state_dict(),
+                        "rng": default_generator().bit_generator.state,
+                        "elapsed_s": trained_s + time.perf_counter() - start}}, args.out)
+        return True
+
     start = time.perf_counter()
-    deadline = start + 60 * args.minutes
-    step, pos, state, recent = 0, 0, None, []
-    with _progress(args.steps, args.quiet, "step") as bar:
-        while (step < args.steps) if args.steps else (time.perf_counter() < deadline):
-            chunk = train[pos:pos + args.seq_len + 1]
-            if len(chunk) < 2:  # end of an epoch: start the streams again from a fresh state
-                pos, state = 0, None
-                continue
-            result = tbptt(model, sequence_cross_entropy, opt, chunk[:-1], chunk[1:], args.seq_len,
-                           state=state, max_norm=args.clip, parameters=params)
-            state, pos, step = result.state, pos + args.seq_len, step + 1
-            recent = (recent + result.losses)[-50:]
-            bar.update(1)
-            bar.set_postfix(bpc=f"{np.mean(recent) / np.log(2):.3f}")
+    deadline, last_save, saved_step = start + 60 * args.minutes, start, None
+    every_s = 60 * args.checkpoint_minutes if args.checkpoint_minutes else math.inf
+    try:
+        with _progress(args.steps, args.quiet, "step") as bar, _Stop() as stop:
+            bar.update(min(step, args.steps or 0))
+            while ((step < args.steps) if args.steps else (time.perf_counter() < deadline)) and not stop.signum:
+                chunk = train[pos:pos + args.seq_len + 1]
+                if len(chunk) < 2:  # end of an epoch: start the streams again from a fresh state
+                    pos, state = 0, None
+                    continue
+                result = tbptt(model, sequence_cross_entropy, opt, chunk[:-1], chunk[1:], args.seq_len,
+                               state=state, max_norm=args.clip, parameters=params, guard=guard)
+                state, pos, step = result.state, pos + args.seq_len, step + 1
+                recent = (recent + [x for x in result.losses if math.isfinite(x)])[-50:]
+                if result.skipped:
+                    bar.write(f"step {step}: skipped the update (loss {result.losses[-1]}, non-finite loss or "
+                              f"gradient norm; {guard.in_a_row} in a row, {guard.skipped} in all)", file=sys.stderr)
+                bar.update(1)
+                if recent:
+                    bar.set_postfix(bpc=f"{np.mean(recent) / np.log(2):.3f}")
+                due = (args.checkpoint_steps and step % args.checkpoint_steps == 0) or \
+                    time.perf_counter() - last_save >= every_s
+                if due and checkpoint({}):
+                    last_save, saved_step = time.perf_counter(), step
+    except NonFiniteError as exc:
+        kept = f"{args.out} keeps the checkpoint of step {saved_step}" if saved_step is not None else \
+            f"{args.out} was not written by this run"
+        print(f"error: training stopped at step {step + 1}: {exc}; {kept}", file=sys.stderr)
+        return EXIT_NONFINITE
     elapsed = time.perf_counter() - start
+    if stop.signum:
+        name = signal.Signals(stop.signum).name
+        if not checkpoint({}):
+            print(f"{name}: stopped at step {step}; the parameters are not finite, {args.out} not written",
+                  file=sys.stderr)
+            return EXIT_NONFINITE
+        print(f"{name}: stopped after step {step}; saved {args.out}; continue with --resume {args.out}",
+              file=sys.stderr)
+        return 128 + stop.signum
+    if not _all_finite(params):
+        print(f"error: after step {step} the parameters are not finite (learning rate too high?); "
+              f"{args.out} not written", file=sys.stderr)
+        return EXIT_NONFINITE
     bits = evaluate_bits(model, held_out, args.seq_len)
+    skipped = f"; skipped {guard.skipped} non-finite updates" if guard.skipped else ""
     print(f"trained {step} steps ({step * args.seq_len * args.batch:,} chars) in {elapsed:.0f} s; "
-          f"held-out {bits:.3f} bits/char vs unigram {baseline:.3f}")
-    save({"model": model.state_dict(), "config": model.config, "vocab": vocab.to_dict(),
-          "metrics": {"val_bpc": bits, "unigram_bpc": baseline, "steps": step}}, args.out)
+          f"held-out {bits:.3f} bits/char vs unigram {baseline:.3f}{skipped}")
+    checkpoint({"val_bpc": bits})
     print(f"saved {args.out}")
     prompt = "The " if set("The ") <= set(vocab.tokens) else vocab.decode(held_ids[:4])
     for seed in range(args.samples):
@@ -104,21 +283,42 @@ def _checkpoint_part(name: str, build: Callable[[], T]) -> T:
     the checkpoint's part ``name``."""
     try:
         return build()
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
         text = str(exc)
         raise ValueError(f"checkpoint: {text if text.startswith(name + ':') else f'{name}: {text}'}") from exc
 
 
-def load_charlm(path: str) -> tuple[CharLM, CharVocab]:
-    """The model and vocabulary of a checkpoint written by ``train charlm``. A file is user data:
-    a missing or damaged part (config keys or values, vocabulary, weights) is a ValueError naming it."""
-    ckpt = load(path)
+def _sizes_are_ints(config: dict) -> bool:
+    return all(type(config.get(k)) is int and config[k] >= 1
+               for k in ("vocab_size", "embed_dim", "hidden_size", "num_layers"))
+
+
+def _check_model_shapes(config: dict, weights: object) -> None:
+    """The stored arrays must have the shapes the config declares: checked before the model is
+    built, so a small file declaring a huge model fails without allocating it."""
+    if not isinstance(weights, Mapping) or not all(isinstance(v, np.ndarray) for v in weights.values()):
+        raise ValueError(f"checkpoint: model: expected a dict of arrays, got {type(weights).__name__}")
+    if not _sizes_are_ints(config):
+        return  # CharLM(**config) names the bad value
+    if 4 * config["num_layers"] + 3 != len(weights):
+        raise ValueError(f"checkpoint: model: expected {4 * config['num_layers'] + 3} arrays for num_layers="
+                         f"{config['num_layers']} (config), got {len(weights)}")
+    sizes = {k: config[k] for k in ("vocab_size", "embed_dim", "hidden_size", "num_layers")}
+    for name, shape in state_shapes(**sizes).items():
+        got = weights[name].shape if name in weights else None
+        if got != shape:
+            raise ValueError(f"checkpoint: model: {name}: expected shape {shape} (from the config {sizes}), got "
+                             + ("no such array" if got is None else str(got)))
+
+
+def _model_from(ckpt: dict) -> tuple[CharLM, CharVocab]:
     if not {"model", "config", "vocab"} <= set(ckpt):
         raise ValueError(f"checkpoint: expected a file written by 'train charlm' (model, config, vocab), "
                          f"got keys {sorted(ckpt)}")
     config, keys = ckpt["config"], sorted(CHARLM_CONFIG_KEYS)
     if not (isinstance(config, dict) and "vocab_size" in config and set(config) <= CHARLM_CONFIG_KEYS):
         raise ValueError(f"checkpoint: config: expected the keys {keys} (vocab_size required), got {config!r}")
+    _check_model_shapes(config, ckpt["model"])
     model = _checkpoint_part("config", lambda: CharLM(**config))
     vocab = _checkpoint_part("vocab", lambda: CharVocab.from_dict(ckpt["vocab"]))
     if len(vocab) != config["vocab_size"]:
@@ -126,6 +326,13 @@ def load_charlm(path: str) -> tuple[CharLM, CharVocab]:
                          f"got {len(vocab)}")
     _checkpoint_part("model", lambda: model.load_state_dict(ckpt["model"]))
     return model, vocab
+
+
+def load_charlm(path: str) -> tuple[CharLM, CharVocab]:
+    """The model and vocabulary of a checkpoint written by ``train charlm``. A file is user data:
+    a missing or damaged part (config keys or values, vocabulary, weights) is a ValueError naming it;
+    the weights' shapes are checked against the config before the model is built."""
+    return _model_from(load(path))
 
 
 def sample(args: argparse.Namespace) -> int:
@@ -194,6 +401,35 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _finite_positive(text: str) -> float:
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def _non_negative(kind: type) -> Callable[[str], float | int]:
+    def parse(text: str) -> float | int:
+        value = kind(text)
+        if not 0 <= value < math.inf:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a finite number'} >= 0, "
+                                             f"got {text}")
+        return value
+    return parse
+
+
+def _file_path(text: str) -> str:
+    if not text:  # (a directory is refused by the command, with its own message)
+        raise argparse.ArgumentTypeError(f"expected a file path, got {text!r}")
+    return text
+
+
+_OPTION_TYPES: dict[str, Callable[[str], object]] = {
+    "seq_len": positive_argument(int), "batch": positive_argument(int), "lr": _finite_positive,
+    "clip": positive_argument(float), "val_fraction": _fraction, "seed": _non_negative(int),
+    "max_nonfinite": positive_argument(int)}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m minirnn", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -202,17 +438,29 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--data", help="UTF-8 text file (default: pydoc_data.topics)")
     train.add_argument("--minutes", type=positive_argument(float), default=2.0, help="training time (default 2)")
     train.add_argument("--steps", type=positive_argument(int), help="train this many updates instead of --minutes")
-    train.add_argument("--out", default="charlm.npz", help="checkpoint path (default charlm.npz)")
-    train.add_argument("--seq-len", type=positive_argument(int), default=64, help="TBPTT chunk length k1 = k2")
-    train.add_argument("--batch", type=positive_argument(int), default=32)
+    train.add_argument("--out", type=_file_path, default="charlm.npz",
+                       help="checkpoint path (default charlm.npz), also written every --checkpoint-minutes")
+    train.add_argument("--resume", metavar="CKPT", type=_file_path,
+                       help="continue the run saved in CKPT (its data, sizes and options; --steps counts "
+                            "from its start, --minutes from now)")
+    train.add_argument("--checkpoint-minutes", type=_non_negative(float), default=5.0,
+                       help="save a resumable checkpoint to --out this often (default 5; 0: only at the end)")
+    train.add_argument("--checkpoint-steps", type=_non_negative(int), default=0,
+                       help="also save one every this many steps (default 0: off)")
+    train.add_argument("--max-nonfinite", type=_OPTION_TYPES["max_nonfinite"], default=5,
+                       help="stop (exit 3) after this many updates in a row skipped for a non-finite loss or "
+                            "gradient norm (default 5)")
+    train.add_argument("--seq-len", type=_OPTION_TYPES["seq_len"], default=64, help="TBPTT chunk length k1 = k2")
+    train.add_argument("--batch", type=_OPTION_TYPES["batch"], default=32)
     train.add_argument("--embed", type=positive_argument(int), default=32)
     train.add_argument("--hidden", type=positive_argument(int), default=128)
     train.add_argument("--layers", type=positive_argument(int), default=2)
-    train.add_argument("--lr", type=positive_argument(float), default=3e-3)
-    train.add_argument("--clip", type=positive_argument(float), default=1.0, help="gradient-norm clipping")
-    train.add_argument("--val-fraction", type=_fraction, default=0.05, help="held-out share (default 0.05)")
+    train.add_argument("--lr", type=_OPTION_TYPES["lr"], default=3e-3)
+    train.add_argument("--clip", type=_OPTION_TYPES["clip"], default=1.0, help="gradient-norm clipping")
+    train.add_argument("--val-fraction", type=_OPTION_TYPES["val_fraction"], default=0.05,
+                       help="held-out share (default 0.05)")
     train.add_argument("--samples", type=int, default=2, help="samples to print after training")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_OPTION_TYPES["seed"], default=0)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=train_charlm)
     smp = sub.add_parser("sample", help="generate text from a checkpoint")
@@ -221,7 +469,7 @@ def parser() -> argparse.ArgumentParser:
     smp.add_argument("--length", type=int, default=300)
     smp.add_argument("--temperature", type=float, default=0.8)
     smp.add_argument("--top-k", type=positive_argument(int))
-    smp.add_argument("--seed", type=int, default=0)
+    smp.add_argument("--seed", type=_non_negative(int), default=0)
     smp.set_defaults(run=sample)
     b = sub.add_parser("bench", help="run the benchmarks (quick unless --full)")
     b.add_argument("--full", action="store_true", help="the whole grid at 1 thread and all cores (~17 min)")

@@ -14,14 +14,28 @@ updated, and that update back-propagates through the last ``k2`` steps only:
 forward pass), which is the price for gradients reaching further back than one chunk. The hidden
 state is carried across chunks and across calls (pass the returned ``state`` back in), always
 detached, so the tape of one update never grows with the length of the sequence.
+
+**Non-finite updates.** An update whose loss or joint gradient norm is inf or NaN is skipped (no
+``optimizer.step()``: one bad batch must not leave every parameter NaN for ever) and counted by a
+:class:`NonFiniteGuard`; after ``max_in_a_row`` skipped updates in a row, or as soon as a skip
+finds the parameters themselves non-finite (skipping cannot repair them), the guard raises
+:class:`NonFiniteError`. Pass one guard to every call to count across calls.
+
+**Resuming.** ``tbptt`` keeps nothing between calls: to resume a run bit for bit, a caller saves
+the model's and the optimizer's ``state_dict()``, the carried ``state`` (its arrays), its own
+position in the data, the random generators it uses (``bit_generator.state`` of each, including
+:func:`minirnn.random.default_generator` when the model has dropout) and ``guard.state_dict()``;
+``python -m minirnn train charlm`` does exactly that (:mod:`minirnn.cli`).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, NamedTuple, Protocol
+import math
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol
 
 import numpy as np
 
 from .optim import clip_grad_norm_
+from .optim.clip import grad_norm
 from .tensor import Tensor
 
 State = Any  # None, a Tensor, or a (nested) tuple of Tensors, e.g. LSTM's (h, c)
@@ -35,8 +49,55 @@ class Optimizer(Protocol):
 
 
 class TBPTTResult(NamedTuple):
-    losses: list[float]  # the loss of each update, in order
+    losses: list[float]  # the loss of each update, in order (inf/NaN for a skipped one)
     state: State  # the detached state after the last step, to carry into the next call
+    skipped: int = 0  # updates of this call skipped for a non-finite loss or gradient norm
+
+
+class NonFiniteError(FloatingPointError):
+    """Training stopped: too many updates in a row were non-finite, or the parameters are."""
+
+
+class NonFiniteGuard:
+    """Decides whether an update may be applied; counts the skipped ones (``skipped`` in all,
+    ``in_a_row`` since the last applied one) and raises :class:`NonFiniteError` after
+    ``max_in_a_row`` in a row."""
+
+    def __init__(self, max_in_a_row: int = 5):
+        self.max_in_a_row = _check_k("max_in_a_row", max_in_a_row)
+        self.skipped = 0
+        self.in_a_row = 0
+
+    def check(self, loss: float, grad_norm: float, parameters: Iterable[Tensor] = ()) -> bool:
+        """True: apply the update. False: skip it (counted). Raises NonFiniteError when this is
+        the ``max_in_a_row``-th skip in a row or ``parameters`` hold inf/NaN."""
+        if math.isfinite(loss) and math.isfinite(grad_norm):
+            self.in_a_row = 0
+            return True
+        self.skipped += 1
+        self.in_a_row += 1
+        what = f"loss {loss}, gradient norm {grad_norm}"
+        params = list(parameters)
+        broken = sum(not np.isfinite(p.data).all() for p in params)
+        if broken:
+            raise NonFiniteError(f"the parameters are not finite ({broken} of {len(params)} hold inf or NaN): "
+                                 f"an earlier update made them so (learning rate too high?); last {what}")
+        if self.in_a_row >= self.max_in_a_row:
+            raise NonFiniteError(f"{self.in_a_row} updates in a row had a non-finite loss or gradient norm "
+                                 f"(last: {what}); stopping after {self.skipped} skipped in all")
+        return False
+
+    def state_dict(self) -> dict[str, int]:
+        return {"max_in_a_row": self.max_in_a_row, "skipped": self.skipped, "in_a_row": self.in_a_row}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if not isinstance(state, Mapping) or set(state) != {"max_in_a_row", "skipped", "in_a_row"}:
+            raise ValueError(f"guard: expected keys max_in_a_row, skipped, in_a_row, got {state!r}")
+        values = {k: int(v) for k, v in state.items() if isinstance(v, (int, np.integer)) and v >= 0}
+        if len(values) != 3:
+            raise ValueError(f"guard: expected ints >= 0, got {dict(state)!r}")
+        self.max_in_a_row = _check_k("max_in_a_row", values["max_in_a_row"])
+        self.skipped, self.in_a_row = values["skipped"], values["in_a_row"]
 
 
 def detach_state(state: State) -> State:
@@ -56,9 +117,19 @@ def _check_k(name: str, value: Any) -> int:
     return int(value)
 
 
+def clipped_grad_norm(params: list[Tensor], max_norm: float | None) -> float:
+    """The joint gradient norm, clipping the gradients to ``max_norm`` (None: not) when it is finite."""
+    if max_norm is None:
+        return grad_norm(params)
+    try:
+        return clip_grad_norm_(params, max_norm, error_if_nonfinite=True)
+    except RuntimeError:  # non-finite: the update will be skipped; measure it for the report
+        return grad_norm(params)
+
+
 def tbptt(model: Model, loss_fn: LossFn, optimizer: Optimizer, inputs: Any, targets: Any, k1: int,
           k2: int | None = None, state: State = None, max_norm: float | None = None,
-          parameters: Iterable[Tensor] | None = None) -> TBPTTResult:
+          parameters: Iterable[Tensor] | None = None, guard: NonFiniteGuard | None = None) -> TBPTTResult:
     """Train on one long sequence with TBPTT(k1, k2); returns the per-update losses and the state.
 
     Args:
@@ -71,6 +142,10 @@ def tbptt(model: Model, loss_fn: LossFn, optimizer: Optimizer, inputs: Any, targ
         k1, k2: see the module doc; ``k2`` defaults to ``k1`` and must be ``>= k1``.
         state: the state before ``inputs[0]`` (carried from a previous call), or None.
         max_norm: clip the joint gradient norm of ``parameters`` to this before each step.
+        parameters: the parameters whose gradient norm is clipped and checked (default: those of
+            ``optimizer.param_groups`` if it has them; else only the loss is checked).
+        guard: counts skipped (non-finite) updates across calls; default: a new
+            ``NonFiniteGuard()`` for this call (5 in a row raise NonFiniteError).
     """
     k1 = _check_k("k1", k1)
     k2 = k1 if k2 is None else _check_k("k2", k2)
@@ -83,7 +158,11 @@ def tbptt(model: Model, loss_fn: LossFn, optimizer: Optimizer, inputs: Any, targ
         raise ValueError(f"targets: expected {T} steps (as inputs), got {len(targets)}")
     if max_norm is not None and parameters is None:
         raise ValueError("parameters: expected the model's parameters when max_norm is given, got None")
-    params = list(parameters) if parameters is not None else []
+    if parameters is None:
+        parameters = [p for g in getattr(optimizer, "param_groups", ()) for p in g["params"]]
+    params = list(parameters)
+    guard = NonFiniteGuard() if guard is None else guard
+    skipped_before = guard.skipped
     split = k1 - k2 % k1  # offset in each chunk where a later update's window starts (k1: none)
     states = {0: detach_state(state)}  # detached states at the positions windows start from
     losses = []
@@ -101,11 +180,13 @@ def tbptt(model: Model, loss_fn: LossFn, optimizer: Optimizer, inputs: Any, targ
             loss = part if loss is None else loss + part
             states[hi] = detach_state(s)
         optimizer.zero_grad()
-        loss.backward()
-        if max_norm is not None:
-            clip_grad_norm_(params, max_norm)
-        optimizer.step()
-        losses.append(float(loss.item()))
+        value, norm = float(loss.item()), math.nan
+        if math.isfinite(value):  # (a non-finite loss: no backward, the update is skipped)
+            loss.backward()
+            norm = clipped_grad_norm(params, max_norm)
+        if guard.check(value, norm, params):
+            optimizer.step()
+        losses.append(value)
         for key in [k for k in states if k < b + k1 - k2]:  # no later window starts before here
             del states[key]
-    return TBPTTResult(losses, states[T])
+    return TBPTTResult(losses, states[T], guard.skipped - skipped_before)

@@ -53,7 +53,15 @@ def test_errors_are_reported(checkpoint, tmp_path, capsys):
     assert main(["sample", str(checkpoint), "--prompt", "ab", "--temperature", "nan"]) == 2
     assert "temperature: expected a finite number >= 0, got nan" in capsys.readouterr().err
     for bad, message in ([["--steps", "0"], "expected a number > 0, got 0"],
-                         [["--val-fraction", "1"], r"expected a number in (0, 1), got 1"]):
+                         [["--val-fraction", "1"], r"expected a number in (0, 1), got 1"],
+                         # issue 24, item 10: these were tracebacks, or failed after the training
+                         [["--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"],
+                         [["--out", ""], "argument --out: expected a file path, got ''"],
+                         # item 2: a learning rate that can only make the parameters inf
+                         [["--lr", "inf"], "argument --lr: expected a finite number > 0, got inf"],
+                         [["--lr", "nan"], "argument --lr: expected a finite number > 0, got nan"],
+                         [["--max-nonfinite", "0"], "argument --max-nonfinite: expected a number > 0, got 0"],
+                         [["--checkpoint-minutes", "-1"], "argument --checkpoint-minutes: expected a finite number >= 0"]):
         with pytest.raises(SystemExit) as exit_info:
             main(["train", "charlm", *bad])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -220,3 +220,20 @@ def test_clip_grad_value_matches_torch() -> None:
     assert max(np.abs(p.grad).max() for p in ours) == 0.8
     with pytest.raises(ValueError, match="clip_value"):
         optim.clip_grad_value_(ours, -1.0)
+
+
+def test_clip_grad_norm_inf_norm_sees_a_nan_in_any_gradient() -> None:
+    """A NaN in a later gradient used to be lost by max() (issue 24, item 2): the norm is NaN,
+    error_if_nonfinite=True raises naming it, grad_norm measures without changing anything."""
+    p, q = Parameter(np.zeros(2)), Parameter(np.zeros(2))
+    p.grad, q.grad = np.array([1.0, 2.0]), np.array([np.nan, 0.0])
+    assert np.isnan(optim.clip.grad_norm([p, q], np.inf)) and p.grad.tolist() == [1.0, 2.0]
+    with pytest.raises(RuntimeError, match=r"total norm of order inf of the gradients is non-finite \(nan\)"):
+        optim.clip_grad_norm_([p, q], 1.0, np.inf, error_if_nonfinite=True)
+    q.grad = np.array([np.inf, 0.0])
+    with pytest.raises(RuntimeError, match=r"non-finite \(inf\)"):
+        optim.clip_grad_norm_([p, q], 1.0, error_if_nonfinite=True)
+    with np.errstate(invalid="ignore"):
+        assert np.isinf(optim.clip_grad_norm_([p, q], 1.0))  # the default clips anyway, as torch does
+    p.grad = np.array([1.0, 2.0])
+    assert optim.clip.grad_norm([p], 2.0) == pytest.approx(np.sqrt(5)) and optim.clip.grad_norm([]) == 0.0

@@ -126,3 +126,54 @@ def test_arguments_are_checked():
     with pytest.raises(TypeError, match="state: expected None, a Tensor"):
         detach_state(3)
     assert detach_state((Tensor(np.ones(2), requires_grad=True) * 2, None))[0].grad_fn is None
+
+
+class Counting(minirnn.optim.SGD):
+    """SGD that counts its steps."""
+
+    def __init__(self, params, lr):
+        super().__init__(params, lr=lr)
+        self.steps = 0
+
+    def step(self):
+        self.steps += 1
+        super().step()
+
+
+def test_non_finite_updates_are_skipped_and_counted():
+    """A NaN target makes that update's loss NaN: it is skipped (the parameters stay finite and
+    the later updates still train); a guard counts across calls (issue 24, item 2)."""
+    from minirnn.tbptt import NonFiniteGuard
+    x, y = data()
+    y = y.copy()
+    y[4] = np.nan  # the second update of k1 = 3 (steps 3..5)
+    model, params = make_rnn()
+    opt = Counting(params, 0.1)
+    guard = NonFiniteGuard()
+    result = tbptt(model, loss_fn, opt, x, y, 3, max_norm=1.0, parameters=params, guard=guard)
+    assert result.skipped == 1 and opt.steps == 3 and np.isnan(result.losses[1]) and guard.skipped == 1
+    assert guard.in_a_row == 0 and all(np.isfinite(p.data).all() for p in params)
+    y[:] = np.inf  # without max_norm (the gradient norm is still checked) and parameters from the optimizer
+    with pytest.raises(FloatingPointError, match="5 updates in a row had a non-finite loss"):
+        tbptt(model, loss_fn, opt, np.concatenate([x] * 2), np.concatenate([y] * 2), 3, guard=guard)
+    assert guard.skipped == 6 and opt.steps == 3 and all(np.isfinite(p.data).all() for p in params)
+
+
+def test_a_non_finite_gradient_norm_is_skipped_and_broken_parameters_stop_at_once():
+    from minirnn.tbptt import NonFiniteError, NonFiniteGuard
+    x, y = data()
+    model, params = make_rnn()
+    opt = Counting(params, 0.1)
+    guard = NonFiniteGuard(max_in_a_row=2)
+    assert guard.check(1.0, float("inf")) is False and guard.check(1.0, 2.0) is True and guard.skipped == 1
+    params[0].data[0, 0] = np.nan
+    with pytest.raises(NonFiniteError, match="the parameters are not finite .1 of 2 hold inf or NaN"):
+        tbptt(model, loss_fn, opt, x, y, 3, guard=guard)
+    assert opt.steps == 0
+    with pytest.raises(ValueError, match="max_in_a_row: expected a positive int"):
+        NonFiniteGuard(0)
+    restored = NonFiniteGuard()
+    restored.load_state_dict(guard.state_dict())
+    assert restored.state_dict() == {"max_in_a_row": 2, "skipped": 2, "in_a_row": 1}
+    with pytest.raises(ValueError, match="guard: expected ints >= 0"):
+        restored.load_state_dict({"max_in_a_row": 2, "skipped": -1, "in_a_row": 0})
