@@ -234,6 +234,19 @@ def test_reused_scratch_memory_gives_the_same_results(mode, lengths):
     assert _C.cached_scratch_bytes() == 0
 
 
+def test_set_num_threads_far_above_the_cores_is_capped_with_a_warning():
+    """1000 threads on 2 cores ran 12.7x slower (every time step waits for all of them): capped at
+    4x the cores, with a RuntimeWarning (issue 24, item 10)."""
+    before = _C.num_threads()
+    try:
+        with pytest.warns(RuntimeWarning, match=r"set_num_threads: 100000 threads on \d+ cores; using \d+ \(4x"):
+            _C.set_num_threads(100000)
+        assert 1 <= _C.num_threads() < 100000
+    finally:
+        _C.set_num_threads(before)
+    assert _C.num_threads() == before
+
+
 def test_scratch_cache_keeps_at_most_its_byte_limit():
     """Layers of growing sizes (a sweep over T) give back ever larger blocks: the cache keeps at most
     scratch_cache_limit() bytes, dropping the oldest, and lowering the limit frees down to it
