@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
 
 import minirnn
-from minirnn import init
+from minirnn import init, nn
 from minirnn.nn import Parameter
 
 
@@ -90,3 +91,44 @@ def test_calculate_gain_matches_torch() -> None:
 def test_bad_arguments(call, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def _weights(module) -> list:
+    return [p.data.copy() for p in module.parameters()]
+
+
+def test_threads_that_seed_themselves_build_the_same_weights_however_they_interleave() -> None:
+    """Each thread's manual_seed seeds its own default generator (issue 24, item 7): two threads
+    building layers step by step in lockstep get what each gets alone."""
+    def build(seed: int, barrier: threading.Barrier | None = None) -> list:
+        minirnn.manual_seed(seed)
+        layers = []
+        for size in (3, 5, 7):  # several draws each, the threads alternating between them
+            if barrier is not None:
+                barrier.wait(10)
+            layers += _weights(nn.LSTM(size, 4))
+        return layers
+
+    alone = {seed: build(seed) for seed in (1, 2)}
+    barrier, together = threading.Barrier(2), {}
+    threads = [threading.Thread(target=lambda s=s: together.__setitem__(s, build(s, barrier))) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for seed in (1, 2):
+        assert len(together[seed]) == len(alone[seed])
+        for a, b in zip(together[seed], alone[seed]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_thread_that_never_seeds_draws_from_the_main_threads_generator() -> None:
+    minirnn.manual_seed(5)
+    expected = _weights(nn.Linear(3, 2))
+    minirnn.manual_seed(5)
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault("w", _weights(nn.Linear(3, 2))))
+    worker.start()
+    worker.join(30)
+    for a, b in zip(result["w"], expected):
+        np.testing.assert_array_equal(a, b)
