@@ -3,8 +3,19 @@
 A small reverse-mode autograd tape (:mod:`minirnn.autograd`, :class:`Tensor`) plus fused
 C++/OpenMP kernels for Elman RNN, LSTM and GRU layers (:mod:`minirnn.nn`).
 """
+import os
+
 import scipy_openblas32  # noqa: F401  (loads libscipy_openblas before the extension needs it)
 
+# libgomp reads its spin count once, when the extension loads it. Its default (300,000 rounds at
+# every barrier) burns the cores when another process runs on them too: two 2-thread trainings on
+# 2 cores took 2.3-2.5x their fair share a step; spinning 10,000 rounds and then sleeping costs
+# nothing on a quiet machine (benchmarks/README.md). Set only for that load (not for torch's
+# OpenMP, nor for child processes), and only when the user has set neither knob.
+_SPIN_KNOBS = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+_own_spin_count = not any(knob in os.environ for knob in _SPIN_KNOBS)
+if _own_spin_count:
+    os.environ["GOMP_SPINCOUNT"] = "10000"
 try:
     from . import _C  # noqa: F401
 except ImportError as exc:  # the source tree shadows the installed package, or nothing was built
@@ -12,6 +23,9 @@ except ImportError as exc:  # the source tree shadows the installed package, or 
         f"minirnn: the compiled extension minirnn._C was not found next to {__file__}. If this is a "
         "source checkout, install it for development with `pip install -e .` (see README.md), or run "
         "from outside the checkout so the installed package is imported.") from exc
+finally:
+    if _own_spin_count:
+        del os.environ["GOMP_SPINCOUNT"]
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad  # noqa: F401
 from .gradcheck import gradcheck  # noqa: F401
 from .tensor import Tensor  # noqa: F401

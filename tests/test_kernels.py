@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -717,3 +718,16 @@ def test_float32_tanh_coefficients_are_the_fit_of_csrc_fit_tanh():
 
     np.testing.assert_allclose(coefficients("p"), p, rtol=2e-7)
     np.testing.assert_allclose(coefficients("q"), q, rtol=2e-7)
+
+
+@pytest.mark.parametrize("user_env", [{}, {"GOMP_SPINCOUNT": "123"}, {"OMP_WAIT_POLICY": "active"}])
+def test_import_sets_the_spin_count_only_for_its_own_openmp_load(user_env):
+    """minirnn sets GOMP_SPINCOUNT=10000 while the extension loads libgomp (two 2-thread trainings on
+    2 cores took 2.3-2.5x their fair share with libgomp's default), then removes it: torch's OpenMP
+    and child processes never see it; a user's own knob is left as it is (issue 24, contention)."""
+    code = ("import os, minirnn; "
+            "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env={**env, **user_env}, capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    assert out == [user_env.get("GOMP_SPINCOUNT", "None"), user_env.get("OMP_WAIT_POLICY", "None")]
