@@ -204,6 +204,25 @@ py::array_t<scalar_t> empty(const std::vector<int64_t>& shape) {
 
 const int64_t* lengths_ptr(const Inputs& in) { return in.lengths ? static_cast<const int64_t*>(in.lengths.data()) : nullptr; }
 
+// Asked by a kernel's time loop (from this, the calling thread) about every 50 ms: whether a
+// signal handler raised (Ctrl-C: KeyboardInterrupt). The loops run without the GIL, so Python
+// would otherwise act on the signal only when a many-second call returns. The exception stays set
+// for raise_if_interrupted.
+struct PythonInterrupt {
+  minirnn::Interrupt poll{&PythonInterrupt::requested, this};
+  bool raised = false;
+
+  static bool requested(void* self) {
+    py::gil_scoped_acquire gil;
+    auto* me = static_cast<PythonInterrupt*>(self);
+    me->raised = me->raised || PyErr_CheckSignals() != 0;
+    return me->raised;
+  }
+  void raise_if_interrupted() const {  // with the GIL held
+    if (raised) throw py::error_already_set();
+  }
+};
+
 // The kernels write every element of the workspace, so it is not zeroed here. keep_workspace
 // false (inference): the smaller inference layout, in scratch memory freed on return, and None is
 // returned instead.
@@ -223,10 +242,13 @@ py::tuple forward(const Inputs& in, bool keep_workspace) {
                                    ptr<scalar_t>(in.w_hh),   ptr<scalar_t>(in.b_ih),  ptr<scalar_t>(in.b_hh),
                                    ptr<scalar_t>(in.h0),     ptr<scalar_t>(in.c0),    lengths_ptr(in),
                                    s,                        keep_workspace};
+  PythonInterrupt interrupt;
+  a.interrupt = &interrupt.poll;
   {
     py::gil_scoped_release release;
     minirnn::rnn_forward(in.mode, a);
   }
+  interrupt.raise_if_interrupted();
   return py::make_tuple(y, h_n, lstm ? py::object(c_n) : py::none(), keep_workspace ? py::object(ws) : py::none());
 }
 
@@ -269,10 +291,13 @@ py::tuple backward(const Inputs& in, py::handle y, py::handle workspace, py::han
                                     ptr<scalar_t>(in.w_hh), ptr<scalar_t>(ws),    ptr<scalar_t>(dya),
                                     ptr<scalar_t>(dhn),    ptr<scalar_t>(dcn),    lengths_ptr(in),
                                     s,                     mut<scalar_t>(dg_ih),  mut<scalar_t>(dg_hh)};
+  PythonInterrupt interrupt;
+  a.interrupt = &interrupt.poll;
   {
     py::gil_scoped_release release;
     minirnn::rnn_backward(in.mode, a);
   }
+  interrupt.raise_if_interrupted();
   auto or_none = [](const py::array& arr) { return arr ? py::object(arr) : py::object(py::none()); };
   if (gate_grads) return py::make_tuple(dx, dg_ih, or_none(dg_hh), or_none(db_ih), or_none(db_hh), dh0, or_none(dc0));
   return py::make_tuple(dx, dw_ih, dw_hh, or_none(db_ih), or_none(db_hh), dh0, or_none(dc0));

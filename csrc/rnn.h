@@ -59,6 +59,14 @@ inline int64_t inference_chunk_steps(int64_t T, int64_t B) {
   return steps < T ? steps : T;
 }
 
+// How a long time loop learns that its caller wants it to stop (Ctrl-C in Python): the calling
+// thread calls requested(context) about every 50 ms between steps. A loop that stopped early has
+// written garbage; the caller discards it (the bindings raise KeyboardInterrupt).
+struct Interrupt {
+  bool (*requested)(void* context);
+  void* context;
+};
+
 template <typename scalar_t>
 struct ForwardArgs {
   // outputs
@@ -79,6 +87,7 @@ struct ForwardArgs {
   Sizes sizes;
   // false: inference, the workspace has workspace_layout(mode, sizes, false) (not enough for backward)
   bool for_backward = true;
+  const Interrupt* interrupt = nullptr;  // null: the loop runs to the end
 };
 
 template <typename scalar_t>
@@ -107,6 +116,7 @@ struct BackwardArgs {
   // written here (no lengths allowed), and dw_ih / dw_hh may be null: those GEMMs are skipped.
   scalar_t* dg_ih = nullptr;  // (T*B, G*H) input side (dX, dW_ih = dg_ih^T X, db_ih)
   scalar_t* dg_hh = nullptr;  // (T*B, G*H) recurrent side (dW_hh = dg_hh^T H_prev, db_hh); gru only, else dg_ih
+  const Interrupt* interrupt = nullptr;  // null: the loop runs to the end
 };
 
 // Dispatch on mode. The caller has validated every pointer's size.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -731,3 +732,48 @@ def test_import_sets_the_spin_count_only_for_its_own_openmp_load(user_env):
     out = subprocess.run([sys.executable, "-c", code], env={**env, **user_env}, capture_output=True, text=True,
                          timeout=120, check=True).stdout.split()
     assert out == [user_env.get("GOMP_SPINCOUNT", "None"), user_env.get("OMP_WAIT_POLICY", "None")]
+
+
+INTERRUPTED_CALL = """
+import json, os, signal, sys, threading, time
+import numpy as np
+from minirnn import _C
+sharing, task = sys.argv[1], sys.argv[2]
+_C.set_num_threads(2); _C.set_min_step_work(0); _C._set_step_sharing(sharing)
+B, H = 4, 2048  # a large W_hh: slow steps, and a workspace of 229 MB at T = 1000
+r = np.random.default_rng(0)
+f = lambda *s: (r.standard_normal(s) * 0.02).astype(np.float32)
+wi, wh, h0 = f(4 * H, 1), f(4 * H, H), np.zeros((B, H), np.float32)
+def call(x):
+    args = ("lstm", x, wi, wh, None, None, h0, h0, None)
+    if task == "infer":
+        return _C.rnn_forward(*args, False)
+    y, hn, cn, ws = _C.rnn_forward(*args)
+    return _C.rnn_backward(*args, y, ws, None, hn, cn) if task == "backward" else y
+start = time.perf_counter(); call(f(50, B, 1)); estimate = 20 * (time.perf_counter() - start)  # for T = 1000
+threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+start = time.perf_counter()
+try:
+    call(f(1000, B, 1))
+    outcome = "finished"
+except KeyboardInterrupt:
+    outcome = "interrupted"
+elapsed = time.perf_counter() - start
+print(json.dumps({"outcome": outcome, "elapsed": elapsed, "estimate": estimate,
+                  "works_after": bool(np.isfinite(call(f(3, B, 1))[0]).all())}))
+"""
+
+
+@pytest.mark.parametrize("sharing, task", [("units", "infer"), ("units", "backward"), ("rows", "forward")])
+def test_ctrl_c_stops_a_long_kernel_call(sharing, task):
+    """Ctrl-C during a many-second time loop raises KeyboardInterrupt within about a step (the loop
+    asks Python every 50 ms; issue 24, item 10), whichever way the threads share the steps, and the
+    kernels work normally afterwards."""
+    out = subprocess.run([sys.executable, "-c", INTERRUPTED_CALL, sharing, task], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    if result["estimate"] < 1.5:
+        pytest.skip(f"the call takes {result['estimate']:.2f} s here: too short to interrupt")
+    assert result["outcome"] == "interrupted" and result["works_after"]
+    assert result["elapsed"] < 0.3 + 0.25 * result["estimate"], result
