@@ -385,8 +385,8 @@ PYBIND11_MODULE(_C, m) {
       "set_num_threads",
       [](int n) {
         if (n < 1) throw py::value_error("set_num_threads: expected n >= 1, got " + std::to_string(n));
-        // More threads than cores only wait on each other at every time step (1000 on 2 cores ran
-        // 12.7x slower): capped at 4x the cores, with a warning.
+        // More threads than cores only wait on each other at every time step: capped at 4x the
+        // cores, with a warning.
         const int cap = 4 * std::max(1, omp_get_num_procs());
         if (n > cap) {
           const std::string msg = "set_num_threads: " + std::to_string(n) + " threads on " +

@@ -8,10 +8,9 @@ import os
 import scipy_openblas32  # noqa: F401  (loads libscipy_openblas before the extension needs it)
 
 # libgomp reads its spin count once, when the extension loads it. Its default (300,000 rounds at
-# every barrier) burns the cores when another process runs on them too: two 2-thread trainings on
-# 2 cores took 2.3-2.5x their fair share a step; spinning 10,000 rounds and then sleeping costs
-# nothing on a quiet machine (benchmarks/README.md). Set only for that load (not for torch's
-# OpenMP, nor for child processes), and only when the user has set neither knob.
+# every barrier) burns the cores another process on the same machine needs; 10,000 rounds and then
+# sleep keeps a quiet machine's speed (benchmarks/README.md, "Under contention"). Set only for that
+# load (not for torch's OpenMP, nor for child processes), and only when the user has set neither knob.
 _SPIN_KNOBS = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
 _own_spin_count = not any(knob in os.environ for knob in _SPIN_KNOBS)
 if _own_spin_count:

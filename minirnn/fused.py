@@ -208,7 +208,7 @@ class FusedCellStep(Function):
         h2 = h if batched else h[None]
         c2 = c if batched or c is None else c[None]
         record = is_grad_enabled() and True in ctx.needs_input_grad
-        # (need_workspace and gate_grads positionally: a keyword costs pybind11 0.7 us a call)
+        # (need_workspace and gate_grads positionally: pybind11 parses a keyword slowly, per step)
         _, h_n, c_n, workspace = _c_backend().rnn_forward(mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None, record)
         if record:
             ctx.save_for_backward(x3, w_ih, w_hh, b_ih, b_hh, h2, c2, workspace)

@@ -159,8 +159,8 @@ class Module:
 
     def __getattr__(self, name: str) -> Any:
         # Only called when normal lookup fails. Registered entries are mirrored in the instance
-        # __dict__ (a failed lookup raises and catches an AttributeError: 0.6 us a `self.weight`,
-        # paid at every node of a tree), so this finds them only if the mirror was bypassed.
+        # __dict__ (a failed lookup raises and catches an AttributeError, and a tree pays for
+        # `self.weight` at every node), so this finds them only if the mirror was bypassed.
         for registry in ("_parameters", "_buffers", "_modules"):
             entries = self.__dict__.get(registry)
             if entries is not None and name in entries:

@@ -51,9 +51,8 @@ class RowsGrad(LazyGrad):
 
     @staticmethod
     def add_all(grads: list[Any], out: np.ndarray) -> None:
-        """Sort the rows (stable), then one ``np.add.reduceat`` per run of equal ones. 0.23 ms against
-        ``np.add.at``'s 0.93 for 2048 lookups of 64 wide rows in 103; the sums may round differently
-        (reduceat adds pairwise)."""
+        """Sort the rows (stable), then one ``np.add.reduceat`` per run of equal ones (several times
+        faster than ``np.add.at``); the sums may round differently (reduceat adds pairwise)."""
         rows = grads[0].rows if len(grads) == 1 else np.concatenate([g.rows for g in grads])
         if rows.size == 0:
             return

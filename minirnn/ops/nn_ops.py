@@ -48,7 +48,7 @@ class Embedding(Function):
     def forward(ctx: Context, indices: np.ndarray, weight: np.ndarray, padding_idx: int | None) -> np.ndarray:
         ctx.save_for_backward(indices)
         ctx.shape, ctx.dtype, ctx.padding_idx = weight.shape, weight.dtype, padding_idx
-        return weight.take(indices, axis=0)  # weight[indices]; take is 2.8x faster for a few rows
+        return weight.take(indices, axis=0)  # weight[indices], without fancy indexing's set-up
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[None, RowsGrad, None]:
@@ -88,8 +88,8 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> T
         raise TypeError(f"embedding(): expected integer indices, got dtype {ids.dtype}")
     vocab = weight.shape[0]
     if ids.size:
-        # A few ids (a tree's leaf, one token) are checked in Python: two NumPy reductions cost
-        # 3 us, more than the lookup itself.
+        # A few ids (a tree's leaf, one token) are checked in Python: two NumPy reductions would
+        # cost more than the lookup itself.
         values = ids.ravel().tolist() if ids.size <= 16 else None
         lo, hi = (min(values), max(values)) if values is not None else (ids.min(), ids.max())
         if lo < 0 or hi >= vocab:
