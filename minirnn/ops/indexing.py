@@ -110,6 +110,8 @@ def _unwrap(index: Any) -> Any:
 def getitem(x: Tensor, index: Any) -> Tensor:
     """``x[index]`` with NumPy semantics; out-of-range indices raise IndexError."""
     check_tensor("getitem", "x", x, floating=False)
+    if type(index) is int:  # x[t] in a loop over time: nothing to unwrap or check
+        return GetItem.apply(x, index)
     index = _unwrap(index)
     for part in index if isinstance(index, tuple) else (index,):
         if isinstance(part, np.ndarray) and part.dtype.kind not in "iub":
