@@ -68,6 +68,12 @@ py::array as_array(py::handle obj, const std::string& name) {
   return native_byte_order(a);
 }
 
+// `a` itself when it is C-contiguous (ensure's conversion costs a microsecond even when there is
+// nothing to convert, and the tape calls a kernel per time step), else a contiguous copy of it.
+py::array c_contiguous(const py::array& a) {
+  return (a.flags() & py::array::c_style) ? a : py::array::ensure(a, py::array::c_style);
+}
+
 // The dtype number of the float32 or float64 array argument that fixes a call's dtype; TypeError
 // naming it for any other dtype.
 int float_dtype_num(const py::array& a, const std::string& name) {
@@ -102,8 +108,7 @@ struct Inputs {
     if (a.dtype().num() != want)
       throw py::type_error(name + ": expected dtype " + (is_double ? "float64" : "float32") +
                            " (the dtype of x), got " + std::string(py::str(a.dtype())));
-    if (a.flags() & py::array::c_style) return a;
-    return py::array::ensure(a, py::array::c_style);  // a contiguous copy; keeps the dtype
+    return c_contiguous(a);
   }
 };
 
@@ -121,7 +126,7 @@ Inputs parse_inputs(const std::string& mode, py::handle x, py::handle w_ih, py::
   in.is_double = float_dtype_num(xa, "x") == py::dtype::num_of<double>();
   if (xa.ndim() != 3)
     throw py::value_error("x: expected a 3-D array (T, B, I), got shape " + shape_str(shape_of(xa)));
-  in.x = (xa.flags() & py::array::c_style) ? xa : py::array::ensure(xa, py::array::c_style);
+  in.x = c_contiguous(xa);
   const int64_t T = xa.shape(0), B = xa.shape(1), I = xa.shape(2);
 
   in.w_hh = in.float_arg(w_hh, "w_hh");
@@ -315,9 +320,7 @@ struct Operand {
 Operand matmul_operand(const py::array& a, bool transpose) {
   const bool flip = !(a.flags() & py::array::c_style) && (a.flags() & py::array::f_style);
   // `a` came through as_array, so it is already in native byte order.
-  const py::array c = flip                                ? py::array(a.attr("T"))
-                      : (a.flags() & py::array::c_style) ? a
-                                                          : py::array::ensure(a, py::array::c_style);
+  const py::array c = flip ? py::array(a.attr("T")) : c_contiguous(a);
   const bool t = transpose != flip;
   return {c, t ? minirnn::Trans::yes : minirnn::Trans::no, std::max<int64_t>(1, c.shape(1))};
 }
@@ -359,7 +362,7 @@ py::array matmul(py::handle a_obj, py::handle b_obj, bool transpose_a, bool tran
 
 template <typename T>
 py::array sigmoid_typed(const py::array& x) {
-  const py::array xc = py::array::ensure(x, py::array::c_style);
+  const py::array xc = c_contiguous(x);
   py::array_t<T> y = empty<T>(shape_of(xc));
   {
     py::gil_scoped_release release;

@@ -188,18 +188,10 @@ class Node:
     def name(self) -> str:
         return self.function.__name__
 
-    @property
-    def num_outputs(self) -> int:
-        return len(self.output_meta)
-
     def add_output_hook(self, output_index: int, hook: Hook) -> None:
         if self.output_hooks is None:
             self.output_hooks = [[] for _ in self.output_meta]
         self.output_hooks[output_index].append(hook)
-
-    def parents(self) -> list[Node]:
-        """Nodes that produced this node's inputs (the next stops on the way backward)."""
-        return [x._node for x in self.inputs if isinstance(x, (tensor.Tensor, Released)) and x._node is not None]
 
     def __repr__(self) -> str:
         return f"<Node {self.name} outputs={[m[0] for m in self.output_meta]}>"
@@ -406,10 +398,8 @@ def _value(g: Any) -> np.ndarray:
 
 
 def _grads_in(slots: list[Any], node: Node) -> list[np.ndarray | None]:
-    """The summed output gradients of ``node`` as arrays, hooks applied; for an output that got
-    none, None or (``materialize_grads``) zeros of its shape."""
-    if len(slots) == 1 and node.output_hooks is None:  # the common case, without the loops below
-        return [_value(slots[0])]
+    """The summed output gradients of ``node`` (several outputs, or hooks) as arrays, hooks
+    applied; for an output that got none, None or (``materialize_grads``) zeros of its shape."""
     grads = [None if g is None else _value(g) for g in slots]
     if len(grads) > 1 and node.function.materialize_grads:  # a single output always has its gradient
         grads = [np.zeros(shape, dtype) if g is None else g for g, (shape, dtype) in zip(grads, node.output_meta)]
@@ -436,10 +426,10 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
         slots = pending.pop(node, None)
         if slots is None:
             continue
-        if node._saved is None:  # freed by an earlier backward
+        if node.freed:
             node.saved_tensors  # raises the "backward a second time" error
-        if len(slots) == 1 and type(slots[0]) is np.ndarray and node.output_hooks is None:
-            grads = slots  # the common case: one output, one array (no sum to finish, no hooks)
+        if len(slots) == 1 and node.output_hooks is None:  # the common case: one output, no hooks
+            grads = [_value(slots[0])]
         else:
             grads = _grads_in(slots, node)
         if profiler is not None:
@@ -469,7 +459,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
                 old = parent_slots[x._output_index]
                 parent_slots[x._output_index] = g if old is None else _plus(old, g)
         if not retain_graph:
-            node._saved = None  # (node.free(), inline)
+            node.free()
             node.inputs = _release(node.inputs)
             if profiler is not None:
                 profiler.on_free(node)

@@ -196,7 +196,7 @@ class RNNCellBase(Module):
 
         Returns ``h'`` (``(h', c')`` for LSTMCell), shaped like ``hx``; a missing ``hx`` is zeros.
         """
-        dtype = self.weight_ih.data.dtype  # (self.dtype, read once a step)
+        dtype = self.dtype  # (read once a step)
         x = self._check_input(input, dtype)
         batch = x.data.shape[0] if x.data.ndim == 2 else None
         state_shape = (self.hidden_size,) if batch is None else (batch, self.hidden_size)

@@ -61,11 +61,16 @@ USE_KERNEL_GEMM = True
 _GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def _on_kernel_team(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether a product of ``a`` and ``b`` runs as _C.matmul: float32/float64 of one dtype (and
+    USE_KERNEL_GEMM)."""
+    return USE_KERNEL_GEMM and a.dtype == b.dtype and a.dtype in _GEMM_DTYPES
+
+
 def _one_gemm(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether a @ b is one 2-D GEMM _C.matmul runs: float32/float64 of one dtype, b 2-D, and
-    a 2-D or a C-contiguous (..., K) that reshapes to (M, K) without a copy."""
-    return (USE_KERNEL_GEMM and a.dtype == b.dtype and a.dtype in _GEMM_DTYPES and b.ndim == 2
-            and (a.ndim == 2 or (a.ndim > 2 and a.flags.c_contiguous)))
+    """Whether a @ b is one 2-D GEMM _C.matmul runs: :func:`_on_kernel_team`, b 2-D, and a 2-D or
+    a C-contiguous (..., K) that reshapes to (M, K) without a copy."""
+    return _on_kernel_team(a, b) and b.ndim == 2 and (a.ndim == 2 or (a.ndim > 2 and a.flags.c_contiguous))
 
 
 def _is_transposed(m: np.ndarray) -> bool:
@@ -179,7 +184,7 @@ class Linear(Function):
 def _gemm(a: np.ndarray, b: np.ndarray, transpose_a: bool = False, transpose_b: bool = False) -> np.ndarray:
     """op(a) @ op(b) for 2-D a and b of one dtype: on the kernels' team for float32/float64 (see
     USE_KERNEL_GEMM), else NumPy's."""
-    if USE_KERNEL_GEMM and a.dtype == b.dtype and a.dtype in _GEMM_DTYPES:
+    if _on_kernel_team(a, b):
         return _C.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
     return (a.T if transpose_a else a) @ (b.T if transpose_b else b)
 
