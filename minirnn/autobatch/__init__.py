@@ -14,6 +14,7 @@ runs everything pending first and then goes on: correct, just less batched.
 from __future__ import annotations
 
 import contextlib
+import gc
 from typing import Iterator
 
 from ..autograd import _autobatch_state
@@ -44,8 +45,15 @@ def autobatch(enabled: bool = True, schedule: str = "agenda") -> Iterator[BatchL
         return
     recorder = Recorder(log, schedule)
     _autobatch_state.recorder = recorder
+    # The block keeps every recorded op alive until it runs: tens of thousands of objects that
+    # would make the cyclic garbage collector walk them again and again (it cost more than the
+    # recording itself). They hold no cycles once run, so the collector waits until the block ends.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         yield log
         recorder.flush()
     finally:
         _autobatch_state.recorder = None
+        if collecting:
+            gc.enable()

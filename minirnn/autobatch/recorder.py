@@ -255,7 +255,10 @@ class Recorder:
                     for row, op in enumerate(ops):
                         lazy = op.outputs[j]
                         lazy._source, lazy._row, lazy._op = source, row, None
-        self.log.batches.append(BatchRecord(cls.__name__, _signature_text(first.args, keys), len(ops),
+        text = _signature_text(first.args, keys)
+        for op in ops:  # (what a run op still holds would keep the graph's values alive)
+            op.args = ()
+        self.log.batches.append(BatchRecord(cls.__name__, text, len(ops),
                                             "single" if len(ops) == 1 else "batched"))
         self.log.schedule_seconds += time.perf_counter() - start - kernel
 

@@ -15,6 +15,7 @@ from typing import Any, Union
 import numpy as np
 
 from .. import nn, ops
+from ..tensor import Tensor
 from ..functional import cross_entropy
 
 Tree = Union[int, tuple]  # a leaf's token id, or (left, right, label)
@@ -69,7 +70,8 @@ def random_graph(rng: np.random.Generator, vocab: int) -> Graph:
 # ---------------------------------------------------------------------------- frameworks
 def minirnn_ops() -> SimpleNamespace:
     return SimpleNamespace(cat=ops.cat, stack=ops.stack, split=ops.split, cross_entropy=cross_entropy,
-                           ids=lambda k: np.array([k]), zeros=lambda shape, like: ops.mul(like, 0.0),
+                           ids=lambda k: np.array([k]), tensor=Tensor, targets=lambda a: a,
+                           zeros=lambda shape, like: ops.mul(like, 0.0),
                            argmax=lambda logits: int(logits.data.argmax()))
 
 
@@ -77,7 +79,8 @@ def torch_ops() -> SimpleNamespace:
     import torch
     return SimpleNamespace(cat=torch.cat, stack=torch.stack, split=torch.split,
                            cross_entropy=torch.nn.functional.cross_entropy,
-                           ids=lambda k: torch.tensor([k]), zeros=lambda shape, like: like * 0.0,
+                           ids=lambda k: torch.tensor([k]), tensor=torch.from_numpy, targets=torch.from_numpy,
+                           zeros=lambda shape, like: like * 0.0,
                            argmax=lambda logits: int(logits.argmax()))
 
 
