@@ -289,7 +289,7 @@ __all__ = ["InputRecord", "NodeRecord", "format_bytes", "nodes", "render", "rend
            "to_dot", "value_text"]
 
 
-def batch_table(log: Any) -> str:
+def batch_table(log: Any, timings: bool = True) -> str:
     """The batches an ``autobatch()`` block formed (its :class:`~minirnn.autobatch.BatchLog`), in
     the order they ran, then a summary line::
 
@@ -300,7 +300,8 @@ def batch_table(log: Any) -> str:
 
     ``signature``: per argument the shape a member gives (stacked into the batch), ``shared(...)``
     for a weight all members use, or the option's value. ``how`` is ``alone: <why>`` for an op
-    that could not join a batch (it ran on its own, after the work it depends on).
+    that could not join a batch (it ran on its own, after the work it depends on). ``timings=False``
+    leaves the times out of the summary line (for output that must not change from run to run).
     """
     rows = [(str(i), b.op, str(b.size), b.how, b.signature) for i, b in enumerate(log.batches)]
     header = ("#", "op", "size", "how", "signature")
@@ -308,6 +309,7 @@ def batch_table(log: Any) -> str:
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:<{widths[3]}}  {r[4]}"
              for r in [header, *rows]]
     mean = log.ops / len(log.batches) if log.batches else 0.0
-    lines.append(f"{len(log.batches)} batches for {log.ops} ops (mean size {mean:.1f}); recording "
-                 f"{log.record_seconds * 1e3:.1f} ms, scheduling {log.schedule_seconds * 1e3:.1f} ms")
+    times = (f"; recording {log.record_seconds * 1e3:.1f} ms, scheduling {log.schedule_seconds * 1e3:.1f} ms"
+             if timings else "")
+    lines.append(f"{len(log.batches)} batches for {log.ops} ops (mean size {mean:.1f}){times}")
     return "\n".join(lines)
