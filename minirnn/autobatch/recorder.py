@@ -21,6 +21,7 @@ import numpy as np
 from ..autograd import Function, _grad_mode, _grad_mode_state
 from ..ops.indexing import GetItem
 from ..ops.join import Cat, Stack
+from ..ops.shape import Permute
 from ..tensor import Tensor
 from .lazy import LazyTensor, paused
 from ..nn.module import Parameter
@@ -64,7 +65,7 @@ class PendingOp:
 
     __slots__ = ("function", "args", "kwargs", "outputs", "signature", "depth", "waiting", "consumers")
 
-    def __init__(self, function: type[Function], args: tuple[Any, ...], kwargs: dict[str, Any], signature: Any,
+    def __init__(self, function: type[Function], args: tuple[Any, ...], kwargs: dict[str, Any], signature: int,
                  depth: int, producers: list[PendingOp]):
         self.function, self.args, self.kwargs, self.signature, self.depth = function, args, kwargs, signature, depth
         self.outputs: list[LazyTensor] = []
@@ -124,6 +125,10 @@ class Recorder:
         self.log = log
         self.pending: list[PendingOp] = []
         self.schedule = self._by_agenda if schedule == "agenda" else self._by_depth
+        # Signatures are numbered as they are first met: the scheduler's dictionaries then hash
+        # small ints, not nested tuples (a tuple's hash is recomputed at every lookup).
+        self.signature_numbers: dict[Any, int] = {}
+        self.signatures: list[Any] = []
 
     # ------------------------------------------------------------------ recording
     def record(self, cls: type[Function], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -164,16 +169,23 @@ class Recorder:
         if not per_member:  # only weights and options (e.g. W.T): the same for every member, so it runs now, once
             with paused():
                 return cls.apply(*args, **kwargs)
-        for i in weights if weights is not ANY else ():
-            if i < len(args) and not shared[i] and args[i] is not None:
-                return self._alone(cls, args, kwargs, f"argument {i} should be a weight and is not")
+        if weights and weights is not ANY:
+            for i in weights:
+                if i < len(args) and not shared[i] and args[i] is not None:
+                    return self._alone(cls, args, kwargs, f"argument {i} should be a weight and is not")
         try:
             metas, is_tuple = rule.meta(args, kwargs, shared)
         except NotBatchable as why:
             return self._alone(cls, args, kwargs, str(why))
         grad = _grad_mode_state.enabled
-        op = PendingOp(cls, args, kwargs, (cls, grad, tuple(keys), options), depth + 1, producers)
-        outputs = op.outputs = [LazyTensor.pending(op, meta, depth + 1, grad and needs_grad, self) for meta in metas]
+        signature = (cls, grad, tuple(keys), options)
+        number = self.signature_numbers.get(signature)
+        if number is None:
+            number = self.signature_numbers[signature] = len(self.signatures)
+            self.signatures.append(signature)
+        op = PendingOp(cls, args, kwargs, number, depth + 1, producers)
+        requires_grad = grad and needs_grad
+        outputs = op.outputs = [LazyTensor.pending(op, meta, depth + 1, requires_grad, self) for meta in metas]
         self.pending.append(op)
         self.log.record_seconds += time.perf_counter() - start
         return tuple(outputs) if is_tuple else outputs[0]
@@ -234,14 +246,19 @@ class Recorder:
                         ready.setdefault(consumer.signature, []).append(consumer)
                 op.consumers = []
 
-    def _run(self, signature: Any, ops: list[PendingOp]) -> None:
+    def _run(self, signature: int, ops: list[PendingOp]) -> None:
         start = time.perf_counter()
-        cls, grad, keys, _ = signature
+        cls, grad, keys, _ = self.signatures[signature]
         first = ops[0]
         with _grad_mode(grad):
             if len(ops) == 1:
-                kernel_start = time.perf_counter()
-                out = cls.apply(*[a.value() if type(a) is LazyTensor else a for a in first.args], **first.kwargs)
+                if cls is Stack and len(first.args) > 2:  # (the sum of many losses): one gather, not a node per piece
+                    pieces = _stacked(list(first.args[1:]))
+                    kernel_start = time.perf_counter()
+                    out = _move_axis_0(pieces, first.args[0])
+                else:
+                    kernel_start = time.perf_counter()
+                    out = cls.apply(*[a.value() if type(a) is LazyTensor else a for a in first.args], **first.kwargs)
                 kernel = time.perf_counter() - kernel_start
                 for lazy, o in zip(first.outputs, out if type(out) is tuple else (out,)):
                     lazy._source, lazy._op = o, None
@@ -281,8 +298,14 @@ def _stacked(values: list[Any]) -> Any:
     backward adds each row's gradient back); anything else is stacked. Pieces from several
     sources are concatenated and put back in the members' order with one more indexing node.
     """
-    if type(values[0]) is np.ndarray:
+    first = values[0]
+    if type(first) is np.ndarray:
         return np.stack(values)
+    if type(first) is LazyTensor and first._row == 0:  # the common case: all of one batch, in order
+        source = first._source
+        if len(values) == source.shape[0] and all(
+                type(v) is LazyTensor and v._source is source and v._row == i for i, v in enumerate(values)):
+            return source
     by_source: dict[int, tuple[Tensor, list[int], list[int]]] = {}
     loose: list[Tensor] = []
     loose_positions: list[int] = []
@@ -308,6 +331,15 @@ def _stacked(values: list[Any]) -> Any:
     if positions == list(range(len(values))):
         return joined
     return GetItem.apply(joined, np.argsort(positions, kind="stable"))
+
+
+def _move_axis_0(x: Tensor, axis: int) -> Tensor:
+    """``x`` with its axis 0 moved to ``axis`` (what stack(axis) is, given the pieces stacked on axis 0)."""
+    if axis == 0:
+        return x
+    dims = list(range(1, x.ndim))
+    dims.insert(axis, 0)
+    return Permute.apply(x, tuple(dims))
 
 
 def _rows(source: Tensor, rows: list[int]) -> Tensor:

@@ -76,6 +76,8 @@ class Pointwise:
     @staticmethod
     def meta(args: tuple[Any, ...], kwargs: dict[str, Any], shared: list[bool]) -> tuple[Meta, bool]:
         x = args[0]
+        if len(args) == 1 and type(x) is LazyTensor:  # (the common case, quickly)
+            return (x._meta,), False
         return ((x.shape, args[1] if len(args) == 2 and isinstance(args[1], np.dtype) else x.dtype),), False
 
     @staticmethod
@@ -92,8 +94,8 @@ class Broadcasting:
     @staticmethod
     def meta(args: tuple[Any, ...], kwargs: dict[str, Any], shared: list[bool]) -> tuple[Meta, bool]:
         a, b = args[-2:]
-        if len(args) == 2 and a.shape == b.shape and a.dtype == b.dtype:  # (the common case, quickly)
-            return ((a.shape, a.dtype),), False
+        if len(args) == 2 and type(a) is LazyTensor and type(b) is LazyTensor and a._meta == b._meta:
+            return (a._meta,), False  # (the common case, quickly)
         shape = np.broadcast_shapes(*[_shape(a) for a in args])  # ValueError: the op's wrapper explains
         values = [a for a in args if _dtype(a) != np.bool_] or list(args)
         return ((shape, np.result_type(*[_dtype(a) for a in values])),), False
