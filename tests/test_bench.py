@@ -506,6 +506,16 @@ def test_tape_table_script_prints_a_row_per_measurement(monkeypatch, no_pause, c
     assert len(rows) == len(TINY_TAPE.modes) * len(TINY_TAPE.shapes) + 3
 
 
+def test_tape_table_script_prints_the_dynamic_section_and_its_targets(monkeypatch, no_pause, capsys):
+    monkeypatch.setattr(dynamic, "DynamicConfig", lambda: TINY_DYNAMIC)
+    load_benchmark_script("tape_table").main(["--repeats", "1", "--budget", "0.1", "--threads", "1",
+                                               "--section", "dynamic"])
+    out = capsys.readouterr().out
+    assert "Dynamic graphs: one example at a time" in out
+    assert len(re.findall(r"^(Tree-LSTM|tree net|MPNN|decoders) ", out, re.M)) == 5
+    assert out.count("] autobatch ") == 5
+
+
 def test_ab_builds_script_times_two_builds_in_alternating_processes():
     """benchmarks/ab_builds.py with the installed build as both A and B, one round on a tiny layer:
     each child loads the build it is given (it checks), and the report has the round and both ratios."""

@@ -169,7 +169,7 @@ def dynamic_table(records: list[Record]) -> str:
 
 def targets_table(targets: list[Target]) -> str:
     """Every target with PASS / MISS / n/a, its worst ratio and each point that missed."""
-    lines = ["Targets (goals of issue 4):"]
+    lines = ["Targets (goals, not assertions):"]
     for t in targets:
         worst = f"  (worst ratio {t.worst:.2f})" if t.worst is not None else ""
         lines.append(f"  [{t.status:4s}] {t.text}{worst}")
