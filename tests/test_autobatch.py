@@ -103,10 +103,10 @@ def test_the_models_match_torch() -> None:
     sources = [rng.standard_normal((1, 6)) for _ in range(3)]
     targets = [rng.integers(9, size=int(rng.integers(1, 6))) for _ in range(3)]
     cases = [
-        (dm.TreeLSTM(20, embed=12, hidden=8).double(), dm.torch_tree_lstm,
+        (dm.TreeLSTM(20, embed=12, hidden=8).double(), dm.torch_twin,
          lambda m, fw: dm.tree_lstm_loss(m, trees, fw, 8)),
-        (dm.MPNN(10, hidden=8).double(), dm.torch_mpnn, lambda m, fw: dm.mpnn_loss(m, graphs, fw)),
-        (dm.Decoder(source=6, vocab=9, embed=5, hidden=8).double(), dm.torch_decoder,
+        (dm.MPNN(10, hidden=8).double(), dm.torch_twin, lambda m, fw: dm.mpnn_loss(m, graphs, fw)),
+        (dm.Decoder(source=6, vocab=9, embed=5, hidden=8).double(), dm.torch_twin,
          lambda m, fw: dm.decoders_loss(m, [(Tensor if fw is mfw else torch.from_numpy)(s) for s in sources],
                                         targets, fw)),
     ]

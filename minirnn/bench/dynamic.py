@@ -31,7 +31,7 @@ from ..autobatch import autobatch
 from ..random import manual_seed
 from ..tensor import Tensor
 from . import dynamic_models as dm
-from .tape import TreeNet, Workload, time_workloads, torch_tree_net, tree_loss
+from .tape import TreeNet, Workload, time_workloads, tree_loss
 
 Record = dict[str, Any]
 #: The record kinds of this section.
@@ -91,14 +91,13 @@ def torch_step(model: Any, loss: Callable[[], Any]) -> Step:
     return Step(run)
 
 
-def _contenders(model: Any, loss: Callable[[Any, Any], Any], twin_of: Callable[[Any], Any] | None,
-                with_torch: bool) -> dict[str, Step]:
+def _contenders(model: Any, loss: Callable[[Any, Any], Any], with_torch: bool) -> dict[str, Step]:
     mfw = dm.minirnn_ops()
     steps = {"tape": minirnn_step(model, lambda: loss(model, mfw), None),
              "autobatch": minirnn_step(model, lambda: loss(model, mfw), "agenda"),
              "autobatch_depth": minirnn_step(model, lambda: loss(model, mfw), "depth")}
-    if with_torch and twin_of is not None:
-        twin, tfw = twin_of(model), dm.torch_ops()
+    if with_torch:
+        twin, tfw = dm.torch_twin(model), dm.torch_ops()
         steps["torch"] = torch_step(twin, lambda: loss(twin, tfw))
     return steps
 
@@ -111,8 +110,7 @@ def workloads(cfg: DynamicConfig, with_torch: bool) -> list[tuple[dict[str, Any]
     for batch in (trees, trees[:1]):
         manual_seed(0)
         model = dm.TreeLSTM(cfg.vocab, cfg.embed, cfg.hidden)
-        steps = _contenders(model, lambda m, fw, b=batch: dm.tree_lstm_loss(m, b, fw, cfg.hidden),
-                            dm.torch_tree_lstm, with_torch)
+        steps = _contenders(model, lambda m, fw, b=batch: dm.tree_lstm_loss(m, b, fw, cfg.hidden), with_torch)
         plan = dm.level_plan(batch)
         steps["by_level"] = minirnn_step(model, lambda p=plan, m=model: dm.tree_lstm_loss_by_level(m, p), None)
         out.append(({"kind": "treelstm", "trees": len(batch), "nodes": sum(map(dm.count_nodes, batch)),
@@ -121,16 +119,14 @@ def workloads(cfg: DynamicConfig, with_torch: bool) -> list[tuple[dict[str, Any]
     net = TreeNet(cfg.vocab, cfg.hidden)
     labels = rng.integers(2, size=len(trees))
     out.append(({"kind": "treenet", "trees": len(trees), "nodes": sum(map(dm.count_nodes, trees)), "H": cfg.hidden},
-                _contenders(net, lambda m, fw: tree_loss(m, trees, fw.targets(labels), [fw.ids(k) for k in range(cfg.vocab)],
-                                                         fw.cat, fw.cross_entropy),
-                            lambda m: dm.torch_twin(m, dict(torch_tree_net(cfg.vocab, cfg.hidden).named_children())),
+                _contenders(net, lambda m, fw: tree_loss(m, trees, fw.targets(labels),
+                                                         [fw.ids(k) for k in range(cfg.vocab)], fw.cat, fw.cross_entropy),
                             with_torch)))
     graphs = [dm.random_graph(rng, 10) for _ in range(cfg.graphs)]
     manual_seed(0)
     mpnn = dm.MPNN(10, cfg.graph_hidden)
     out.append(({"kind": "mpnn", "graphs": len(graphs), "nodes": sum(len(g.tokens) for g in graphs),
-                 "H": cfg.graph_hidden}, _contenders(mpnn, lambda m, fw: dm.mpnn_loss(m, graphs, fw), dm.torch_mpnn,
-                                                     with_torch)))
+                 "H": cfg.graph_hidden}, _contenders(mpnn, lambda m, fw: dm.mpnn_loss(m, graphs, fw), with_torch)))
     sources = [rng.standard_normal((1, 32)).astype(np.float32) for _ in range(cfg.decoders)]
     targets = [rng.integers(20, size=int(rng.integers(2, cfg.max_output + 1))) for _ in range(cfg.decoders)]
     manual_seed(0)
@@ -138,7 +134,7 @@ def workloads(cfg: DynamicConfig, with_torch: bool) -> list[tuple[dict[str, Any]
     out.append(({"kind": "decoders", "decoders": len(sources), "steps": sum(map(len, targets)),
                  "H": cfg.decoder_hidden},
                 _contenders(decoder, lambda m, fw: dm.decoders_loss(m, [fw.tensor(s) for s in sources], targets, fw),
-                            dm.torch_decoder, with_torch)))
+                            with_torch)))
     return out
 
 

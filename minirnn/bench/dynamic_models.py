@@ -2,7 +2,7 @@
 ``autobatch()`` is for: a Tree-LSTM over treebank-shaped trees, a message-passing network over
 random graphs, a batch of greedy decoders. Each is written once for both frameworks: ``fw`` is
 the framework's namespace (:func:`minirnn_ops` or :func:`torch_ops`), the modules come from
-:func:`tree_lstm`, :func:`mpnn` and :func:`decoder` (minirnn) or their ``torch_twin``.
+:class:`TreeLSTM`, :class:`MPNN` and :class:`Decoder` (minirnn) or their :func:`torch_twin`.
 
 Shapes: every node state is a row, (1, H); a leaf's token is a (1,) id array.
 """
@@ -84,17 +84,22 @@ def torch_ops() -> SimpleNamespace:
                            argmax=lambda logits: int(logits.argmax()))
 
 
-def torch_twin(model: nn.Module, children: dict[str, Any], **attributes: Any) -> Any:
-    """A torch module with ``children`` (named as ``model``'s), ``model``'s weights and ``attributes``."""
+def torch_twin(model: nn.Module) -> Any:
+    """``model`` in torch: a module with a torch Embedding / Linear / GRUCell / LSTMCell for each
+    of ``model``'s children, of the same names, sizes, dtype and weights (and ``rounds``, if any)."""
     import torch
+    make = {nn.Embedding: lambda m: torch.nn.Embedding(*m.weight.shape),
+            nn.Linear: lambda m: torch.nn.Linear(m.in_features, m.out_features),
+            nn.GRUCell: lambda m: torch.nn.GRUCell(m.input_size, m.hidden_size),
+            nn.LSTMCell: lambda m: torch.nn.LSTMCell(m.input_size, m.hidden_size)}
     twin = torch.nn.Module()
-    for name, child in children.items():
-        twin.add_module(name, child)
+    for name, child in model.named_modules():
+        if name and "." not in name:
+            twin.add_module(name, make[type(child)](child))
     state = model.state_dict()
     twin.to(torch.float64 if next(iter(state.values())).dtype == np.float64 else torch.float32)
     twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
-    for name, value in attributes.items():
-        setattr(twin, name, value)
+    twin.rounds = getattr(model, "rounds", None)
     return twin
 
 
@@ -111,15 +116,6 @@ class TreeLSTM(nn.Module):
         self.leaf = nn.Linear(embed, 3 * hidden)
         self.node = nn.Linear(2 * hidden, 5 * hidden)
         self.classify = nn.Linear(hidden, classes)
-
-
-def torch_tree_lstm(model: TreeLSTM) -> Any:
-    import torch
-    vocab, embed = model.embed.weight.shape
-    H = model.hidden
-    return torch_twin(model, {"embed": torch.nn.Embedding(vocab, embed), "leaf": torch.nn.Linear(embed, 3 * H),
-                              "node": torch.nn.Linear(2 * H, 5 * H),
-                              "classify": torch.nn.Linear(H, model.classify.weight.shape[0])})
 
 
 def tree_lstm_loss(model: Any, trees: list[Tree], fw: SimpleNamespace, hidden: int) -> Any:
@@ -227,14 +223,6 @@ class MPNN(nn.Module):
         self.classify = nn.Linear(hidden, classes)
 
 
-def torch_mpnn(model: MPNN) -> Any:
-    import torch
-    vocab, hidden = model.embed.weight.shape
-    return torch_twin(model, {"embed": torch.nn.Embedding(vocab, hidden), "message": torch.nn.Linear(hidden, hidden),
-                              "update": torch.nn.GRUCell(hidden, hidden),
-                              "classify": torch.nn.Linear(hidden, model.classify.weight.shape[0])}, rounds=model.rounds)
-
-
 def mpnn_loss(model: Any, graphs: list[Graph], fw: SimpleNamespace) -> Any:
     """The summed loss over ``graphs``, one node and one edge at a time."""
     losses = []
@@ -259,14 +247,6 @@ class Decoder(nn.Module):
         self.embed = nn.Embedding(vocab, embed)
         self.cell = nn.LSTMCell(embed, hidden)
         self.out = nn.Linear(hidden, vocab)
-
-
-def torch_decoder(model: Decoder) -> Any:
-    import torch
-    hidden, source = model.encode.weight.shape
-    vocab, embed = model.embed.weight.shape
-    return torch_twin(model, {"encode": torch.nn.Linear(source, hidden), "embed": torch.nn.Embedding(vocab, embed),
-                              "cell": torch.nn.LSTMCell(embed, hidden), "out": torch.nn.Linear(hidden, vocab)})
 
 
 def decoders_loss(model: Any, sources: list[Any], targets: list[np.ndarray], fw: SimpleNamespace) -> Any:
