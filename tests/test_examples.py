@@ -1,4 +1,4 @@
-"""The six examples of examples/ run end to end in their shortened form (``main(quick=True)``).
+"""The examples of examples/ run end to end in their shortened form (``main(quick=True)``).
 
 examples/ is not part of the wheel, so it is found next to this file (a clone's tests/ and
 examples/ sit side by side); the scripts import their shared ``_common`` helper as a sibling, so
@@ -142,3 +142,27 @@ def test_quick_flag_on_the_command_line():
                          capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("held-out MSE") == 2
+
+
+def test_message_passing(example, capsys):
+    _, result = run_quick(example, "message_passing", {
+        f"{model}: {test}" for model in ("MPNN, 4 rounds", "no edges (bag of nodes)")
+        for test in ("8-16 nodes", "unseen sizes, 20-30 nodes")}, capsys, "message passing", 2)
+    assert_rates(result)
+    # the labels are balanced: only reading the edges beats 0.5
+    assert result["MPNN, 4 rounds: 8-16 nodes"] > max(0.65, result["no edges (bag of nodes): 8-16 nodes"] + 0.1)
+
+
+def test_message_passing_graphs(example):
+    ex = example("message_passing")
+    assert ex.connected(4, np.array([[0, 2], [2, 3], [3, 1]]), 0, 1)
+    assert not ex.connected(4, np.array([[0, 2], [3, 1]]), 0, 1)
+    graphs, labels = ex.make(np.random.default_rng(0), 40)
+    assert labels.sum() == 20 and graphs.count == 40
+    for g in range(40):  # nodes 0 and 1 of each graph are red and blue; labels follow the edges
+        nodes = np.flatnonzero(graphs.graph_of == g)
+        assert graphs.colour[nodes[:2]].tolist() == [ex.RED, ex.BLUE] and (graphs.colour[nodes[2:]] == ex.PLAIN).all()
+        inside = np.isin(graphs.src, nodes)
+        assert np.isin(graphs.dst[inside], nodes).all()
+        edges = np.stack([graphs.src[inside], graphs.dst[inside]], 1) - nodes[0]
+        assert labels[g] == ex.connected(nodes.size, edges, 0, 1)
