@@ -60,7 +60,8 @@ def _progress(total: int | None, quiet: bool, unit: str):
 def _sample_text(model: CharLM, vocab: CharVocab, prompt: str, length: int, temperature: float,
                  top_k: int | None, seed: int) -> str:
     ids = generate(model, vocab.encode(prompt), length, temperature, top_k, np.random.default_rng(seed))
-    return vocab.join([prompt, vocab.decode(ids)])  # characters run on; words get a space
+    # characters run on; words are split and joined with single spaces ("The " + "cat" -> "The cat")
+    return vocab.join([vocab.join(vocab.split(prompt)), vocab.decode(ids)])
 
 
 def _read_text(path: str) -> str:
