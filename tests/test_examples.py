@@ -109,10 +109,37 @@ def test_seq2seq_reverse(example, capsys):
 
 
 def test_irregular_series(example, capsys):
-    _, result = run_quick(example, "irregular_series", {"with dt (RNN_dt)", "without dt"}, capsys,
-                           "held-out MSE", 2)
+    _, result = run_quick(example, "irregular_series", {
+        f"{model}: {metric}" for model in ("RNN_dt", "without dt") for metric in ("one step", "free-running, 5 steps")},
+        capsys, "held-out MSE", 2)
     for name, mse in result.items():
         assert 0.0 <= mse < 0.5, f"{name}: MSE {mse} not below the signal's variance"
+
+
+def test_irregular_series_inputs_are_the_gaps_since_the_previous_observation(example):
+    ex = example("irregular_series")
+    x, gap = ex.make(np.random.default_rng(0), 3, 6)
+    assert x.shape == gap.shape == (6, 3) and (gap[0] == 0).all() and (gap[1:] >= 0.05).all()
+    model = ex.Forecaster(True, 4)
+    forecast, _ = model(x[:-1], gap)  # the forecast of x[i] depends on gap[i], not on later gaps
+    changed = gap.copy()
+    changed[4] += 0.3
+    again, _ = model(x[:-1], changed)
+    np.testing.assert_array_equal(again.data[:3], forecast.data[:3])
+    assert not np.allclose(again.data[3:], forecast.data[3:])
+
+
+def test_free_running_reads_only_the_warm_up(example):
+    ex = example("irregular_series")
+    x, gap = ex.make(np.random.default_rng(1), 4, 12)
+    model = ex.Forecaster(True, 4)
+    forecast = ex.free_running(model, x, gap, 8)
+    assert forecast.shape == (4, 4)
+    changed = x.copy()
+    changed[8:] = 0.0  # the observations to forecast: never read
+    np.testing.assert_array_equal(ex.free_running(model, changed, gap, 8), forecast)
+    changed[7] += 1.0  # the last one read
+    assert not np.allclose(ex.free_running(model, changed, gap, 8), forecast)
 
 
 def test_tree_expressions(example, capsys):
