@@ -202,3 +202,33 @@ def test_message_passing_graphs(example):
         assert np.isin(graphs.dst[inside], nodes).all()
         edges = np.stack([graphs.src[inside], graphs.dst[inside]], 1) - nodes[0]
         assert labels[g] == ex.connected(nodes.size, edges, 0, 1)
+
+
+def test_neural_computer(example, capsys):
+    ex, result = run_quick(example, "neural_computer", {"neural computer: lengths 1-4", "LSTM: lengths 1-4"},
+                           capsys, "copy task", 2)
+    assert_rates(result)
+    assert result["neural computer: lengths 1-4"] > 0.6  # random bits: chance is 0.5
+
+
+def test_neural_computer_loss_falls_and_memory_is_read_and_written(example):
+    ex = example("neural_computer")
+    inputs, targets = ex.make(np.random.default_rng(0), 3, 4)
+    assert inputs.shape == (9, 3, ex.BITS + 1) and targets.shape == (4, 3, ex.BITS)
+    assert (inputs[4, :, ex.BITS] == 1).all() and inputs[:, :, ex.BITS].sum() == 3  # one interrupt each
+    np.testing.assert_array_equal(inputs[:4, :, :ex.BITS], targets)
+    ex.seed(0)
+    model = ex.NeuralComputer(16, 8, 6)
+    losses = example("_common").fit(lambda i: ex.copy_loss(model, inputs, targets), model.parameters(), 40,
+                                    lr=1e-2).losses
+    assert losses[-1] < 0.8 * losses[0]
+    assert np.abs(model.memory0.grad).sum() > 0  # the gradient reached the memory through reads and writes
+
+
+def test_circular_shift_moves_the_weights_by_one_slot(example):
+    ex = example("neural_computer")
+    from minirnn import Tensor
+    w = Tensor(np.array([[1.0, 0.0, 0.0, 0.0]]))
+    np.testing.assert_array_equal(ex.circular_shift(w, Tensor(np.array([[0.0, 0.0, 1.0]]))).data, [[0, 1, 0, 0]])
+    np.testing.assert_array_equal(ex.circular_shift(w, Tensor(np.array([[1.0, 0.0, 0.0]]))).data, [[0, 0, 0, 1]])
+
