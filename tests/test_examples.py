@@ -10,6 +10,7 @@ so where it learns enough to beat a trivial baseline, the test says so.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import os
 import subprocess
@@ -232,3 +233,16 @@ def test_circular_shift_moves_the_weights_by_one_slot(example):
     np.testing.assert_array_equal(ex.circular_shift(w, Tensor(np.array([[0.0, 0.0, 1.0]]))).data, [[0, 1, 0, 0]])
     np.testing.assert_array_equal(ex.circular_shift(w, Tensor(np.array([[1.0, 0.0, 0.0]]))).data, [[0, 0, 0, 1]])
 
+
+def test_gradient_figures(example, tmp_path, capsys):
+    ex = example("gradient_figures")
+    result = ex.main(quick=True, out=tmp_path)
+    out = capsys.readouterr().out
+    assert out.count("gradients, ") == len(ex.CELLS) and "gradients: ||W^n h|| / ||h|| at n = 40" in out
+    for name in ex.CELLS:
+        assert 0 < result[f"{name}: reach"] and math.isfinite(result[f"{name}: first loss"])
+    radius = [result[f"||W^40 h||/||h||, radius {r}"] for r in (0.9, 1.0, 1.1)]
+    assert radius[0] < 0.1 < radius[1] < 10 < radius[2]  # vanishing, neither, exploding
+    if importlib.util.find_spec("matplotlib"):
+        assert (tmp_path / "gradient_heatmaps.png").stat().st_size > 1000
+        assert (tmp_path / "power_norms.png").stat().st_size > 1000
