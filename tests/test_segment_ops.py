@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 import minirnn
 from minirnn import Tensor, gather_rows, segment_sum
-from minirnn.ops.segment import RANKS
+from minirnn.ops.segment import RANKS, stable_order
 
 try:  # the gradchecks run without torch; only the comparisons with it skip
     import torch
@@ -114,3 +114,20 @@ def test_message_passing_round_matches_torch() -> None:
 def test_bad_input_raises_a_clear_error(call, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("num_segments", [5, 1 << 16, (1 << 16) + 1, 1 << 20])
+def test_stable_order_is_numpys_stable_argsort(num_segments: int) -> None:
+    ids = np.random.default_rng(4).integers(0, num_segments, 3000)
+    ids[:10] = num_segments - 1  # the largest id, repeated: ties keep their order
+    np.testing.assert_array_equal(stable_order(ids, num_segments), np.argsort(ids, kind="stable"))
+
+
+def test_many_segments() -> None:
+    """More segments than 2^16 (the two-pass sort) give the same sums as np.add.at."""
+    rng = np.random.default_rng(5)
+    dst = rng.integers(0, 70000, 5000)
+    x = rng.standard_normal((5000, 2))
+    expected = np.zeros((70000, 2))
+    np.add.at(expected, dst, x)
+    np.testing.assert_allclose(segment_sum(Tensor(x), dst, 70000).data, expected, rtol=1e-12, atol=1e-12)

@@ -24,12 +24,24 @@ from ._util import check_tensor
 RANKS = 16
 
 
+def stable_order(ids: np.ndarray, num_segments: int) -> np.ndarray:
+    """``np.argsort(ids, kind="stable")`` for ids in [0, num_segments), faster: NumPy radix-sorts
+    16-bit integers (about 40x faster than its merge sort of int64 at 100,000 ids), so ids below
+    2^16 are sorted as uint16, and ids below 2^32 in two such passes (low half, then high half)."""
+    if num_segments <= 1 << 16:
+        return np.argsort(ids.astype(np.uint16), kind="stable")
+    if num_segments <= 1 << 32:
+        low = np.argsort((ids & 0xFFFF).astype(np.uint16), kind="stable")
+        return low[np.argsort((ids[low] >> 16).astype(np.uint16), kind="stable")]
+    return np.argsort(ids, kind="stable")
+
+
 def sum_by_segment(values: np.ndarray, ids: np.ndarray, num_segments: int) -> np.ndarray:
     """out[s] = sum of values[e] over the e with ids[e] == s  (values (E, ...), ids (E,) in
     [0, S), out (S, ...)): the forward of segment_sum and the backward of gather_rows.
 
-    The rows are sorted by segment (stable: each segment's rows keep their order and are added
-    left to right). Then the k-th row of every segment is added at once, for k = 0, 1, ...: a
+    The rows are sorted by segment (:func:`stable_order`: each segment's rows keep their order and
+    are added left to right). Then the k-th row of every segment is added at once, for k = 0, 1, ...: a
     graph's nodes have few edges each, so a few vectorised passes replace one small reduction
     per segment (``np.add.reduceat`` over rows, several times slower at thousands of edges, and
     ``np.add.at`` slower still). Rows past the first RANKS of a segment (a hub) are summed with
@@ -38,7 +50,7 @@ def sum_by_segment(values: np.ndarray, ids: np.ndarray, num_segments: int) -> np
     out = np.zeros((num_segments, *values.shape[1:]), dtype=values.dtype)
     if ids.size == 0:
         return out
-    order = np.argsort(ids, kind="stable")
+    order = stable_order(ids, num_segments)
     keys, rows = ids[order], values.take(order, axis=0)
     counts = np.bincount(ids, minlength=num_segments)
     first = np.cumsum(counts) - counts  # where each segment's rows start in the sorted order
