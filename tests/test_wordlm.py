@@ -81,3 +81,20 @@ def test_train_wordlm_on_the_default_corpus(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "data: pydoc_data.topics" in out.stdout and "held-out perplexity" in out.stdout
+
+
+def test_resume_a_word_model_bitwise_and_refuse_another_vocabulary(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
+    tiny = ["--data", str(tmp_path / "t.txt"), "--hidden", "8", "--embed", "4", "--layers", "1", "--batch", "4",
+            "--seq-len", "8", "--samples", "0", "--quiet"]
+    whole, part = tmp_path / "whole.npz", tmp_path / "part.npz"
+    assert main(["train", "wordlm", *tiny, "--steps", "12", "--out", str(whole)]) == 0
+    assert main(["train", "wordlm", *tiny, "--steps", "5", "--out", str(part)]) == 0
+    assert main(["train", "wordlm", *tiny, "--steps", "12", "--out", str(part), "--resume", str(part)]) == 0
+    a, b = minirnn.load(whole)["model"], minirnn.load(part)["model"]
+    assert all(a[k].tobytes() == b[k].tobytes() for k in a)
+    capsys.readouterr()
+    # --min-count 1 keeps "a" and "zebra": another vocabulary than the checkpoint's
+    assert main(["train", "wordlm", *tiny, "--steps", "14", "--out", str(part), "--resume", str(part),
+                 "--min-count", "1"]) == 2
+    assert "the checkpoint's vocabulary differs from the data's" in capsys.readouterr().err
