@@ -151,6 +151,29 @@ def test_tree_expressions(example, capsys):
     assert result["depth <= 4"] > example("_common").majority_rate(labels) + 0.05
 
 
+def test_tree_expressions_train_the_same_with_and_without_autobatch(example, capsys):
+    ex = example("tree_expressions")
+    assert ex.main(quick=True, batched=False) == pytest.approx(ex.main(quick=True, batched=True), abs=1e-9)
+
+
+def test_tree_lstm_sentiment(example, capsys):
+    ex, result = run_quick(example, "tree_lstm_sentiment", {"root_accuracy", "phrase_accuracy", "ms_per_step"}, capsys,
+                           "Tree-LSTM sentiment (autobatch")
+    assert_rates({k: v for k, v in result.items() if k != "ms_per_step"})
+    phrases = np.concatenate([[ex.label(n) for n in ex.inner_nodes(t)] for t in ex.make(np.random.default_rng(7), 100)])
+    assert result["phrase_accuracy"] > example("_common").majority_rate(phrases) + 0.05
+    eager = ex.main(quick=True, batched=False)
+    assert eager["root_accuracy"] == result["root_accuracy"] and eager["phrase_accuracy"] == result["phrase_accuracy"]
+
+
+def test_tree_lstm_sentiment_labels_follow_the_words(example):
+    ex = example("tree_lstm_sentiment")
+    good, bad, plain = ex.POSITIVE[0], ex.NEGATIVE[0], ex.NEUTRAL[0]
+    assert [ex.label(t) for t in ((good, plain), (bad, good), (bad, (plain, bad)))] == [2, 1, 0]
+    assert ex.label((ex.NOT, (good, good))) == 0 and ex.label((ex.NOT, bad)) == 2
+    assert ex.inner_nodes(((good, bad), plain)) == [(good, bad), ((good, bad), plain)]
+
+
 def test_tree_values(example):
     ex = example("tree_expressions")
     assert ex.value(("xor", ("and", True, False), ("not", True))) is False
@@ -179,6 +202,10 @@ def test_quick_flag_on_the_command_line():
                          capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("held-out MSE") == 2
+    run = subprocess.run([sys.executable, str(EXAMPLES / "tree_expressions.py"), "--quick", "--no-autobatch"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("held-out accuracy") == 1
 
 
 def test_message_passing(example, capsys):
