@@ -342,7 +342,8 @@ def _model_from(ckpt: dict) -> tuple[CharLM, CharVocab]:
 
 
 def load_charlm(path: str) -> tuple[CharLM, CharVocab]:
-    """The model and vocabulary of a checkpoint written by ``train charlm``. A file is user data:
+    """The model and vocabulary of a checkpoint written by ``train charlm`` or ``train wordlm`` (the
+    vocabulary's kind says which). A file is user data:
     a missing or damaged part (config keys or values, vocabulary, weights) is a ValueError naming it;
     the weights' shapes are checked against the config before the model is built."""
     return _model_from(load(path))
