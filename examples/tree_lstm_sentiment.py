@@ -1,4 +1,4 @@
-"""Example 7: a Tree-LSTM (Tai, Socher and Manning 2015) labels the sentiment of every phrase of a parse tree.
+"""Example 11: a Tree-LSTM (Tai, Socher and Manning 2015) labels the sentiment of every phrase of a parse tree.
 
 The data is a small synthetic treebank: a sentence is a random binary tree over words that are
 positive, negative, neutral, or the negator "not"; a phrase's sentiment is the sum of its
