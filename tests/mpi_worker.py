@@ -1,0 +1,77 @@
+"""What tests/test_distributed.py runs under ``mpiexec -n N`` (and, with one rank, in its own process).
+
+``python tests/mpi_worker.py train OUT_DIR [--clip C] [--bucket-mb M] [--no-overlap]``: 20 Adam steps
+of a float64 CharLM (Embedding -> 2-layer LSTM -> Linear) on a global batch of 4 random sequences,
+each rank training on its shard through DistributedDataParallel; every rank writes its final
+parameters to ``OUT_DIR/rank{r}.npz`` and the gradient norms before clipping to ``OUT_DIR/norms{r}.npy``.
+
+``python tests/mpi_worker.py fail RANK [--kill]``: every rank enters a collective, except ``RANK``,
+which raises first (inside :func:`minirnn.distributed.abort_on_error`, as ``python -m minirnn`` runs)
+or, with ``--kill``, dies of SIGKILL.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+import numpy as np
+
+from minirnn import distributed, manual_seed, optim
+from minirnn.charlm import CharLM
+from minirnn.generate import sequence_cross_entropy
+
+STEPS, T, BATCH, VOCAB = 20, 6, 4, 11
+
+
+def train(out_dir: str, clip: float | None, bucket_mb: float, overlap: bool) -> None:
+    manual_seed(0)
+    model = CharLM(VOCAB, embed_dim=5, hidden_size=7, num_layers=2, dtype=np.float64)
+    ddp = distributed.DistributedDataParallel(model, bucket_mb=bucket_mb, overlap=overlap)
+    params = list(model.parameters())
+    opt = optim.Adam(params, lr=0.01)
+    data = np.random.default_rng(1).integers(0, VOCAB, size=(STEPS, T + 1, BATCH))
+    mine = distributed.shard(BATCH)
+    norms = []
+    for ids in data:
+        logits, _ = ddp(ids[:-1, mine])
+        loss = sequence_cross_entropy(logits, ids[1:, mine])
+        opt.zero_grad()
+        loss.backward()
+        norms.append(optim.clip_grad_norm_(params, clip) if clip else optim.clip.grad_norm(params))
+        opt.step()
+    np.savez(os.path.join(out_dir, f"rank{distributed.rank()}.npz"), **model.state_dict())
+    np.save(os.path.join(out_dir, f"norms{distributed.rank()}.npy"), np.array(norms))
+
+
+def fail(failing_rank: int, kill: bool) -> None:
+    with distributed.abort_on_error():
+        if distributed.rank() == failing_rank:
+            if kill:
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise RuntimeError(f"rank {failing_rank} fails on purpose")
+        distributed.mean_across_ranks(1.0)  # the others wait here for the failing rank
+        print("passed the collective", flush=True)
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("out_dir")
+    t.add_argument("--clip", type=float)
+    t.add_argument("--bucket-mb", type=float, default=1.0)
+    t.add_argument("--no-overlap", action="store_true")
+    f = sub.add_parser("fail")
+    f.add_argument("rank", type=int)
+    f.add_argument("--kill", action="store_true")
+    args = p.parse_args(argv)
+    if args.command == "train":
+        train(args.out_dir, args.clip, args.bucket_mb, not args.no_overlap)
+    else:
+        fail(args.rank, args.kill)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
