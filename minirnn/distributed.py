@@ -105,6 +105,16 @@ def mean_across_ranks(value: float) -> float:
     return comm.allreduce(float(value), op=MPI.SUM) / comm.Get_size()
 
 
+def with_mean_value(loss: Tensor) -> Tensor:
+    """``loss`` plus a constant that makes its value the mean of the ranks' losses; its gradient is
+    ``loss``'s. Every rank then sees the same (global batch's) loss, so a non-finite loss on one
+    rank makes all of them skip the update together -- one rank skipping backward alone would
+    leave the others waiting in the gradients' allreduce for ever. In one process: ``loss``."""
+    if _world() is None:
+        return loss
+    return loss + Tensor(np.asarray(mean_across_ranks(loss.item()) - loss.item(), loss.data.dtype))
+
+
 def gather_along(array: np.ndarray, axis: int, root: int = 0) -> np.ndarray | None:
     """On ``root``: the ranks' ``array`` (same shape on each) concatenated along ``axis`` in rank
     order; None on the other ranks. In one process: ``array``."""
@@ -167,14 +177,12 @@ class DistributedSampler:
 
 @contextlib.contextmanager
 def abort_on_error() -> Iterator[None]:
-    """Run the block; when it raises (anything but ``SystemExit(0)``) on one of several ranks,
+    """Run the block; when it raises (anything but ``SystemExit``) on one of several ranks,
     print the traceback naming the rank and end the whole job with ``MPI_Abort`` -- the other
     ranks may be waiting for this one in a collective and would otherwise wait for ever."""
     try:
         yield
-    except SystemExit as exc:
-        if exc.code not in (None, 0) and is_distributed():
-            abort(exc.code if isinstance(exc.code, int) else 1)
+    except SystemExit:  # an exit status the ranks agreed on (or argparse's, the same on every rank)
         raise
     except BaseException as exc:
         if not is_distributed():

@@ -25,11 +25,15 @@ from minirnn.generate import sequence_cross_entropy
 STEPS, T, BATCH, VOCAB = 20, 6, 4, 11
 
 
+def model() -> CharLM:
+    return CharLM(VOCAB, embed_dim=5, hidden_size=7, num_layers=2, dtype=np.float64)
+
+
 def train(out_dir: str, clip: float | None, bucket_mb: float, overlap: bool) -> None:
     manual_seed(0)
-    model = CharLM(VOCAB, embed_dim=5, hidden_size=7, num_layers=2, dtype=np.float64)
-    ddp = distributed.DistributedDataParallel(model, bucket_mb=bucket_mb, overlap=overlap)
-    params = list(model.parameters())
+    net = model()
+    ddp = distributed.DistributedDataParallel(net, bucket_mb=bucket_mb, overlap=overlap)
+    params = list(net.parameters())
     opt = optim.Adam(params, lr=0.01)
     data = np.random.default_rng(1).integers(0, VOCAB, size=(STEPS, T + 1, BATCH))
     mine = distributed.shard(BATCH)
@@ -41,7 +45,7 @@ def train(out_dir: str, clip: float | None, bucket_mb: float, overlap: bool) -> 
         loss.backward()
         norms.append(optim.clip_grad_norm_(params, clip) if clip else optim.clip.grad_norm(params))
         opt.step()
-    np.savez(os.path.join(out_dir, f"rank{distributed.rank()}.npz"), **model.state_dict())
+    np.savez(os.path.join(out_dir, f"rank{distributed.rank()}.npz"), **net.state_dict())
     np.save(os.path.join(out_dir, f"norms{distributed.rank()}.npy"), np.array(norms))
 
 
