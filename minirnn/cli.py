@@ -36,9 +36,9 @@ import numpy as np
 
 from . import _C, distributed, optim
 from .charlm import (CharLM, default_corpus, encode_corpus, evaluate_bits, split_held_out, state_shapes, streams,
-                     unigram_bits)
+                     training_loss, unigram_bits)
 from .data import CharVocab
-from .generate import generate, sequence_cross_entropy
+from .generate import generate
 from .random import default_generator, manual_seed
 from .serialization import load, save
 from .tbptt import NonFiniteError, NonFiniteGuard, tbptt
@@ -250,7 +250,7 @@ def train_charlm(args: argparse.Namespace) -> int:
                 if len(chunk) < 2:  # end of an epoch: start the streams again from a fresh state
                     pos, state = 0, None
                     continue
-                result = tbptt(ddp, _global_cross_entropy, opt, chunk[:-1], chunk[1:], args.seq_len,
+                result = tbptt(ddp, training_loss, opt, chunk[:-1], chunk[1:], args.seq_len,
                                state=state, max_norm=args.clip, parameters=params, guard=guard)
                 state, pos, step = result.state, pos + args.seq_len, step + 1
                 recent = (recent + [x for x in result.losses if math.isfinite(x)])[-50:]
@@ -293,12 +293,6 @@ def train_charlm(args: argparse.Namespace) -> int:
     for seed in range(args.samples if distributed.rank() == 0 else 0):
         print(f"--- sample {seed + 1} (temperature 0.8)\n{_sample_text(model, vocab, prompt, 200, 0.8, None, seed)}")
     return 0
-
-
-def _global_cross_entropy(logits: Tensor, targets: np.ndarray) -> Tensor:
-    """The mean cross-entropy of this rank's streams, valued at the global batch's mean (see
-    :func:`minirnn.distributed.with_mean_value`)."""
-    return distributed.with_mean_value(sequence_cross_entropy(logits, targets))
 
 
 def _set_threads(threads: int | None) -> None:

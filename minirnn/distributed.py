@@ -199,6 +199,10 @@ def abort(code: int, reason: str = "") -> None:
     _world().Abort(code)
 
 
+#: The bounds of the default bucket size (see DistributedDataParallel).
+MIN_BUCKET_MB, MAX_BUCKET_MB = 0.25, 25.0
+
+
 class _Bucket:
     """Parameters whose gradients travel together: one flat buffer, one Iallreduce."""
 
@@ -247,28 +251,37 @@ class DistributedDataParallel:
 
     ``ddp = DistributedDataParallel(model)`` broadcasts rank 0's parameters to every rank, then
     ``ddp(*args)`` calls ``model``. Each parameter gets a post-accumulate hook; when backward has
-    produced every gradient of a bucket (about ``bucket_mb`` MB of parameters, in reverse order of
+    produced every gradient of a bucket (about ``bucket_mb`` MiB of parameters, in reverse order of
     ``parameters()``, which is roughly the order backward finishes them), the bucket's ``Iallreduce``
     starts -- buckets start in order, so every rank starts the same collectives in the same order --
-    and every hook after that lets MPI move the data in flight. The last gradient's hook waits for
+    and a thread keeps MPI moving them while backward goes on. The last gradient's hook waits for
     all of them and sets each ``.grad`` to the mean over ranks, so that when ``loss.backward()``
     returns, clipping and ``optimizer.step()`` see the global batch's gradient. ``overlap=False``
-    starts every bucket only then (to measure what overlapping hides).
+    (an attribute too, which may change between backwards) starts every bucket only then.
+
+    ``bucket_mb`` defaults to a quarter of all the gradients, within [0.25, 25] MiB: several
+    buckets, so the first ones travel while backward works on the earlier layers (with the main
+    job's 0.9 MiB in one bucket nothing overlaps), and no more collectives than that, since each
+    one costs a latency that grows with the number of ranks (docs/06-data-parallel.md).
 
     Every parameter that requires grad must get a gradient in every backward (a backward that
     leaves one out raises at the next call). Outside MPI this is ``model`` itself, at no cost.
     """
 
-    def __init__(self, module: Any, bucket_mb: float = 1.0, overlap: bool = True):
-        if not bucket_mb > 0:
-            raise ValueError(f"bucket_mb: expected a number > 0, got {bucket_mb!r}")
+    def __init__(self, module: Any, bucket_mb: float | None = None, overlap: bool = True):
+        if bucket_mb is not None and not bucket_mb > 0:
+            raise ValueError(f"bucket_mb: expected a number > 0 (or None), got {bucket_mb!r}")
         self.module, self.overlap = module, overlap
         self.wait_seconds = 0.0  # time spent waiting for allreduces to finish, summed over backwards
         self._names = {id(p): name for name, p in module.named_parameters()}
         comm = _world()
         self._comm = None if comm is None else comm.Dup()  # its own communicator: never mixed with the caller's
-        self.buckets = _buckets([p for p in module.parameters() if p.requires_grad], int(bucket_mb * 2**20))
+        params = [p for p in module.parameters() if p.requires_grad]
+        if bucket_mb is None:
+            bucket_mb = min(MAX_BUCKET_MB, max(MIN_BUCKET_MB, sum(p.data.nbytes for p in params) / 2**20 / 4))
+        self.buckets = _buckets(params, int(bucket_mb * 2**20))
         self._sent = 0  # buckets [0, _sent) have their Iallreduce started in this backward
+        self._poller: _Poller | None = None  # moves them along while backward runs
         if self._comm is None:
             return
         broadcast_parameters(module)
@@ -289,10 +302,12 @@ class DistributedDataParallel:
 
     def _on_gradient(self, bucket: _Bucket, index: int, param: Tensor) -> None:
         bucket.put(index, param.grad)
-        if self.overlap:
-            self._start_ready_buckets()
         if all(b.full for b in self.buckets):
             self._finish()
+        elif self.overlap:
+            self._start_ready_buckets()
+            if self._poller is None and self._sent:
+                self._poller = _Poller(self.buckets)
 
     def _start_ready_buckets(self) -> None:
         from mpi4py import MPI
@@ -300,12 +315,12 @@ class DistributedDataParallel:
             bucket = self.buckets[self._sent]
             bucket.request = self._comm.Iallreduce(MPI.IN_PLACE, bucket.buffer, op=MPI.SUM)
             self._sent += 1
-        # MPICH moves a non-blocking collective only inside MPI calls: each gradient that arrives
-        # gives the ones in flight a push.
-        MPI.Request.Testall([b.request for b in self.buckets[:self._sent]])
 
     def _finish(self) -> None:
         from mpi4py import MPI
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None
         self._start_ready_buckets()
         start = time.perf_counter()
         MPI.Request.Waitall([b.request for b in self.buckets])
@@ -314,3 +329,31 @@ class DistributedDataParallel:
         for bucket in self.buckets:
             bucket.unpack(size)
         self._sent = 0
+
+
+class _Poller:
+    """A thread that calls ``MPI_Testall`` on the buckets in flight every ``interval_s`` until stopped.
+
+    MPICH moves a non-blocking collective only inside MPI calls, and the hooks run only between
+    layers: without this thread a bucket sent after the last layer's backward would wait, unmoved,
+    through the whole backward of the layer before it (one fused kernel call, which releases the GIL,
+    so this thread runs meanwhile). ``requests`` is the list of every bucket's request; the thread
+    reads it afresh each time (entries not yet sent are None), and it alone touches them until
+    :meth:`stop` returns (mpi4py asks MPI for ``MPI_THREAD_MULTIPLE``).
+    """
+
+    def __init__(self, buckets: list[_Bucket], interval_s: float = 1e-4):
+        import threading
+        self._buckets, self._interval_s = buckets, interval_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="minirnn-allreduce-progress", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from mpi4py import MPI
+        while not self._stopped.wait(self._interval_s):
+            MPI.Request.Testall([b.request for b in self._buckets if b.request is not None])
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()

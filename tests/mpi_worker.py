@@ -65,7 +65,7 @@ def main(argv: list[str]) -> None:
     t = sub.add_parser("train")
     t.add_argument("out_dir")
     t.add_argument("--clip", type=float)
-    t.add_argument("--bucket-mb", type=float, default=1.0)
+    t.add_argument("--bucket-mb", type=float)
     t.add_argument("--no-overlap", action="store_true")
     f = sub.add_parser("fail")
     f.add_argument("rank", type=int)

@@ -17,6 +17,7 @@ from minirnn import _C
 from minirnn.bench import floor, harness, main, report, tape, targets, timing
 from minirnn.bench.memory import workspace_bytes
 from minirnn.bench.charlm import CharLMConfig
+from minirnn.bench.distributed import DistributedConfig, mpiexec
 from minirnn.bench.problem import MODES, Shape, make_problem
 from minirnn.bench.tape import TapeConfig
 from minirnn.bench.threads import use_threads
@@ -24,6 +25,7 @@ from minirnn.bench.threads import use_threads
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY = (Shape(6, 2, 4, 5),)
 TINY_LM = CharLMConfig(T=8, B=2, embed=4, hidden=6, layers=2)
+TINY_DIST = DistributedConfig(seq_len=4, batch=4, embed=4, hidden=6, layers=2, steps=2)
 TINY_TAPE = TapeConfig(shapes=(Shape(5, 2, 3, 4),), ops=40, trees=3, depth=3, tree_hidden=4, tree_vocab=5, chars=6,
                        lm_embed=4, lm_hidden=6, lm_vocab=7)
 
@@ -51,7 +53,7 @@ def run_tiny(tmp_path, **kwargs):
     path = tmp_path / "bench.json"
     log = []
     results = main(quick=True, json_path=path, shapes=TINY, threads=(1,), repeats=2, charlm=TINY_LM,
-                   tape=TINY_TAPE, log=log.append, **kwargs)
+                   tape=TINY_TAPE, log=log.append, distributed=TINY_DIST, **kwargs)
     return results, json.loads(path.read_text()), "\n".join(log)
 
 
@@ -99,7 +101,7 @@ def test_tiny_run_writes_complete_json(tiny):
     lm = data["charlm"]
     assert lm["first_loss"]["minirnn"] == pytest.approx(lm["first_loss"]["torch"], rel=1e-4)
     assert lm["first_loss"]["minirnn"] == pytest.approx(np.log(lm["vocab"]), rel=0.1)
-    assert [t["status"] in ("PASS", "MISS", "n/a") for t in data["targets"]] == [True] * 13
+    assert [t["status"] in ("PASS", "MISS", "n/a") for t in data["targets"]] == [True] * 15  # 2 distributed
     for t in data["targets"]:  # every target printed with its verdict
         assert f"[{t['status']:4s}] {t['text']}" in log
     # the tape section: a record per measurement with every contender, and a table row each
@@ -131,6 +133,9 @@ def slowed(results):
     out["charlm"]["median_s"]["minirnn"] *= 1000
     for r in out["tape"]:
         r["median_s"]["tape"] *= 1000
+    if out["distributed"] is not None:  # 2 ranks 1000x slower than 1, overlap hiding nothing
+        out["distributed"]["ratio"] /= 1000
+        out["distributed"]["two_ranks"]["hidden"] = 0.0
     return out
 
 
@@ -141,6 +146,8 @@ def test_every_target_misses_with_a_label_per_record_kind(tiny, tmp_path):
     verdicts = harness.publish(results, tmp_path / "bench.json", png, log.append)
     statuses = {t.text: t.status for t in verdicts}
     assert statuses.pop("train H>=512: fused / floor <= 1.25") == "n/a"  # the tiny run has H=5
+    for text in [t for t in statuses if t.startswith("distributed") and results["distributed"] is None]:
+        assert statuses.pop(text) == "n/a"  # (no MPI here)
     for text in [t for t in statuses if t.startswith("tape cell loops")]:  # the tiny run has none of their sizes
         assert statuses.pop(text) == "n/a"
     assert set(statuses.values()) == {"MISS"}
@@ -155,7 +162,7 @@ def test_every_target_misses_with_a_label_per_record_kind(tiny, tmp_path):
     assert where["tape tree net (eager)"] == {f"tree net 3 trees {results['tape'][-2]['nodes']} nodes H4 threads=1"}
     assert where["tape sampling"] == {"sample 6 chars LSTM 2x6 threads=1"}
     text = "\n".join(log)
-    assert text.count("[MISS]") == 10
+    assert text.count("[MISS]") == 10 + 2 * (results["distributed"] is not None)
     assert "miss: char-LM T8 B2 H6 layers=2 threads=1: " in text and "miss: gru " + size in text
     assert json.loads((tmp_path / "bench.json").read_text())["targets"] == results["targets"]
     if png is not None:
@@ -176,6 +183,19 @@ def test_without_torch_skips_torch_with_a_note(tmp_path, monkeypatch):
     statuses = {t["text"]: t["status"] for t in data["targets"]}
     assert statuses["infer: fused / torch < 1.0 at every point"] == "n/a"
     assert [statuses[t] for t in statuses if t.startswith("tape")] == ["n/a"] * 5
+
+
+def test_tiny_run_has_the_distributed_section_or_says_why_not(tiny):
+    results, data, log = tiny
+    statuses = {t["text"]: t["status"] for t in data["targets"]}
+    distributed = [status for text, status in statuses.items() if text.startswith("distributed:")]
+    if mpiexec() is None:
+        assert data["distributed"] is None and distributed == ["n/a", "n/a"]
+        assert any("the distributed section is skipped" in n for n in data["notes"])
+    else:
+        assert data["distributed"]["two_ranks"]["ranks"] == 2 and data["distributed"]["one_rank"]["ranks"] == 1
+        assert "Distributed (MPI, the main job: T4 B4 H6 layers=2" in log
+        assert len(distributed) == 2 and set(distributed) <= {"PASS", "MISS"}
 
 
 def test_full_mode_runs_every_contender_at_one_thread_and_all_cores(monkeypatch):
@@ -520,3 +540,10 @@ def test_readme_tables_are_the_ones_the_cited_run_prints(capsys):
     readme = (BENCHMARKS.parent / "README.md").read_text()
     missing = [row for row in rows if row not in readme]
     assert missing == []
+
+
+def test_the_distributed_section_without_mpi_is_skipped(monkeypatch):
+    from minirnn.bench import distributed as section
+    monkeypatch.setattr(section, "mpiexec", lambda: None)
+    assert section.run_distributed(DistributedConfig(), 2) is None
+    assert [t.status for t in section.targets(None)] == ["n/a", "n/a"]

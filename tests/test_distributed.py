@@ -157,6 +157,19 @@ def test_a_batch_the_ranks_cannot_share_ends_every_rank(mpi: None, tmp_path: Pat
     assert "expected a multiple of the 2 ranks, got 5" in done.stderr
 
 
+def test_the_distributed_bench_times_one_rank_against_two(mpi: None) -> None:
+    from minirnn.bench import distributed as section
+    record = section.run_distributed(section.DistributedConfig(seq_len=4, batch=4, embed=4, hidden=6, steps=2), 2)
+    one, two = record["one_rank"], record["two_ranks"]
+    assert (one["ranks"], one["threads"], two["ranks"], two["threads"]) == (1, 2, 2, 1)
+    assert record["ratio"] == two["chars_per_s"] / one["chars_per_s"]
+    assert two["allreduce_s"] > 0 and two["wait_after_s"] >= 0 and two["hidden"] <= 1
+    assert two["gradient_bytes"] == 4 * sum(np.prod(s) for s in minirnn.charlm.state_shapes(
+        two["vocab_size"], 4, 6, 2).values())
+    assert "2 ranks x 1 thread(s)" in section.table(record)
+    assert [t.status in ("PASS", "MISS") for t in section.targets(record)] == [True, True]
+
+
 # ---------------------------------------------------------------- one process, no MPI needed
 
 def test_one_process_is_a_world_of_one(monkeypatch: pytest.MonkeyPatch) -> None:
