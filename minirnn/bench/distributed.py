@@ -8,8 +8,8 @@ time backward waited for the gradients' allreduce with the overlap on (buckets s
 runs) and off (every bucket sent after backward), interleaved step by step, and the time of a
 blocking allreduce of all the gradients alone: ``hidden = 1 - wait(overlap) / wait(after backward)``.
 
-Run by the harness; the measuring side is this module run as a program under ``mpiexec``
-(``python -m minirnn.bench.distributed --threads 1 --json OUT``).
+Run by the harness; the measuring side is :func:`main`, which the harness starts on every rank
+under ``mpiexec``.
 """
 from __future__ import annotations
 
@@ -61,8 +61,8 @@ def _launch(ranks: int, threads: int, cfg: DistributedConfig) -> dict[str, Any]:
     """Run the measuring program on ``ranks`` ranks (1: a plain process) and return rank 0's record."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "record.json")
-        command = [sys.executable, "-m", "minirnn.bench.distributed", "--threads", str(threads), "--json", out,
-                   "--config", json.dumps(asdict(cfg))]
+        command = [sys.executable, "-c", "import sys; from minirnn.bench.distributed import main; main(sys.argv[1:])",
+                   "--threads", str(threads), "--json", out, "--config", json.dumps(asdict(cfg))]
         if ranks > 1:
             command = [mpiexec(), "-n", str(ranks), *command]
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
@@ -176,8 +176,9 @@ def _allreduce_seconds(ddp: Any, repeats: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The measuring program: ``--threads N --json OUT [--config JSON]``; rank 0 writes the record."""
     from .. import distributed
-    p = argparse.ArgumentParser(prog="python -m minirnn.bench.distributed")
+    p = argparse.ArgumentParser(prog="minirnn.bench.distributed")
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--json", required=True)
     p.add_argument("--config", type=json.loads, default={})
@@ -186,7 +187,3 @@ def main(argv: list[str] | None = None) -> None:
         record = _measure(DistributedConfig(**args.config), args.threads)
         if distributed.rank() == 0:
             Path(args.json).write_text(json.dumps(record))
-
-
-if __name__ == "__main__":
-    main()
