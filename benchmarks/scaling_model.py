@@ -19,7 +19,7 @@ step: the share of N nodes' time spent on the model's arithmetic.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: Links: (name, bytes per second, latency per message in seconds). 10 Gb/s Ethernet through TCP
 #: has ~25 us per message; a 100 Gb/s InfiniBand/RoCE fabric ~2 us.
@@ -28,8 +28,7 @@ NODES = (8, 16, 32, 64, 128, 256)
 BACKWARD_SHARE = 2 / 3  # of a step's compute: the time buckets can travel behind
 
 
-@dataclass(frozen=True)
-class Model:
+class Model(NamedTuple):
     name: str
     gradient_bytes: float
     buckets: int
@@ -74,8 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compute-s", type=float, help="replace the main job's measured compute seconds per step")
     p.add_argument("--global-batch", type=int, default=256, help="the strong-scaling tables' global batch (256)")
     args = p.parse_args(argv)
-    models = MODELS if args.compute_s is None else (Model(**{**vars(MODELS[0]), "compute_s": args.compute_s}),
-                                                    *MODELS[1:])
+    models = MODELS if args.compute_s is None else (MODELS[0]._replace(compute_s=args.compute_s), *MODELS[1:])
     print("\n\n".join(table(m, batch) for m in models for batch in (None, args.global_batch)))
 
 

@@ -547,3 +547,14 @@ def test_the_distributed_section_without_mpi_is_skipped(monkeypatch):
     monkeypatch.setattr(section, "mpiexec", lambda: None)
     assert section.run_distributed(DistributedConfig(), 2) is None
     assert [t.status for t in section.targets(None)] == ["n/a", "n/a"]
+
+
+def test_scaling_model_ring_allreduce_and_tables(capsys):
+    model = load_benchmark_script("scaling_model")
+    # 2 nodes send half the bytes twice: 1.25 GB over 1.25 GB/s is 1 s; 3 nodes, 2 buckets: 2 x 4 messages
+    assert model.ring_allreduce_s(2, 1.25e9, 1.25e9, 0.0) == pytest.approx(1.0)
+    assert model.ring_allreduce_s(3, 0.0, 1.0, 1e-3, buckets=2) == pytest.approx(8e-3)
+    model.main(["--compute-s", "0.05"])
+    out = capsys.readouterr().out
+    assert out.count("| 10 Gb/s | 256 |") == 4 and "compute 50 ms per step of 32 sequences" in out
+    assert "| 100 Gb/s | 256 | 1 | 1.6 |" in out  # strong scaling: 256 sequences over 256 nodes
