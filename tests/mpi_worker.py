@@ -8,6 +8,9 @@ parameters to ``OUT_DIR/rank{r}.npz`` and the gradient norms before clipping to 
 ``python tests/mpi_worker.py fail RANK [--kill]``: every rank enters a collective, except ``RANK``,
 which raises first (inside :func:`minirnn.distributed.abort_on_error`, as ``python -m minirnn`` runs)
 or, with ``--kill``, dies of SIGKILL.
+
+``python tests/mpi_worker.py unused``: prints ``rank world_size local_size is_distributed``, then
+calls DistributedDataParallel again after a backward that left a layer without gradients.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import sys
 
 import numpy as np
 
-from minirnn import distributed, manual_seed, optim
+from minirnn import Tensor, distributed, manual_seed, nn, optim
 from minirnn.charlm import CharLM
 from minirnn.generate import sequence_cross_entropy
 
@@ -59,6 +62,26 @@ def fail(failing_rank: int, kill: bool) -> None:
         print("passed the collective", flush=True)
 
 
+def unused() -> None:
+    """A model with a layer its forward never calls: the next call after backward must say so."""
+    class TwoLayers(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.used, self.unused = nn.Linear(3, 2), nn.Linear(3, 2)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.used(x)
+
+    sys.stdout.write(f"{distributed.rank()} {distributed.world_size()} {distributed.local_size()} "
+                     f"{distributed.is_distributed()}\n")  # one write: the ranks' lines do not interleave
+    sys.stdout.flush()
+    with distributed.abort_on_error():
+        ddp = distributed.DistributedDataParallel(TwoLayers())
+        x = Tensor(np.ones((4, 3), np.float32))
+        ddp(x).sum().backward()
+        ddp(x)
+
+
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="command", required=True)
@@ -70,11 +93,14 @@ def main(argv: list[str]) -> None:
     f = sub.add_parser("fail")
     f.add_argument("rank", type=int)
     f.add_argument("--kill", action="store_true")
+    sub.add_parser("unused")
     args = p.parse_args(argv)
     if args.command == "train":
         train(args.out_dir, args.clip, args.bucket_mb, not args.no_overlap)
-    else:
+    elif args.command == "fail":
         fail(args.rank, args.kill)
+    else:
+        unused()
 
 
 if __name__ == "__main__":

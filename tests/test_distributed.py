@@ -106,6 +106,13 @@ def test_a_failing_rank_ends_the_job_promptly(mpi: None, kill: bool) -> None:
         assert "rank 1 of 2: aborting the job" in done.stderr
 
 
+def test_ranks_know_their_world_and_a_parameter_left_without_gradient_is_named(mpi: None) -> None:
+    done = _launch(2, WORKER, "unused")
+    assert sorted(done.stdout.split("\n")[:2]) == ["0 2 2 True", "1 2 2 True"]
+    assert done.returncode != 0
+    assert "the last backward produced no gradient for ['unused.bias', 'unused.weight']" in done.stderr
+
+
 def _charlm(tmp_path: Path, ranks: int | None, out: str, *options: str) -> subprocess.CompletedProcess:
     done = _launch(ranks, "-m", "minirnn", "train", "charlm", "--data", "corpus.txt", "--seq-len", "8",
                    "--batch", "4", "--embed", "8", "--hidden", "16", "--samples", "1", "--quiet", "--threads", "1",
