@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .dynamic import label as dynamic_label
 from .tape import label
 from .targets import Target
 
@@ -138,6 +139,31 @@ def tape_table(records: list[Record]) -> str:
         t = r["median_s"]
         lines.append(f"{label(r):40s} {r['threads']:3d}" + "".join(_ms(t, c, widths[c]) for c in TAPE_COLUMNS)
                      + _ratio(t, "torch", "tape") + _ratio(t, "floor", "tape") + _tape_extra(r))
+    return "\n".join(lines)
+
+
+#: The dynamic section's contenders in column order (dynamic.py).
+DYNAMIC_COLUMNS = ("tape", "autobatch", "autobatch_depth", "torch", "by_level")
+
+
+def dynamic_table(records: list[Record]) -> str:
+    """The dynamic-graph section (dynamic.py), a row per record: median ms per training step of
+    each contender, autobatch's time over eager's, torch's and the hand-batched one's (below 1:
+    autobatch is faster), its batches for its ops, its recording + scheduling share of its step
+    and its peak memory over eager's."""
+    widths = {c: len(c) + 5 for c in DYNAMIC_COLUMNS}
+    head = (f"{'dynamic section':40s} {'thr':>3s}" + "".join(f"{c + ' ms':>{widths[c]}s}" for c in DYNAMIC_COLUMNS)
+            + f"{'/tape':>7s}{'/torch':>7s}{'/level':>7s}  batches/ops  overhead  memory")
+    lines = ["Dynamic graphs: one example at a time, eager vs autobatch() vs torch eager (median ms per "
+             "training step; /x: autobatch's time over x's):", head, "-" * len(head)]
+    for r in records:
+        t = r["median_s"]
+        overhead = r["overhead_s"] / t["autobatch"] if t.get("autobatch") else float("nan")
+        memory = r["peak_bytes"]["autobatch"] / max(r["peak_bytes"]["tape"], 1)
+        lines.append(f"{dynamic_label(r):40s} {r['threads']:3d}"
+                     + "".join(_ms(t, c, widths[c]) for c in DYNAMIC_COLUMNS)
+                     + "".join(_ratio(t, c, "autobatch") for c in ("tape", "torch", "by_level"))
+                     + f"  {r['batches']:>5d}/{r['ops']:<6d} {overhead:8.0%}  {memory:6.2f}x")
     return "\n".join(lines)
 
 
