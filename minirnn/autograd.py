@@ -508,8 +508,9 @@ def _finish_leaf(leaf: Tensor, g: Any) -> None:
     """Accumulate a leaf's summed gradient ``g`` into ``.grad``, then run its post-accumulate hooks."""
     # A _Sum's array and a lazy gradient made dense are this backward's own: no copy needed.
     leaf._accumulate(_value(g), owned=type(g) is _Sum or isinstance(g, LazyGrad))
-    for hook in _post_accumulate_hooks.get(leaf, ()):
-        hook(leaf)
+    if _post_accumulate_hooks:  # (looking a leaf up costs a weak reference: not when there are none)
+        for hook in _post_accumulate_hooks.get(leaf, ()):
+            hook(leaf)
 
 
 def _conform(node: Node, g: np.ndarray, data: np.ndarray) -> np.ndarray:
