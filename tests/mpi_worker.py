@@ -11,6 +11,8 @@ or, with ``--kill``, dies of SIGKILL.
 
 ``python tests/mpi_worker.py unused``: prints ``rank world_size local_size is_distributed``, then
 calls DistributedDataParallel again after a backward that left a layer without gradients.
+
+``python tests/mpi_worker.py nonfinite OUT_DIR``: TBPTT with a NaN loss on rank 1 only, at one update.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import numpy as np
 from minirnn import Tensor, distributed, manual_seed, nn, optim
 from minirnn.charlm import CharLM
 from minirnn.generate import sequence_cross_entropy
+from minirnn.tbptt import NonFiniteGuard, tbptt
 
 STEPS, T, BATCH, VOCAB = 20, 6, 4, 11
 
@@ -82,6 +85,28 @@ def unused() -> None:
         ddp(x)
 
 
+def nonfinite(out_dir: str) -> None:
+    """6 TBPTT updates of the float64 model where only rank 1's loss is NaN at the 3rd: every rank
+    must skip that update (none may wait alone in the gradients' allreduce) and count it."""
+    manual_seed(0)
+    net = model()
+    ddp = distributed.DistributedDataParallel(net)
+    params = list(net.parameters())
+    opt, guard = optim.Adam(params, lr=0.01), NonFiniteGuard()
+    calls = []
+
+    def loss_fn(logits: Tensor, targets: np.ndarray) -> Tensor:
+        calls.append(1)
+        loss = sequence_cross_entropy(logits, targets)
+        poisoned = len(calls) == 3 and distributed.rank() == 1
+        return distributed.with_mean_value(loss * float("nan") if poisoned else loss)
+
+    data = np.random.default_rng(2).integers(0, VOCAB, size=(6 * T + 1, BATCH))[:, distributed.shard(BATCH)]
+    result = tbptt(ddp, loss_fn, opt, data[:-1], data[1:], T, max_norm=1.0, parameters=params, guard=guard)
+    np.savez(os.path.join(out_dir, f"rank{distributed.rank()}.npz"), skipped=guard.skipped,
+             losses=np.array(result.losses), **net.state_dict())
+
+
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="command", required=True)
@@ -94,11 +119,14 @@ def main(argv: list[str]) -> None:
     f.add_argument("rank", type=int)
     f.add_argument("--kill", action="store_true")
     sub.add_parser("unused")
+    sub.add_parser("nonfinite").add_argument("out_dir")
     args = p.parse_args(argv)
     if args.command == "train":
         train(args.out_dir, args.clip, args.bucket_mb, not args.no_overlap)
     elif args.command == "fail":
         fail(args.rank, args.kill)
+    elif args.command == "nonfinite":
+        nonfinite(args.out_dir)
     else:
         unused()
 

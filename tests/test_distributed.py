@@ -113,6 +113,17 @@ def test_ranks_know_their_world_and_a_parameter_left_without_gradient_is_named(m
     assert "the last backward produced no gradient for ['unused.bias', 'unused.weight']" in done.stderr
 
 
+def test_a_nan_loss_on_one_rank_makes_every_rank_skip_that_update(mpi: None, tmp_path: Path) -> None:
+    done = _launch(2, WORKER, "nonfinite", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    first, second = (np.load(tmp_path / f"rank{r}.npz") for r in range(2))
+    assert first["skipped"] == second["skipped"] == 1
+    assert np.isnan(first["losses"][2]) and np.isnan(second["losses"][2])  # both saw the mean: NaN
+    assert np.isfinite(np.delete(first["losses"], 2)).all()
+    for name in first.files:
+        assert first[name].tobytes() == second[name].tobytes(), name
+
+
 def _charlm(tmp_path: Path, ranks: int | None, out: str, *options: str) -> subprocess.CompletedProcess:
     done = _launch(ranks, "-m", "minirnn", "train", "charlm", "--data", "corpus.txt", "--seq-len", "8",
                    "--batch", "4", "--embed", "8", "--hidden", "16", "--samples", "1", "--quiet", "--threads", "1",
