@@ -284,6 +284,10 @@ class DistributedDataParallel:
         self._poller: _Poller | None = None  # moves them along while backward runs
         if self._comm is None:
             return
+        from mpi4py import MPI
+        # A thread may call MPI beside the main one only under MPI_THREAD_MULTIPLE (mpi4py asks for it;
+        # an MPI built without it gives less): otherwise buckets start early but move only at the end.
+        self._progress_thread = MPI.Query_thread() == MPI.THREAD_MULTIPLE
         broadcast_parameters(module)
         for bucket in self.buckets:
             for index, p in enumerate(bucket.params):
@@ -306,7 +310,7 @@ class DistributedDataParallel:
             self._finish()
         elif self.overlap:
             self._start_ready_buckets()
-            if self._poller is None and self._sent:
+            if self._poller is None and self._sent and self._progress_thread:
                 self._poller = _Poller(self.buckets)
 
     def _start_ready_buckets(self) -> None:

@@ -78,6 +78,7 @@ def unused() -> None:
     sys.stdout.write(f"{distributed.rank()} {distributed.world_size()} {distributed.local_size()} "
                      f"{distributed.is_distributed()}\n")  # one write: the ranks' lines do not interleave
     sys.stdout.flush()
+    distributed.mean_across_ranks(0.0)  # every rank has printed before one of them aborts the job
     with distributed.abort_on_error():
         ddp = distributed.DistributedDataParallel(TwoLayers())
         x = Tensor(np.ones((4, 3), np.float32))
