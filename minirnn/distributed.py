@@ -11,8 +11,8 @@ the optimizer step see the gradient of the global batch: N ranks with B/N sequen
 one process makes with B. Every rank then takes the same step and the parameters stay identical.
 
 Nothing here imports mpi4py unless an MPI launcher started the process (``PMI_SIZE`` from MPICH's
-Hydra, Intel MPI or Slurm's PMI; ``OMPI_COMM_WORLD_SIZE`` from Open MPI): a plain ``python`` run is a
-world of one at no cost. A launch with several ranks but no mpi4py raises instead of silently
+Hydra, Intel MPI or Slurm's PMI; ``OMPI_COMM_WORLD_SIZE`` from Open MPI; ``PMIX_RANK`` from a PMIx
+launch): a plain ``python`` run is a world of one at no cost. A launch with several ranks but no mpi4py raises instead of silently
 training N unrelated copies (``pip install "minirnn[mpi]"``).
 
 **Failure.** A rank that raises while the others wait in a collective would hang the job; wrap the
@@ -25,6 +25,7 @@ import contextlib
 import functools
 import os
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Iterator
@@ -47,16 +48,19 @@ def _launched_size() -> int:
 
 @functools.lru_cache(maxsize=None)
 def _world() -> Any:
-    """``MPI.COMM_WORLD`` when an MPI launcher started more than one rank, else None."""
+    """``MPI.COMM_WORLD`` when an MPI launcher started more than one rank, else None. A PMIx launch
+    (``PMIX_RANK``: Slurm's ``srun --mpi=pmix``, Open MPI 5) does not say its size: MPI is asked."""
     size = _launched_size()
-    if size <= 1:
+    if size <= 1 and "PMIX_RANK" not in os.environ:
         return None
     try:
         from mpi4py import MPI
     except ImportError as exc:
+        if size <= 1:
+            return None  # (a PMIx launch, size unknown, no mpi4py: one process as far as can be told)
         raise ImportError(f"minirnn.distributed: launched as one of {size} MPI ranks, but mpi4py is not "
                           f"installed: pip install 'minirnn[mpi]' (or mpi4py built against your MPI)") from exc
-    return MPI.COMM_WORLD
+    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
 
 
 def rank() -> int:
@@ -341,13 +345,12 @@ class _Poller:
     MPICH moves a non-blocking collective only inside MPI calls, and the hooks run only between
     layers: without this thread a bucket sent after the last layer's backward would wait, unmoved,
     through the whole backward of the layer before it (one fused kernel call, which releases the GIL,
-    so this thread runs meanwhile). ``requests`` is the list of every bucket's request; the thread
-    reads it afresh each time (entries not yet sent are None), and it alone touches them until
-    :meth:`stop` returns (mpi4py asks MPI for ``MPI_THREAD_MULTIPLE``).
+    so this thread runs meanwhile). The thread reads the buckets' requests afresh each time (a bucket
+    not yet sent has None), and it alone tests them until :meth:`stop` returns; the main thread
+    meanwhile only starts new ones (allowed under ``MPI_THREAD_MULTIPLE``).
     """
 
     def __init__(self, buckets: list[_Bucket], interval_s: float = 1e-4):
-        import threading
         self._buckets, self._interval_s = buckets, interval_s
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="minirnn-allreduce-progress", daemon=True)

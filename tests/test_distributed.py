@@ -60,7 +60,7 @@ def mpi() -> None:
 def _launch(ranks: int | None, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``python ARGS`` under ``mpiexec -n ranks`` (None: a plain process), one thread a rank."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for name in distributed._LAUNCHER_SIZE_VARIABLES:  # (in case pytest itself runs under a launcher)
+    for name in (*distributed._LAUNCHER_SIZE_VARIABLES, "PMIX_RANK"):  # (in case pytest runs under a launcher)
         env.pop(name, None)
     command = [sys.executable, *args] if ranks is None else [_mpiexec(), "-n", str(ranks), sys.executable, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=cwd, env=env,
@@ -207,6 +207,16 @@ def test_a_launch_of_several_ranks_without_mpi4py_says_what_to_install(monkeypat
     try:
         with pytest.raises(ImportError, match=r"one of 2 MPI ranks.*pip install 'minirnn\[mpi\]'"):
             distributed.rank()
+    finally:
+        distributed._world.cache_clear()
+
+
+def test_a_pmix_launch_without_mpi4py_is_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PMIX_RANK", "0")
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    distributed._world.cache_clear()
+    try:
+        assert (distributed.world_size(), distributed.is_distributed()) == (1, False)
     finally:
         distributed._world.cache_clear()
 
