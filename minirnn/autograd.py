@@ -432,7 +432,9 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
     pending[root._node][root._output_index] = grad
     leaf_sums: dict[Tensor, Any] = {}  # leaf -> its gradient (see _plus), summed before its hooks run
     profiler = _profiler_hook
-    for node in topological_order(root._node):
+    order = topological_order(root._node)
+    finishing = _last_consumers(order) if _post_accumulate_hooks else {}
+    for node in order:
         # A node gets its slots when its first gradient arrives, so a node without them got none
         # (it does not lead to root, e.g. the unused output of a split): nothing to do.
         slots = pending.pop(node, None)
@@ -475,9 +477,40 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
             node.inputs = _release(node.inputs)
             if profiler is not None:
                 profiler.on_free(node)
+        for leaf in finishing.pop(node, ()):  # their last gradient has arrived: hooks may use it now
+            if leaf in leaf_sums:
+                _finish_leaf(leaf, leaf_sums.pop(leaf))
     for leaf, g in leaf_sums.items():
-        # A _Sum's array and a lazy gradient made dense are this backward's own: no copy needed.
-        leaf._accumulate(_value(g), owned=type(g) is _Sum or isinstance(g, LazyGrad))
+        _finish_leaf(leaf, g)
+
+
+#: Leaf -> the hooks :meth:`Tensor.register_post_accumulate_grad_hook` registered on it.
+_post_accumulate_hooks: weakref.WeakKeyDictionary[Tensor, list[Callable[[Tensor], None]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _last_consumers(order: list[Node]) -> dict[Node, list[Tensor]]:
+    """{node: the leaves with post-accumulate hooks that ``node`` is the last in ``order`` to read}:
+    once that node's backward has run, their gradients are complete, though backward goes on."""
+    Tensor = tensor.Tensor
+    last: dict[Tensor, Node] = {}
+    for node in order:
+        for x in node.inputs:
+            if isinstance(x, Tensor) and x in _post_accumulate_hooks:
+                last[x] = node
+    finishing: dict[Node, list[Tensor]] = {}
+    for leaf, node in last.items():
+        finishing.setdefault(node, []).append(leaf)
+    return finishing
+
+
+def _finish_leaf(leaf: Tensor, g: Any) -> None:
+    """Accumulate a leaf's summed gradient ``g`` into ``.grad``, then run its post-accumulate hooks."""
+    # A _Sum's array and a lazy gradient made dense are this backward's own: no copy needed.
+    leaf._accumulate(_value(g), owned=type(g) is _Sum or isinstance(g, LazyGrad))
+    if _post_accumulate_hooks:  # (looking a leaf up costs a weak reference: not when there are none)
+        for hook in _post_accumulate_hooks.get(leaf, ()):
+            hook(leaf)
 
 
 def _conform(node: Node, g: np.ndarray, data: np.ndarray) -> np.ndarray:

@@ -12,6 +12,8 @@ import numpy as np
 
 from . import nn
 from .data import CharVocab
+from .distributed import with_mean_value
+from .generate import sequence_cross_entropy
 from .nn.embedding import Embedding
 from .tensor import Tensor
 
@@ -34,6 +36,13 @@ class CharLM(nn.Module):
             raise ValueError(f"CharLM: ids: expected integer ids of shape (T, B), got {ids.dtype} {ids.shape}")
         out, state = self.lstm(self.embed(ids), state)
         return self.head(out), state
+
+
+def training_loss(logits: Tensor, targets: np.ndarray) -> Tensor:
+    """The mean next-character cross-entropy of ``logits`` (T, B, V) against ``targets`` (T, B).
+    Under MPI (each rank holding some of the batch's streams) it is valued at the mean over ranks
+    -- the whole batch's loss -- with this rank's gradient (:func:`minirnn.distributed.with_mean_value`)."""
+    return with_mean_value(sequence_cross_entropy(logits, targets))
 
 
 def state_shapes(vocab_size: int, embed_dim: int, hidden_size: int, num_layers: int) -> dict[str, tuple[int, ...]]:

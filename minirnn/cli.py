@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import math
 import os
@@ -32,15 +33,15 @@ import threading
 import time
 import zlib
 from collections.abc import Mapping
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from . import optim
+from . import _C, distributed, optim
 from .charlm import (CharLM, default_corpus, encode_corpus, evaluate_bits, split_held_out, state_shapes, streams,
-                     unigram_bits)
+                     training_loss, unigram_bits)
 from .data import CharVocab, WordVocab
-from .generate import generate, sequence_cross_entropy
+from .generate import generate
 from .random import default_generator, manual_seed
 from .serialization import load, save
 from .tbptt import NonFiniteError, NonFiniteGuard, tbptt
@@ -54,6 +55,7 @@ CHARLM_CONFIG_KEYS = frozenset(inspect.signature(CharLM).parameters) - {"dtype"}
 
 def _progress(total: int | None, quiet: bool, unit: str):
     from tqdm import tqdm
+    quiet = quiet or distributed.rank() != 0  # one progress bar: rank 0's
     return tqdm(total=total, unit=unit, disable=quiet or not sys.stderr.isatty(), dynamic_ncols=True)
 
 
@@ -186,6 +188,8 @@ def train_charlm(args: argparse.Namespace) -> int:
     if os.path.isdir(args.out) or not os.path.isdir(out_dir):  # fail now, not after the training
         raise ValueError(f"--out: expected a file in an existing directory, got {args.out!r}")
     ckpt = _resume_state(args.resume, args) if args.resume else None
+    _set_threads(args.threads)
+    mine = distributed.shard(args.batch)  # this rank's streams of the global batch (all in one process)
     manual_seed(args.seed)
     if args.data is None:
         text, source = default_corpus(), "pydoc_data.topics"
@@ -199,6 +203,7 @@ def train_charlm(args: argparse.Namespace) -> int:
                          f"checkpoint: {ckpt['train']['data']}); pass --data with the file it was trained on")
     train_ids, held_ids = split_held_out(ids, args.val_fraction)
     train, held_out = streams(train_ids, args.batch), streams(held_ids, min(args.batch, len(held_ids) // 2))
+    train = np.ascontiguousarray(train[:, mine])
     baseline = unigram_bits(train_ids, held_ids, len(vocab))
     unit = "chars" if args.model == "charlm" else f"words and marks (vocabulary: seen >= {args.min_count} times)"
     print(f"data: {source}, {len(ids):,} {unit}, vocab {len(vocab)}, held out {len(held_ids):,}; "
@@ -216,6 +221,7 @@ def train_charlm(args: argparse.Namespace) -> int:
     step, pos, state, recent, trained_s = 0, 0, None, [], 0.0
     if ckpt is not None:
         step, pos, state, trained_s = _checkpoint_part("train", lambda: _restore(ckpt["train"], model, opt, guard))
+        state = None if state is None else tuple(Tensor(np.ascontiguousarray(s.data[:, mine])) for s in state)
         options = ", ".join(f"{k} {getattr(args, k)}" for k in RESUMED_OPTIONS)
         print(f"resumed {args.resume} at step {step} with its options ({options}) and model sizes")
     data_info = {"path": None if args.data is None else os.path.abspath(args.data), "fingerprint": fingerprint}
@@ -224,11 +230,14 @@ def train_charlm(args: argparse.Namespace) -> int:
         """Save everything a resumed run needs to --out; never parameters that are not finite."""
         if not _all_finite(params):
             return False
+        whole_state = None if state is None else [distributed.gather_along(s.data, 1) for s in state]
+        if distributed.rank() != 0:
+            return True
         save({"model": model.state_dict(), "config": model.config, "vocab": vocab.to_dict(),
               "metrics": {"unigram_bpc": baseline, "steps": step, **metrics},
               "train": {"options": {k: getattr(args, k) for k in RESUMED_OPTIONS}, "data": data_info,
                         "step": step, "position": pos,
-                        "state": None if state is None else [s.data for s in state],
+                        "state": whole_state,
                         "optimizer": opt.state_dict(), "guard": guard.state_dict(),
                         "rng": default_generator().bit_generator.state,
                         "elapsed_s": trained_s + time.perf_counter() - start}}, args.out)
@@ -237,15 +246,23 @@ def train_charlm(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     deadline, last_save, saved_step = start + 60 * args.minutes, start, None
     every_s = 60 * args.checkpoint_minutes if args.checkpoint_minutes else math.inf
+    ddp = distributed.DistributedDataParallel(model)
+
+    def running() -> bool:
+        """Whether to take another step: rank 0's clock and signals decide for every rank."""
+        go = ((step < args.steps) if args.steps else (time.perf_counter() < deadline)) and not stop.signum
+        go, stop.signum = distributed.agree((go, stop.signum))
+        return go
+
     try:
         with _progress(args.steps, args.quiet, "step") as bar, _Stop() as stop:
             bar.update(min(step, args.steps or 0))
-            while ((step < args.steps) if args.steps else (time.perf_counter() < deadline)) and not stop.signum:
+            while running():
                 chunk = train[pos:pos + args.seq_len + 1]
                 if len(chunk) < 2:  # end of an epoch: start the streams again from a fresh state
                     pos, state = 0, None
                     continue
-                result = tbptt(model, sequence_cross_entropy, opt, chunk[:-1], chunk[1:], args.seq_len,
+                result = tbptt(ddp, training_loss, opt, chunk[:-1], chunk[1:], args.seq_len,
                                state=state, max_norm=args.clip, parameters=params, guard=guard)
                 state, pos, step = result.state, pos + args.seq_len, step + 1
                 recent = (recent + [x for x in result.losses if math.isfinite(x)])[-50:]
@@ -257,7 +274,7 @@ def train_charlm(args: argparse.Namespace) -> int:
                     bar.set_postfix(bpc=f"{np.mean(recent) / np.log(2):.3f}")
                 due = (args.checkpoint_steps and step % args.checkpoint_steps == 0) or \
                     time.perf_counter() - last_save >= every_s
-                if due and checkpoint({}):
+                if distributed.agree(due) and checkpoint({}):
                     last_save, saved_step = time.perf_counter(), step
     except NonFiniteError as exc:
         kept = f"{args.out} keeps the checkpoint of step {saved_step}" if saved_step is not None else \
@@ -278,16 +295,24 @@ def train_charlm(args: argparse.Namespace) -> int:
         print(f"error: after step {step} the parameters are not finite (learning rate too high?); "
               f"{args.out} not written", file=sys.stderr)
         return EXIT_NONFINITE
-    bits = evaluate_bits(model, held_out, args.seq_len)
+    bits = evaluate_bits(model, held_out, args.seq_len) if distributed.rank() == 0 else math.nan
     skipped = f"; skipped {guard.skipped} non-finite updates" if guard.skipped else ""
     print(f"trained {step} steps ({step * args.seq_len * args.batch:,} tokens) in {elapsed:.0f} s; "
           f"held-out {_score(args.model, bits)} vs unigram {_score(args.model, baseline)}{skipped}")
     checkpoint({"val_bpc": bits})
     print(f"saved {args.out}")
     prompt = "The " if all(t in vocab for t in vocab.split("The ")) else vocab.decode(held_ids[:4])
-    for seed in range(args.samples):
+    for seed in range(args.samples if distributed.rank() == 0 else 0):
         print(f"--- sample {seed + 1} (temperature 0.8)\n{_sample_text(model, vocab, prompt, 200, 0.8, None, seed)}")
     return 0
+
+
+def _set_threads(threads: int | None) -> None:
+    """The kernels' threads: ``threads``, or under MPI the cores shared out among this machine's ranks."""
+    if threads is None and distributed.is_distributed():
+        threads = max(1, (os.cpu_count() or 1) // distributed.local_size())
+    if threads is not None:
+        _C.set_num_threads(threads)
 
 
 def _checkpoint_part(name: str, build: Callable[[], T]) -> T:
@@ -479,6 +504,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--min-count", type=positive_argument(int), default=3,
                        help="wordlm: a word seen fewer times is <unk> (default 3)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--threads", type=positive_argument(int),
+                       help="kernel threads per process (default: all cores; under MPI, the cores / ranks on a machine)")
     train.set_defaults(run=train_charlm)
     smp = sub.add_parser("sample", help="generate text from a checkpoint")
     smp.add_argument("checkpoint")
@@ -503,10 +530,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@contextlib.contextmanager
+def _rank0_prints() -> Iterator[None]:
+    """Under MPI, the block's standard output on ranks other than 0 goes nowhere: one log, rank 0's
+    (errors still reach standard error from every rank)."""
+    if distributed.rank() == 0:
+        yield
+        return
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (ValueError, OSError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    with distributed.abort_on_error():
+        try:
+            with _rank0_prints():
+                return args.run(args)
+        except (ValueError, OSError, KeyError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            if distributed.is_distributed():  # the other ranks may wait for this one: end them too
+                distributed.abort(2)
+            return 2

@@ -5,7 +5,7 @@ Methods and operators are spelled as in PyTorch (``x @ w``, ``x.tanh()``, ``x.su
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -128,6 +128,16 @@ class Tensor:
             self._hooks = [hook]
         else:
             self._hooks.append(hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> None:
+        """Call ``hook(self)`` as soon as a backward has accumulated this leaf's whole gradient into
+        ``.grad`` -- while backward goes on with the rest of the graph (data-parallel training starts
+        sending a layer's gradients then). Leaves that require grad only, as in PyTorch."""
+        if not self.requires_grad or self._node is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook(): expected a leaf that requires grad "
+                               "(a parameter), got " + ("a tensor that does not require grad" if
+                                                         not self.requires_grad else "the output of an op"))
+        autograd._post_accumulate_hooks.setdefault(self, []).append(hook)
 
     def detach(self) -> Tensor:
         """The same values, cut from the graph (shares memory, requires_grad=False)."""

@@ -17,6 +17,7 @@ from minirnn import _C
 from minirnn.bench import dynamic, floor, harness, main, report, tape, targets, timing
 from minirnn.bench.memory import workspace_bytes
 from minirnn.bench.charlm import CharLMConfig
+from minirnn.bench.distributed import DistributedConfig, mpiexec
 from minirnn.bench.problem import MODES, Shape, make_problem
 from minirnn.bench.dynamic import DynamicConfig
 from minirnn.bench.tape import TapeConfig
@@ -25,6 +26,7 @@ from minirnn.bench.threads import use_threads
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY = (Shape(6, 2, 4, 5),)
 TINY_LM = CharLMConfig(T=8, B=2, embed=4, hidden=6, layers=2)
+TINY_DIST = DistributedConfig(seq_len=4, batch=4, embed=4, hidden=6, layers=2, steps=2)
 TINY_DYNAMIC = DynamicConfig(trees=3, vocab=20, embed=6, hidden=4, graphs=3, graph_hidden=4, decoders=3,
                              decoder_hidden=4, max_output=4)
 TINY_TAPE = TapeConfig(shapes=(Shape(5, 2, 3, 4),), ops=40, trees=3, depth=3, tree_hidden=4, tree_vocab=5, chars=6,
@@ -54,7 +56,7 @@ def run_tiny(tmp_path, **kwargs):
     path = tmp_path / "bench.json"
     log = []
     results = main(quick=True, json_path=path, shapes=TINY, threads=(1,), repeats=2, charlm=TINY_LM,
-                   tape=TINY_TAPE, dynamic=TINY_DYNAMIC, log=log.append, **kwargs)
+                   tape=TINY_TAPE, dynamic=TINY_DYNAMIC, log=log.append, distributed=TINY_DIST, **kwargs)
     return results, json.loads(path.read_text()), "\n".join(log)
 
 
@@ -102,7 +104,7 @@ def test_tiny_run_writes_complete_json(tiny):
     lm = data["charlm"]
     assert lm["first_loss"]["minirnn"] == pytest.approx(lm["first_loss"]["torch"], rel=1e-4)
     assert lm["first_loss"]["minirnn"] == pytest.approx(np.log(lm["vocab"]), rel=0.1)
-    assert [t["status"] in ("PASS", "MISS", "n/a") for t in data["targets"]] == [True] * 18
+    assert [t["status"] in ("PASS", "MISS", "n/a") for t in data["targets"]] == [True] * 20  # 2 distributed
     for t in data["targets"]:  # every target printed with its verdict
         assert f"[{t['status']:4s}] {t['text']}" in log
     # the tape section: a record per measurement with every contender, and a table row each
@@ -149,6 +151,9 @@ def slowed(results):
         r["median_s"]["autobatch"] *= 1000
         r["record_s"] = r["median_s"]["autobatch"]
         r["peak_bytes"]["autobatch"] *= 1000
+    if out["distributed"] is not None:  # 2 ranks 1000x slower than 1, overlap hiding nothing
+        out["distributed"]["ratio"] /= 1000
+        out["distributed"]["two_ranks"]["hidden"] = 0.0
     return out
 
 
@@ -159,6 +164,8 @@ def test_every_target_misses_with_a_label_per_record_kind(tiny, tmp_path):
     verdicts = harness.publish(results, tmp_path / "bench.json", png, log.append)
     statuses = {t.text: t.status for t in verdicts}
     assert statuses.pop("train H>=512: fused / floor <= 1.25") == "n/a"  # the tiny run has H=5
+    for text in [t for t in statuses if t.startswith("distributed") and results["distributed"] is None]:
+        assert statuses.pop(text) == "n/a"  # (no MPI here)
     for text in [t for t in statuses if t.startswith("tape cell loops")]:  # the tiny run has none of their sizes
         assert statuses.pop(text) == "n/a"
     assert set(statuses.values()) == {"MISS"}
@@ -175,7 +182,7 @@ def test_every_target_misses_with_a_label_per_record_kind(tiny, tmp_path):
     text = "\n".join(log)
     assert where["autobatch Tree-LSTM"] == {f"Tree-LSTM 3 trees {results['dynamic'][0]['nodes']} nodes H4 threads=1"}
     assert len(where["autobatch never slower than eager by more than 10%"]) == 5
-    assert text.count("[MISS]") == 15
+    assert text.count("[MISS]") == 15 + 2 * (results["distributed"] is not None)
     assert "miss: char-LM T8 B2 H6 layers=2 threads=1: " in text and "miss: gru " + size in text
     assert json.loads((tmp_path / "bench.json").read_text())["targets"] == results["targets"]
     if png is not None:
@@ -198,6 +205,19 @@ def test_without_torch_skips_torch_with_a_note(tmp_path, monkeypatch):
     statuses = {t["text"]: t["status"] for t in data["targets"]}
     assert statuses["infer: fused / torch < 1.0 at every point"] == "n/a"
     assert [statuses[t] for t in statuses if t.startswith("tape")] == ["n/a"] * 5
+
+
+def test_tiny_run_has_the_distributed_section_or_says_why_not(tiny):
+    results, data, log = tiny
+    statuses = {t["text"]: t["status"] for t in data["targets"]}
+    distributed = [status for text, status in statuses.items() if text.startswith("distributed:")]
+    if mpiexec() is None:
+        assert data["distributed"] is None and distributed == ["n/a", "n/a"]
+        assert any("the distributed section is skipped" in n for n in data["notes"])
+    else:
+        assert data["distributed"]["two_ranks"]["ranks"] == 2 and data["distributed"]["one_rank"]["ranks"] == 1
+        assert "Distributed (MPI, the main job: T4 B4 H6 layers=2" in log
+        assert len(distributed) == 2 and set(distributed) <= {"PASS", "MISS"}
 
 
 def test_full_mode_runs_every_contender_at_one_thread_and_all_cores(monkeypatch):
@@ -552,3 +572,21 @@ def test_readme_tables_are_the_ones_the_cited_run_prints(capsys):
     readme = (BENCHMARKS.parent / "README.md").read_text()
     missing = [row for row in rows if row not in readme]
     assert missing == []
+
+
+def test_the_distributed_section_without_mpi_is_skipped(monkeypatch):
+    from minirnn.bench import distributed as section
+    monkeypatch.setattr(section, "mpiexec", lambda: None)
+    assert section.run_distributed(DistributedConfig(), 2) is None
+    assert [t.status for t in section.targets(None)] == ["n/a", "n/a"]
+
+
+def test_scaling_model_ring_allreduce_and_tables(capsys):
+    model = load_benchmark_script("scaling_model")
+    # 2 nodes send half the bytes twice: 1.25 GB over 1.25 GB/s is 1 s; 3 nodes, 2 buckets: 2 x 4 messages
+    assert model.ring_allreduce_s(2, 1.25e9, 1.25e9, 0.0) == pytest.approx(1.0)
+    assert model.ring_allreduce_s(3, 0.0, 1.0, 1e-3, buckets=2) == pytest.approx(8e-3)
+    model.main(["--compute-s", "0.05"])
+    out = capsys.readouterr().out
+    assert out.count("| 10 Gb/s | 256 |") == 4 and "compute 50 ms per step of 32 sequences" in out
+    assert "| 100 Gb/s | 256 | 1 | 1.6 |" in out  # strong scaling: 256 sequences over 256 nodes

@@ -156,7 +156,7 @@ def test_training_into_nan_stops_and_keeps_the_good_checkpoint(data, tmp_path, c
 
 
 def test_non_finite_updates_are_skipped_counted_and_stop_after_max_in_a_row(data, tmp_path, capsys, monkeypatch):
-    real = cli.sequence_cross_entropy
+    real = cli.training_loss
     calls = []
 
     def poisoned(logits, targets):  # the loss of updates 3 and 4 (0-based 2, 3) is NaN; of 8.. too
@@ -164,7 +164,7 @@ def test_non_finite_updates_are_skipped_counted_and_stop_after_max_in_a_row(data
         loss = real(logits, targets)
         return loss * float("nan") if len(calls) in (3, 4) or len(calls) >= 8 else loss
 
-    monkeypatch.setattr(cli, "sequence_cross_entropy", poisoned)
+    monkeypatch.setattr(cli, "training_loss", poisoned)
     ckpt = tmp_path / "c.npz"
     assert train(data, ckpt, "--steps", "6") == 0
     out = capsys.readouterr()

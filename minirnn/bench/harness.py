@@ -22,6 +22,8 @@ from . import report, torch_peer
 from .charlm import CharLMConfig, run_charlm
 from .contenders import cells_step, fused_step, numpy_step
 from .denormals import run_denormals
+from .distributed import DistributedConfig, run_distributed
+from . import distributed as distributed_section
 from .dynamic import DynamicConfig, run_dynamic
 from .grid import run_grid
 from .memory import peak_step_bytes, workspace_record
@@ -89,7 +91,8 @@ def _light(shapes: tuple[Shape, ...], max_flops: float | None) -> tuple[Shape, .
 def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Shape, ...] | None = None,
             threads: tuple[int, ...] | None = None, repeats: int | None = None,
             charlm: CharLMConfig | None = CharLMConfig(), tape: TapeConfig | None = TapeConfig(),
-            dynamic: DynamicConfig | None = DynamicConfig(), log: Callable[[str], None] = print) -> dict[str, Any]:
+            dynamic: DynamicConfig | None = DynamicConfig(), log: Callable[[str], None] = print,
+            distributed: DistributedConfig | None = DistributedConfig()) -> dict[str, Any]:
     """Run every measurement (arguments as :func:`main`) and return the results dict, without
     targets: the grid, memory, variable lengths, denormals, the char-LM, the tape and dynamic
     graphs, with notes."""
@@ -144,6 +147,12 @@ def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Sh
     if dynamic:
         phase("dynamic graphs (median ms per training step)")
     results["dynamic"] = run_dynamic(dynamic, max(threads), repeats, budget_s, with_torch, log) if dynamic else None
+    if distributed:
+        phase("distributed (1 rank vs 2 MPI ranks)")
+        results["distributed"] = run_distributed(distributed, cores)
+        if results["distributed"] is None:
+            results["notes"].append("mpi4py/mpiexec not installed: the distributed section is skipped "
+                                    "(pip install 'minirnn[mpi]')")
     results["load_average"] = {"start": load_start, "end": os.getloadavg()[0]}
     results["wall_s"] = time.perf_counter() - wall_start
     return results
@@ -155,6 +164,7 @@ def publish(results: dict[str, Any], json_path: str | Path | None = None, png_pa
     tables, notes and targets, and write the JSON (and the PNG chart) when paths are given."""
     targets = evaluate(results["grid"], results["varlen"], results["denormals"], results["charlm"],
                        results.get("tape"), results.get("dynamic"))
+    targets += distributed_section.targets(results.get("distributed"))
     results["targets"] = as_json(targets)
     log("")
     log(report.grid_table(results["grid"]))
@@ -170,6 +180,8 @@ def publish(results: dict[str, Any], json_path: str | Path | None = None, png_pa
         log(report.tape_table(results["tape"]))
     if results.get("dynamic"):
         log(report.dynamic_table(results["dynamic"]))
+    if results.get("distributed"):
+        log(distributed_section.table(results["distributed"]))
     for note in results["notes"]:
         log(f"note: {note}")
     log(report.targets_table(targets))
@@ -188,7 +200,8 @@ def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json"
          modes: tuple[str, ...] = MODES, shapes: tuple[Shape, ...] | None = None,
          threads: tuple[int, ...] | None = None, repeats: int | None = None,
          charlm: CharLMConfig | None = CharLMConfig(), tape: TapeConfig | None = TapeConfig(),
-         dynamic: DynamicConfig | None = DynamicConfig(), log: Callable[[str], None] = print) -> dict[str, Any]:
+         dynamic: DynamicConfig | None = DynamicConfig(), log: Callable[[str], None] = print,
+         distributed: DistributedConfig | None = DistributedConfig()) -> dict[str, Any]:
     """Run the benchmarks, print the tables and the targets, write JSON (and PNG); return the
     results dict that went into the JSON.
 
@@ -198,7 +211,8 @@ def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json"
     7 repeats, every contender everywhere. ``shapes``, ``threads``, ``repeats`` override them.
     ``charlm=None`` skips the char-LM run, ``tape=None`` the tape section, ``dynamic=None`` the
     dynamic-graph section (dynamic.py); quick and full run the same tape and dynamic sizes, full
-    with more repeats and a larger time budget per contender. ``png_path``
+    with more repeats and a larger time budget per contender. ``distributed``: the main job on 1
+    rank vs 2 MPI ranks (None: skipped; skipped with a note without the mpi extra). ``png_path``
     needs matplotlib (the plot extra).
     """
     if importlib.util.find_spec("threadpoolctl") is None:  # sets NumPy's BLAS threads (threads.py)
@@ -207,6 +221,6 @@ def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json"
     if png_path is not None and importlib.util.find_spec("matplotlib") is None:
         raise ValueError(f"main: png_path={str(png_path)!r} needs matplotlib (pip install 'minirnn[plot]'), "
                          "which is not installed")
-    results = measure(quick, modes, shapes, threads, repeats, charlm, tape, dynamic, log)
+    results = measure(quick, modes, shapes, threads, repeats, charlm, tape, dynamic, log, distributed)
     publish(results, json_path, png_path, log)
     return results
