@@ -117,7 +117,7 @@ Inputs parse_inputs(const std::string& mode, py::handle x, py::handle w_ih, py::
   Inputs in;
   in.mode_name = mode;
   if (!minirnn::parse_mode(mode, &in.mode))
-    throw py::value_error("mode: expected one of 'rnn_tanh', 'rnn_relu', 'lstm', 'gru', got '" + mode + "'");
+    throw py::value_error("mode: expected one of 'rnn_tanh', 'rnn_relu', 'rnn_sigmoid', 'lstm', 'gru', got '" + mode + "'");
   in.G = minirnn::num_gates(in.mode);
   const bool lstm = in.mode == Mode::lstm;
 
@@ -492,7 +492,7 @@ the product is small (as the kernels' big GEMMs).)doc");
       py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("need_workspace") = true,
       R"doc(Fused forward pass of one single-direction recurrent layer over all T steps.
 
-mode: 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru' (G = 1, 1, 4, 3 gates; PyTorch's gate order).
+mode: 'rnn_tanh' | 'rnn_relu' | 'rnn_sigmoid' | 'lstm' | 'gru' (G = 1, 1, 1, 4, 3 gates; PyTorch's gate order).
 x (T, B, I); w_ih (G*H, I); w_hh (G*H, H); b_ih, b_hh (G*H,) or both None; h0 (B, H);
 c0 (B, H) for 'lstm', else None; lengths None or integer (B,) in [0, T], any order.
 All float arrays float32 or all float64.

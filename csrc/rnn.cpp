@@ -14,6 +14,7 @@ int num_gates(Mode mode) {
 bool parse_mode(const std::string& name, Mode* mode) {
   if (name == "rnn_tanh") *mode = Mode::rnn_tanh;
   else if (name == "rnn_relu") *mode = Mode::rnn_relu;
+  else if (name == "rnn_sigmoid") *mode = Mode::rnn_sigmoid;
   else if (name == "lstm") *mode = Mode::lstm;
   else if (name == "gru") *mode = Mode::gru;
   else return false;
@@ -30,7 +31,7 @@ WorkspaceLayout workspace_layout(Mode mode, Sizes sz, bool for_backward) {
     L.total += n;
     return offset;
   };
-  const bool elman = mode == Mode::rnn_tanh || mode == Mode::rnn_relu;
+  const bool elman = num_gates(mode) == 1;
   if (!elman) L.gates = carve(G * gate_steps * BH);
   L.hs = carve(state_slots * BH);
   if (mode == Mode::lstm) {
@@ -46,6 +47,7 @@ void rnn_forward(Mode mode, const ForwardArgs<scalar_t>& a) {
   switch (mode) {
     case Mode::rnn_tanh: return elman_tanh_forward(a);
     case Mode::rnn_relu: return elman_relu_forward(a);
+    case Mode::rnn_sigmoid: return elman_sigmoid_forward(a);
     case Mode::lstm: return lstm_forward(a);
     case Mode::gru: return gru_forward(a);
   }
@@ -56,6 +58,7 @@ void rnn_backward(Mode mode, const BackwardArgs<scalar_t>& a) {
   switch (mode) {
     case Mode::rnn_tanh: return elman_tanh_backward(a);
     case Mode::rnn_relu: return elman_relu_backward(a);
+    case Mode::rnn_sigmoid: return elman_sigmoid_backward(a);
     case Mode::lstm: return lstm_backward(a);
     case Mode::gru: return gru_backward(a);
   }

@@ -17,9 +17,9 @@
 
 namespace minirnn {
 
-enum class Mode { rnn_tanh, rnn_relu, lstm, gru };
+enum class Mode { rnn_tanh, rnn_relu, rnn_sigmoid, lstm, gru };
 
-// Number of gates G of a mode (1, 1, 4, 3).
+// Number of gates G of a mode (1 for the three Elman modes, 4, 3).
 int num_gates(Mode mode);
 // "rnn_tanh" ... -> Mode; returns false for an unknown name.
 bool parse_mode(const std::string& name, Mode* mode);
@@ -134,6 +134,7 @@ void rnn_backward(Mode mode, const BackwardArgs<scalar_t>& a);
   void name##_backward(const BackwardArgs<scalar_t>& a);
 MINIRNN_DECLARE_CELL_KERNELS(elman_tanh)
 MINIRNN_DECLARE_CELL_KERNELS(elman_relu)
+MINIRNN_DECLARE_CELL_KERNELS(elman_sigmoid)
 MINIRNN_DECLARE_CELL_KERNELS(lstm)
 MINIRNN_DECLARE_CELL_KERNELS(gru)
 #undef MINIRNN_DECLARE_CELL_KERNELS

@@ -12,13 +12,13 @@ for the input projection of all steps, a recurrent GEMM plus a pointwise pass pe
 weight gradients as GEMMs over all steps after the backward loop.
 
 Legend: T time steps, B batch, I input features, H hidden units, G gates per unit
-(1 for ``rnn_tanh``/``rnn_relu``, 4 for ``lstm``: i f g o, 3 for ``gru``: r z n).
+(1 for ``rnn_tanh``/``rnn_relu``/``rnn_sigmoid``, 4 for ``lstm``: i f g o, 3 for ``gru``: r z n).
 Layout and gate order are PyTorch's: ``x`` (T, B, I), ``w_ih`` (G*H, I), ``w_hh`` (G*H, H),
 ``b_ih``/``b_hh`` (G*H,) or both None, ``h0``/``c0`` (B, H) (``c0`` for lstm only, else None).
 
 Per step, with ``a_t = x_t W_ih^T + b_ih`` and ``r_t = h_{t-1} W_hh^T + b_hh`` (both (B, G*H)):
 
-* Elman:  ``h_t = tanh(a_t + r_t)`` (or relu).
+* Elman:  ``h_t = tanh(a_t + r_t)`` (or relu, or sigmoid: the lectures' Elman network).
 * LSTM:   ``i, f, g, o = sigmoid, sigmoid, tanh, sigmoid`` of the four H-wide slices of
   ``a_t + r_t``;  ``c_t = f * c_{t-1} + i * g``;  ``h_t = o * tanh(c_t)``.
 * GRU:    ``r = sigmoid(a_r + r_r)``, ``z = sigmoid(a_z + r_z)``,
@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 #: Gates per hidden unit, by mode.
-NUM_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+NUM_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3}
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 Arrays = tuple[np.ndarray, ...]
@@ -128,6 +128,14 @@ def _sigmoid(v: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * v))  # = 1 / (1 + exp(-v)), without overflow
 
 
+#: Elman mode -> (activation, its derivative written in terms of its output h).
+_ELMAN_ACTIVATIONS = {
+    "rnn_tanh": (np.tanh, lambda h: 1 - h ** 2),
+    "rnn_relu": (lambda v: np.maximum(v, 0), lambda h: h > 0),
+    "rnn_sigmoid": (_sigmoid, lambda h: h * (1 - h)),
+}
+
+
 # ---------------------------------------------------------------------------- forward
 def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                 b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
@@ -172,7 +180,7 @@ def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
             h_new = (1 - z) * n + z * h
         else:
             pre = a[t] + r
-            h_new = np.tanh(pre) if mode == "rnn_tanh" else np.maximum(pre, 0)
+            h_new = _ELMAN_ACTIVATIONS[mode][0](pre)
             gates[t] = h_new
         h = np.where(mask[t], h_new, h)
         y[t] = np.where(mask[t], h_new, 0)
@@ -209,7 +217,7 @@ def _step_backward(mode: str, dh: np.ndarray, dc: np.ndarray | None, gates: np.n
         da = np.concatenate([dr, dz, dn], axis=1)
         return da, np.concatenate([dr, dz, dn * r], axis=1), dh * z, None
     h_t = gates
-    da = dh * (1 - h_t ** 2) if mode == "rnn_tanh" else dh * (h_t > 0)
+    da = dh * _ELMAN_ACTIVATIONS[mode][1](h_t)
     return da, da, np.zeros_like(dh), None
 
 

@@ -14,7 +14,7 @@ gate order and parameter layout are exactly those of the fused layers in :mod:`m
 and of PyTorch's cells (``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), ``bias_ih``,
 ``bias_hh`` (G*H,)), with ``a = x W_ih^T + b_ih`` and ``r = h W_hh^T + b_hh``:
 
-* RNNCell:  ``h' = tanh(a + r)`` (or relu);
+* RNNCell:  ``h' = tanh(a + r)`` (or relu, or sigmoid);
 * LSTMCell: ``i, f, g, o = sigmoid, sigmoid, tanh, sigmoid`` of the four H-wide slices of
   ``a + r``;  ``c' = f * c + i * g``;  ``h' = o * tanh(c')``;
 * GRUCell:  ``r_ = sigmoid(a_r + r_r)``, ``z = sigmoid(a_z + r_z)``,
@@ -36,7 +36,16 @@ from ..reference import NUM_GATES
 from ..tensor import FLOAT_DTYPES, Tensor
 from .module import Module, Parameter, native_byte_order
 
-RECURRENT_INITS = ("uniform", "orthogonal")
+RECURRENT_INITS = ("uniform", "orthogonal", "identity")
+#: ``nonlinearity`` of RNN / RNNCell -> mode ("sigmoid": the lectures' Elman network).
+ELMAN_MODES = {"tanh": "rnn_tanh", "relu": "rnn_relu", "sigmoid": "rnn_sigmoid"}
+
+
+def elman_mode(owner: str, nonlinearity: str) -> str:
+    """The mode of an Elman layer or cell with ``nonlinearity``, else ValueError."""
+    if nonlinearity not in ELMAN_MODES:
+        raise ValueError(f"{owner}: nonlinearity: expected one of {tuple(ELMAN_MODES)}, got {nonlinearity!r}")
+    return ELMAN_MODES[nonlinearity]
 
 
 # ---------------------------------------------------------------------------- shared helpers
@@ -75,7 +84,9 @@ def init_gate_parameters(module: Module, mode: str, hidden_size: int, recurrent_
 
     PyTorch's default: every weight and bias ~ U(-k, k) with k = 1/sqrt(H). With
     ``recurrent_init="orthogonal"`` each H x H gate block of every ``weight_hh*`` is instead an
-    orthogonal matrix. With ``forget_bias`` (lstm), the forget-gate slice ``[H:2H]`` of every
+    orthogonal matrix. With ``recurrent_init="identity"`` (Elman only: the IRNN of Le, Jaitly and
+    Hinton 2015, meant for relu) every ``weight_hh*`` is the identity and every bias 0, so the
+    state starts by carrying itself unchanged. With ``forget_bias`` (lstm), the forget-gate slice ``[H:2H]`` of every
     ``bias_ih*`` is set to ``forget_bias`` and that of ``bias_hh*`` to 0, so the gate starts at
     ``sigmoid(forget_bias + ...)`` (Jozefowicz et al. 2015 use 1.0).
     """
@@ -84,6 +95,10 @@ def init_gate_parameters(module: Module, mode: str, hidden_size: int, recurrent_
         if name.startswith("weight_hh") and recurrent_init == "orthogonal":
             for block in np.split(param.data, NUM_GATES[mode], axis=0):
                 init.orthogonal_(block)
+        elif name.startswith("weight_hh") and recurrent_init == "identity":
+            init.eye_(param)
+        elif name.startswith("bias_") and recurrent_init == "identity":
+            init.zeros_(param)
         else:
             init.uniform_(param, -k, k)
         if forget_bias is not None and name.startswith("bias_"):
@@ -93,6 +108,9 @@ def init_gate_parameters(module: Module, mode: str, hidden_size: int, recurrent_
 def check_init_options(owner: str, mode: str, recurrent_init: str, forget_bias: float | None) -> None:
     if recurrent_init not in RECURRENT_INITS:
         raise ValueError(f"{owner}: recurrent_init: expected one of {RECURRENT_INITS}, got {recurrent_init!r}")
+    if recurrent_init == "identity" and NUM_GATES[mode] != 1:
+        raise ValueError(f"{owner}: recurrent_init: 'identity' (IRNN) is for an Elman RNN, not mode {mode!r}; "
+                         f"expected 'uniform' or 'orthogonal'")
     if forget_bias is not None:
         if mode != "lstm":
             raise ValueError(f"{owner}: forget_bias: expected None (only LSTMs have a forget gate), "
@@ -134,7 +152,7 @@ def composed_step(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tenso
         n = (a[:, 2 * H:] + reset * r[:, 2 * H:]).tanh()
         return (1 - z) * n + z * h, None
     pre = a + r
-    return (pre.tanh() if mode == "rnn_tanh" else pre.relu()), None
+    return {"rnn_tanh": pre.tanh, "rnn_relu": pre.relu, "rnn_sigmoid": pre.sigmoid}[mode](), None
 
 
 class RNNCellBase(Module):
@@ -226,13 +244,12 @@ class RNNCellBase(Module):
 
 
 class RNNCell(RNNCellBase):
-    """Elman cell ``h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)`` (``nonlinearity="relu"``: relu)."""
+    """Elman cell ``h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)`` (``nonlinearity="relu"``: relu;
+    ``"sigmoid"``: the logistic sigmoid of the lectures' Elman network, not in PyTorch)."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
                  dtype: Any = np.float32, recurrent_init: str = "uniform", fused: bool = True):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNNCell: nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, bias, dtype, recurrent_init, fused=fused)
+        super().__init__(elman_mode("RNNCell", nonlinearity), input_size, hidden_size, bias, dtype, recurrent_init, fused=fused)
         self.nonlinearity = nonlinearity
 
 

@@ -31,7 +31,7 @@ from .. import ops
 from ..fused import rnn_layer
 from ..reference import NUM_GATES
 from ..tensor import Tensor
-from .cells import (as_tensor, check_dtype, check_float, check_init_options, check_size,
+from .cells import (as_tensor, check_dtype, check_float, check_init_options, check_size, elman_mode,
                     init_gate_parameters, make_gate_parameters)
 from .module import Module
 
@@ -191,17 +191,19 @@ class RNN(RNNBase):
     """Elman RNN: ``h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` (or relu) per layer.
 
     Arguments as ``torch.nn.RNN`` plus ``dtype`` and ``recurrent_init`` ("uniform", PyTorch's
-    U(-1/sqrt(H), 1/sqrt(H)), or "orthogonal" for ``weight_hh``). See :class:`RNNBase` for
-    ``forward``.
+    U(-1/sqrt(H), 1/sqrt(H)), "orthogonal" for ``weight_hh``, or "identity": ``weight_hh = I`` and
+    biases 0, the IRNN of Le, Jaitly and Hinton 2015, meant with ``nonlinearity="relu"``).
+    ``nonlinearity`` is "tanh", "relu" or "sigmoid" (the lectures' Elman network; PyTorch has no
+    such RNN, so its state dict loads into ``torch.nn.RNN`` but computes tanh there), all fused.
+    See :class:`RNNBase` for ``forward``.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, dtype: Any = np.float32, recurrent_init: str = "uniform"):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNN: nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        mode = elman_mode("RNN", nonlinearity)
         self.nonlinearity = nonlinearity
-        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, bias, batch_first,
+        super().__init__(mode, input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype, recurrent_init)
 
 
