@@ -117,7 +117,7 @@ Inputs parse_inputs(const std::string& mode, py::handle x, py::handle w_ih, py::
   Inputs in;
   in.mode_name = mode;
   if (!minirnn::parse_mode(mode, &in.mode))
-    throw py::value_error("mode: expected one of 'rnn_tanh', 'rnn_relu', 'rnn_sigmoid', 'lstm', 'gru', got '" + mode + "'");
+    throw py::value_error("mode: expected one of 'rnn_tanh', 'rnn_relu', 'rnn_sigmoid', 'lstm', 'gru', 'gru_reset_before', got '" + mode + "'");
   in.G = minirnn::num_gates(in.mode);
   const bool lstm = in.mode == Mode::lstm;
 
@@ -280,6 +280,8 @@ py::tuple backward(const Inputs& in, py::handle y, py::handle workspace, py::han
 
   if (gate_grads && in.lengths)
     throw py::value_error("lengths: expected None when the gate gradients are returned, got an array");
+  if (gate_grads && in.mode == Mode::gru_reset_before)  // its dW_hn is no product with h_prev
+    throw py::value_error("gate_grads: expected False for mode 'gru_reset_before', got True");
   const bool split_dgh = in.mode == Mode::gru;
   py::array dx = empty<scalar_t>({s.T, s.B, s.I});
   py::array dw_ih = gate_grads ? no_array() : py::array(empty<scalar_t>({in.G * s.H, s.I}));
@@ -492,7 +494,8 @@ the product is small (as the kernels' big GEMMs).)doc");
       py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("need_workspace") = true,
       R"doc(Fused forward pass of one single-direction recurrent layer over all T steps.
 
-mode: 'rnn_tanh' | 'rnn_relu' | 'rnn_sigmoid' | 'lstm' | 'gru' (G = 1, 1, 1, 4, 3 gates; PyTorch's gate order).
+mode: 'rnn_tanh' | 'rnn_relu' | 'rnn_sigmoid' | 'lstm' | 'gru' | 'gru_reset_before' (G = 1, 1, 1, 4, 3, 3
+gates; PyTorch's gate order; gru_reset_before: n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)).
 x (T, B, I); w_ih (G*H, I); w_hh (G*H, H); b_ih, b_hh (G*H,) or both None; h0 (B, H);
 c0 (B, H) for 'lstm', else None; lengths None or integer (B,) in [0, T], any order.
 All float arrays float32 or all float64.
@@ -526,5 +529,5 @@ Returns (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0); db_* are None without bias, 
 gate_grads=True (lengths must be None): dw_ih and dw_hh are not computed; in their
 places come the gate gradients dg_ih and dg_hh (T*B, G*H), with dw_ih = dg_ih^T x and
 dw_hh = dg_hh^T h_prev (dg_hh is None, i.e. equal to dg_ih, unless mode is 'gru'), so a caller
-that sums weight gradients over many calls can do it in one GEMM.)doc");
+that sums weight gradients over many calls can do it in one GEMM. Not for 'gru_reset_before'.)doc");
 }

@@ -6,7 +6,8 @@ namespace minirnn {
 int num_gates(Mode mode) {
   switch (mode) {
     case Mode::lstm: return 4;
-    case Mode::gru: return 3;
+    case Mode::gru:
+    case Mode::gru_reset_before: return 3;
     default: return 1;
   }
 }
@@ -17,6 +18,7 @@ bool parse_mode(const std::string& name, Mode* mode) {
   else if (name == "rnn_sigmoid") *mode = Mode::rnn_sigmoid;
   else if (name == "lstm") *mode = Mode::lstm;
   else if (name == "gru") *mode = Mode::gru;
+  else if (name == "gru_reset_before") *mode = Mode::gru_reset_before;
   else return false;
   return true;
 }
@@ -38,7 +40,7 @@ WorkspaceLayout workspace_layout(Mode mode, Sizes sz, bool for_backward) {
     L.cs = carve(state_slots * BH);
     L.tanh_c = carve(step_slots * BH);
   }
-  if (mode == Mode::gru) L.ghn = carve(step_slots * BH);
+  if (mode == Mode::gru || mode == Mode::gru_reset_before) L.ghn = carve(step_slots * BH);
   return L;
 }
 
@@ -50,6 +52,7 @@ void rnn_forward(Mode mode, const ForwardArgs<scalar_t>& a) {
     case Mode::rnn_sigmoid: return elman_sigmoid_forward(a);
     case Mode::lstm: return lstm_forward(a);
     case Mode::gru: return gru_forward(a);
+    case Mode::gru_reset_before: return gru_reset_before_forward(a);
   }
 }
 
@@ -61,6 +64,7 @@ void rnn_backward(Mode mode, const BackwardArgs<scalar_t>& a) {
     case Mode::rnn_sigmoid: return elman_sigmoid_backward(a);
     case Mode::lstm: return lstm_backward(a);
     case Mode::gru: return gru_backward(a);
+    case Mode::gru_reset_before: return gru_reset_before_backward(a);
   }
 }
 

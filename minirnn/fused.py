@@ -224,12 +224,14 @@ class FusedCellStep(Function):
         if not ctx.batched:  # (H,) -> (1, H)
             dh, dc = (None if g is None else g[None] for g in (dh, dc))
         # The kernel stops before the weight gradients: they go back as products (dG^T x, dG^T h)
-        # that the engine sums over all steps with one GEMM per weight.
+        # that the engine sums over all steps with one GEMM per weight. (Not gru_reset_before: its
+        # dW_hn is dG_n^T (r * h), so the kernel computes dW_hh itself.)
+        products = ctx.mode != "gru_reset_before"
         dx, dg_ih, dg_hh, db_ih, db_hh, dh0, dc0 = _c_backend().rnn_backward(
-            ctx.mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None, None, workspace, None, dh, dc, True)
+            ctx.mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None, None, workspace, None, dh, dc, products)
         needs = ctx.needs_input_grad
-        dw_ih = ProductGrad(dg_ih, x3[0]) if needs[3] else None
-        dw_hh = ProductGrad(dg_ih if dg_hh is None else dg_hh, h2) if needs[4] else None
+        dw_ih = (ProductGrad(dg_ih, x3[0]) if products else dg_ih) if needs[3] else None
+        dw_hh = (ProductGrad(dg_ih if dg_hh is None else dg_hh, h2) if products else dg_hh) if needs[4] else None
         dx, dh0 = (dx[0], dh0) if ctx.batched else (dx[0, 0], dh0[0])
         if dc0 is not None and not ctx.batched:
             dc0 = dc0[0]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-LECTURE_MODES = ("rnn_sigmoid",)
+LECTURE_MODES = ("rnn_sigmoid", "gru_reset_before")
 
 
 def _sigmoid(v: np.ndarray) -> np.ndarray:

@@ -18,7 +18,8 @@ and of PyTorch's cells (``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), ``bias_i
 * LSTMCell: ``i, f, g, o = sigmoid, sigmoid, tanh, sigmoid`` of the four H-wide slices of
   ``a + r``;  ``c' = f * c + i * g``;  ``h' = o * tanh(c')``;
 * GRUCell:  ``r_ = sigmoid(a_r + r_r)``, ``z = sigmoid(a_z + r_z)``,
-  ``n = tanh(a_n + r_ * r_n)``;  ``h' = (1 - z) * n + z * h``.
+  ``n = tanh(a_n + r_ * r_n)``;  ``h' = (1 - z) * n + z * h``;
+  with ``reset_after=False`` (Cho et al. 2014): ``n = tanh(a_n + (r_ * h) W_hn^T + b_hn)``.
 
 This module also holds the parameter creation and initialisation shared with the fused layers.
 """
@@ -105,6 +106,17 @@ def init_gate_parameters(module: Module, mode: str, hidden_size: int, recurrent_
             param.data[hidden_size:2 * hidden_size] = forget_bias if name.startswith("bias_ih") else 0.0
 
 
+def gru_mode(owner: str, mode: str, reset_after: bool) -> str:
+    """``mode``, or ``"gru_reset_before"`` for a GRU with ``reset_after=False``; else a clear error."""
+    if not isinstance(reset_after, bool):
+        raise TypeError(f"{owner}: reset_after: expected True or False, got {reset_after!r}")
+    if reset_after:
+        return mode
+    if mode != "gru":
+        raise ValueError(f"{owner}: reset_after: expected True (only a GRU has the option), got False for mode {mode!r}")
+    return "gru_reset_before"
+
+
 def check_init_options(owner: str, mode: str, recurrent_init: str, forget_bias: float | None) -> None:
     if recurrent_init not in RECURRENT_INITS:
         raise ValueError(f"{owner}: recurrent_init: expected one of {RECURRENT_INITS}, got {recurrent_init!r}")
@@ -151,6 +163,11 @@ def composed_step(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tenso
         reset, z = rz[:, :H], rz[:, H:]
         n = (a[:, 2 * H:] + reset * r[:, 2 * H:]).tanh()
         return (1 - z) * n + z * h, None
+    if mode == "gru_reset_before":  # the reset gate scales h before W_hn (r's n columns go unused)
+        rz = (a[:, :2 * H] + r[:, :2 * H]).sigmoid()  # (B, 2H)
+        reset, z = rz[:, :H], rz[:, H:]
+        n = (a[:, 2 * H:] + linear(reset * h, w_hh[2 * H:], None if b_hh is None else b_hh[2 * H:])).tanh()
+        return (1 - z) * n + z * h, None
     pre = a + r
     return {"rnn_tanh": pre.tanh, "rnn_relu": pre.relu, "rnn_sigmoid": pre.sigmoid}[mode](), None
 
@@ -160,12 +177,13 @@ class RNNCellBase(Module):
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True,
                  dtype: Any = np.float32, recurrent_init: str = "uniform",
-                 forget_bias: float | None = None, fused: bool = True):
+                 forget_bias: float | None = None, fused: bool = True, reset_after: bool = True):
         super().__init__()
         owner = type(self).__name__
         if not isinstance(fused, bool):
             raise TypeError(f"{owner}: fused: expected True or False, got {fused!r}")
-        self.mode = mode
+        mode = gru_mode(owner, mode, reset_after)
+        self.mode, self.reset_after = mode, reset_after
         self.fused = fused
         self.input_size = check_size(owner, "input_size", input_size, 0)
         self.hidden_size = check_size(owner, "hidden_size", hidden_size)
@@ -240,6 +258,7 @@ class RNNCellBase(Module):
 
     def extra_repr(self) -> str:
         extra = ("" if self.bias else ", bias=False") + ("" if self.fused else ", fused=False")
+        extra += "" if self.reset_after else ", reset_after=False"
         return f"{self.input_size}, {self.hidden_size}{extra}"
 
 
@@ -262,8 +281,13 @@ class LSTMCell(RNNCellBase):
 
 
 class GRUCell(RNNCellBase):
-    """GRU cell (gates r, z, n, reset applied to ``W_hn h + b_hn``; see the module docstring)."""
+    """GRU cell (gates r, z, n; see the module docstring and :class:`minirnn.nn.GRU` for both variants).
+
+    ``reset_after=True`` (default): PyTorch's, the reset gate scales ``W_hn h + b_hn``;
+    ``False``: Cho et al. 2014's, it scales ``h`` before the product. Both: ``h' = (1 - z) * n + z * h``.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype: Any = np.float32,
-                 recurrent_init: str = "uniform", fused: bool = True):
-        super().__init__("gru", input_size, hidden_size, bias, dtype, recurrent_init, fused=fused)
+                 recurrent_init: str = "uniform", fused: bool = True, reset_after: bool = True):
+        super().__init__("gru", input_size, hidden_size, bias, dtype, recurrent_init, fused=fused,
+                         reset_after=reset_after)
