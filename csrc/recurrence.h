@@ -574,9 +574,12 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
                 const scalar_t* dy = a.dy + (t * B + b) * H;  // (H)
                 for (int64_t j = u.begin; j < u.begin + u.size; j++) dh[b * H + j] += dy[j];
               }
+            for (int64_t b = run.begin; a.dh_steps != nullptr && b < run.begin + run.size; b++)
+              copy_units(a.dh_steps + (t * B + b) * H, dh + b * H, u);
             Cell::backward_rows(s, run, u);
           },
           [&](int64_t b) {  // past the end: no gate gradient, the state's gradient passes straight through
+            if (a.dh_steps != nullptr) zero_units(a.dh_steps + (t * B + b) * H, u);
             for (int64_t g = 0; g < G && b < rows.rows[t]; g++) {
               zero_units(s.dgx + b * GH + g * H, u);
               zero_units(s.dgh + b * GH + g * H, u);
@@ -645,6 +648,7 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   }
   if (!rows.dense) scatter_step_rows(a.dx, dxp, I, rows, B);
   std::fill(a.dx + Tmax * B * I, a.dx + T * B * I, scalar_t(0));  // steps after every sequence ended
+  if (a.dh_steps != nullptr) std::fill(a.dh_steps + Tmax * BH, a.dh_steps + T * BH, scalar_t(0));
   std::copy(dh_buf + (Tmax % 2) * BH, dh_buf + (Tmax % 2 + 1) * BH, a.dh0);
   if (Cell::has_c) std::copy(dc_buf + (Tmax % 2) * BH, dc_buf + (Tmax % 2 + 1) * BH, a.dc0);
 }

@@ -121,6 +121,9 @@ struct BackwardArgs {
   scalar_t* dg_ih = nullptr;  // (T*B, G*H) input side (dX, dW_ih = dg_ih^T X, db_ih)
   scalar_t* dg_hh = nullptr;  // (T*B, G*H) recurrent side (dW_hh = dg_hh^T H_prev, db_hh); gru only, else dg_ih
   const Interrupt* interrupt = nullptr;  // null: the loop runs to the end
+  // Optional output: every step's dL/dh_t (dy_t included), zero where t >= lengths[b] (gradient-flow
+  // analysis, minirnn/analysis.py: the loop has each step's dh anyway).
+  scalar_t* dh_steps = nullptr;  // (T, B, H)
 };
 
 // Dispatch on mode. The caller has validated every pointer's size.

@@ -49,7 +49,7 @@ Arrays = tuple[np.ndarray, ...]
 
 
 # ---------------------------------------------------------------------------- validation
-def _check_array(name: str, a: object, shape: tuple[int, ...], dtype: np.dtype) -> None:
+def check_array(name: str, a: object, shape: tuple[int, ...], dtype: np.dtype) -> None:
     if not isinstance(a, np.ndarray):
         raise TypeError(f"rnn: {name}: expected an ndarray, got {type(a).__name__}")
     if a.dtype != dtype:
@@ -80,22 +80,22 @@ def check_forward_args(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndar
     T, B, I = x.shape
     H = w_hh.shape[1]
     GH = NUM_GATES[mode] * H
-    _check_array("w_ih", w_ih, (GH, I), x.dtype)
-    _check_array("w_hh", w_hh, (GH, H), x.dtype)
+    check_array("w_ih", w_ih, (GH, I), x.dtype)
+    check_array("w_hh", w_hh, (GH, H), x.dtype)
     if (b_ih is None) != (b_hh is None):
         raise ValueError("rnn: b_ih, b_hh: expected both or neither, got only one")
     if b_ih is not None:
-        _check_array("b_ih", b_ih, (GH,), x.dtype)
-        _check_array("b_hh", b_hh, (GH,), x.dtype)
-    _check_array("h0", h0, (B, H), x.dtype)
+        check_array("b_ih", b_ih, (GH,), x.dtype)
+        check_array("b_hh", b_hh, (GH,), x.dtype)
+    check_array("h0", h0, (B, H), x.dtype)
     if mode == "lstm":
         if c0 is None:
             raise ValueError("rnn: c0: expected an array (B, H) for mode 'lstm', got None")
-        _check_array("c0", c0, (B, H), x.dtype)
+        check_array("c0", c0, (B, H), x.dtype)
     elif c0 is not None:
         raise ValueError(f"rnn: c0: expected None for mode {mode!r}, got an array")
     if lengths is not None:
-        _check_array("lengths", lengths, (B,), np.dtype(np.int64))
+        check_array("lengths", lengths, (B,), np.dtype(np.int64))
         if lengths.size and (lengths.min() < 0 or lengths.max() > T):
             raise ValueError(f"rnn: lengths: expected values in [0, {T}], got "
                              f"min {lengths.min()} and max {lengths.max()}")
@@ -252,7 +252,7 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                  b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
                  c0: np.ndarray | None, lengths: np.ndarray | None, y: np.ndarray,
                  workspace: np.ndarray, dy: np.ndarray, dh_n: np.ndarray,
-                 dc_n: np.ndarray | None) -> tuple[np.ndarray | None, ...]:
+                 dc_n: np.ndarray | None, dh_steps: np.ndarray | None = None) -> tuple[np.ndarray | None, ...]:
     """Backpropagation through time: gradients of every input given dy, dh_n (and dc_n).
 
     Walking t = T-1 .. 0 with ``dh`` = dL/dh_t (starting at ``dh_n``):  a sequence active at
@@ -265,17 +265,18 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                               dW_hh = sum_t dr_t^T h_{t-1}    db_hh = sum_t dr_t
 
     Returns ``(dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)``; ``db_*`` are None without bias,
-    ``dc0`` is None except for lstm.
+    ``dc0`` is None except for lstm. ``dh_steps`` (T, B, H), when given, is filled with every
+    step's ``dL/dh_t`` (``dy_t`` included; zero where ``t >= lengths[b]``).
     """
     check_forward_args(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths)
     T, B, _ = x.shape
     H = h0.shape[1]
-    _check_array("y", y, (T, B, H), x.dtype)
-    _check_array("workspace", workspace, (workspace_size(mode, T, B, H),), x.dtype)
-    _check_array("dy", dy, (T, B, H), x.dtype)
-    _check_array("dh_n", dh_n, (B, H), x.dtype)
+    check_array("y", y, (T, B, H), x.dtype)
+    check_array("workspace", workspace, (workspace_size(mode, T, B, H),), x.dtype)
+    check_array("dy", dy, (T, B, H), x.dtype)
+    check_array("dh_n", dh_n, (B, H), x.dtype)
     if mode == "lstm":
-        _check_array("dc_n", dc_n, (B, H), x.dtype)
+        check_array("dc_n", dc_n, (B, H), x.dtype)
     gates, extra = workspace_views(mode, workspace, T, B, H)
     mask = step_mask(lengths, T, B)
     GH_h = _h_gates(mode, H)
@@ -288,6 +289,8 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
     for t in reversed(range(T)):
         m = mask[t]
         dh_t = dh + dy[t]
+        if dh_steps is not None:
+            dh_steps[t] = np.where(m, dh_t, 0)
         c_prev = None
         if mode == "lstm":
             c_prev = extra[t - 1] if t else c0

@@ -20,6 +20,7 @@ from minirnn.bench.charlm import CharLMConfig
 from minirnn.bench.problem import MODES, Shape, make_problem
 from minirnn.bench.tape import TapeConfig
 from minirnn.bench.threads import use_threads
+from minirnn.bench.variants import VARIANTS
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY = (Shape(6, 2, 4, 5),)
@@ -67,8 +68,8 @@ def tiny(tmp_path_factory):
 def test_tiny_run_writes_complete_json(tiny):
     results, data, log = tiny
     assert data == json.loads(json.dumps(results))
-    assert set(data) >= {"machine", "config", "grid", "memory", "varlen", "denormals", "charlm", "tape", "targets",
-                         "load_average", "wall_s"}
+    assert set(data) >= {"machine", "config", "grid", "memory", "varlen", "denormals", "variants", "charlm", "tape",
+                         "targets", "load_average", "wall_s"}
     # which code and which micro-kernel the numbers measured (None only outside a git checkout)
     commit = data["machine"]["commit"]
     if (Path(__file__).resolve().parents[1] / ".git").exists():
@@ -96,6 +97,15 @@ def test_tiny_run_writes_complete_json(tiny):
     assert lstm["workspace_bytes_per_tbh"] == pytest.approx(4 * (7 + 2 / TINY[0].T))
     assert lstm["workspace_formula"] == "4*(7*T*B*H + 2*B*H)"
     assert "lstm     T6 B2 H5:  4*(7*T*B*H + 2*B*H) bytes = " in log
+    # the lecture variants: each beside its base mode, every contender timed on both, a table row each
+    assert [(r["mode"], r["base"], r["task"]) for r in data["variants"]] == [
+        (v, b, t) for v, b in VARIANTS.items() for t in ("train", "infer")]
+    for r in data["variants"]:
+        assert set(r["median_s"]) == set(r["base_median_s"]) == {"fused", "cells", "numpy"}
+        assert all(v > 0 for v in [*r["median_s"].values(), *r["base_median_s"].values()])
+        assert r["flops"] == make_problem(r["mode"], TINY[0]).flops(r["task"] == "train")
+        assert sum(line.startswith(f"{r['mode']:17s} {r['base']:9s}") and r["task"] in line
+                   for line in log.splitlines()) == 1
     lm = data["charlm"]
     assert lm["first_loss"]["minirnn"] == pytest.approx(lm["first_loss"]["torch"], rel=1e-4)
     assert lm["first_loss"]["minirnn"] == pytest.approx(np.log(lm["vocab"]), rel=0.1)
@@ -427,7 +437,7 @@ def test_floor_does_the_gemms_of_the_rows_the_layer_computes(monkeypatch, varlen
     assert sum(flops) == problem.flops(True) * rows / (10 * 6)
 
 
-@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu", "rnn_sigmoid", "gru_reset_before"])
 def test_workspace_formula_matches_the_kernels_layout(mode):
     for T, B, H in ((1, 1, 1), (7, 3, 5), (100, 16, 1024)):
         assert workspace_bytes(mode, T, B, H) == 4 * _C.workspace_size(mode, T, B, H)

@@ -16,18 +16,20 @@ from torch_oracle import assert_close_to_scale
 
 import minirnn
 from minirnn import Tensor, fused, gradcheck, init, nn, reference
+from minirnn.nn.cells import RNNCellBase
+from minirnn.nn.rnn import RNNBase
 
 T, B, I, H = 5, 4, 3, 6
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 
 
-def make_module(mode: str, **kwargs: Any) -> nn.RNNBase:
+def make_module(mode: str, **kwargs: Any) -> RNNBase:
     if mode == "rnn_sigmoid":
         return nn.RNN(I, H, nonlinearity="sigmoid", **kwargs)
     return nn.GRU(I, H, reset_after=False, **kwargs)
 
 
-def make_cell(mode: str, **kwargs: Any) -> nn.RNNCellBase:
+def make_cell(mode: str, **kwargs: Any) -> RNNCellBase:
     if mode == "rnn_sigmoid":
         return nn.RNNCell(I, H, nonlinearity="sigmoid", **kwargs)
     return nn.GRUCell(I, H, reset_after=False, **kwargs)
@@ -133,6 +135,46 @@ def test_fused_cell_equals_composed_cell(mode: str) -> None:
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-13, err_msg=f"item {k}")
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_kernels_match_reference_with_w_hh_given_to_blas_unpacked(threads: int) -> None:
+    """One row a step and a W_hh larger than L2 (3 * 300^2 * 4 bytes): the forward pass gives W_hh's
+    blocks to BLAS as they are (the 'direct' path), the r/z product and the W_hn product both."""
+    from minirnn import _C
+    rng = np.random.default_rng(14)
+    x, h0 = rng.standard_normal((3, 1, I)).astype(np.float32), rng.standard_normal((1, 300)).astype(np.float32)
+    w_ih, w_hh = (rng.uniform(-0.06, 0.06, (900, n)).astype(np.float32) for n in (I, 300))
+    b = rng.uniform(-0.06, 0.06, 900).astype(np.float32)
+    saved = _C.num_threads()
+    _C.set_num_threads(threads)
+    try:
+        y, h_n, _, ws = _C.rnn_forward("gru_reset_before", x, w_ih, w_hh, b, b, h0, None, None)
+        grads = _C.rnn_backward("gru_reset_before", x, w_ih, w_hh, b, b, h0, None, None, y, ws, np.ones_like(y),
+                                None, None)
+    finally:
+        _C.set_num_threads(saved)
+    y_r, h_r, _, ws_r = reference.rnn_forward("gru_reset_before", x, w_ih, w_hh, b, b, h0, None, None)
+    expected = reference.rnn_backward("gru_reset_before", x, w_ih, w_hh, b, b, h0, None, None, y_r, ws_r,
+                                      np.ones_like(y), np.zeros_like(h0), None)
+    assert_close_to_scale(y, y_r, 1e-5, "y")
+    for name, a, e in zip(("dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0"), grads, expected):
+        assert_close_to_scale(a, e, 1e-5, name)
+
+
+def test_reset_before_has_no_gate_gradient_products() -> None:
+    """Its dW_hn is dG_n^T (r * h), not a product with h: the kernels refuse gate_grads for it."""
+    from minirnn import _C
+    x, w_ih, w_hh, b_ih, b_hh, h0 = layer_args("gru_reset_before", np.float64, True)
+    y, _, _, ws = _C.rnn_forward("gru_reset_before", x, w_ih, w_hh, b_ih, b_hh, h0, None, None)
+    with pytest.raises(ValueError, match="gate_grads: expected False for mode 'gru_reset_before', got True"):
+        _C.rnn_backward("gru_reset_before", x, w_ih, w_hh, b_ih, b_hh, h0, None, None, y, ws, None, None, None, True)
+
+
+def test_repr_names_the_variant() -> None:
+    assert "reset_after=False" in repr(nn.GRU(I, H, reset_after=False))
+    assert "reset_after" not in repr(nn.GRU(I, H))
+    assert "reset_after=False" in repr(nn.GRUCell(I, H, reset_after=False))
+
+
 # ---------------------------------------------------------------------------- IRNN
 @pytest.mark.parametrize("make", [lambda **k: nn.RNN(I, H, nonlinearity="relu", num_layers=2, bidirectional=True, **k),
                                   lambda **k: nn.RNNCell(I, H, nonlinearity="relu", **k)])
@@ -179,6 +221,12 @@ def test_eye_fills_the_identity_like_torch() -> None:
     (lambda: nn.RNN(I, H, nonlinearity="softsign"), ValueError,
      "RNN: nonlinearity: expected one of \\('tanh', 'relu', 'sigmoid'\\), got 'softsign'"),
     (lambda: nn.RNNCell(I, H, nonlinearity="elu"), ValueError, "RNNCell: nonlinearity: expected one of"),
+    (lambda: RNNBase("lstm", I, H, reset_after=False), ValueError,
+     "RNNBase: reset_after: expected True \\(only a GRU has the option\\), got False for mode 'lstm'"),
+    (lambda: RNNCellBase("rnn_tanh", I, H, reset_after=False), ValueError,
+     "RNNCellBase: reset_after: expected True \\(only a GRU has the option\\), got False for mode 'rnn_tanh'"),
+    (lambda: nn.GRU(I, H, reset_after="no"), TypeError, "GRU: reset_after: expected True or False, got 'no'"),
+    (lambda: nn.GRUCell(I, H, reset_after=0), TypeError, "GRUCell: reset_after: expected True or False, got 0"),
 ])
 def test_bad_arguments_name_the_argument(call: Any, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
