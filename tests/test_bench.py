@@ -510,6 +510,22 @@ def test_ab_builds_script_times_two_builds_in_alternating_processes():
     assert lines[2].startswith("fused B/A: median ") and lines[3].startswith("floor B/A: median ")
 
 
+def test_ab_builds_script_in_process_loads_both_builds_in_one_process(tmp_path):
+    """--in-process with the installed build and a copy of it (two files, so two modules): a B/A per
+    round from kernel calls timed interleaved, and the summary line."""
+    script = BENCHMARKS / "ab_builds.py"
+    copy = tmp_path / Path(_C.__file__).name
+    copy.write_bytes(Path(_C.__file__).read_bytes())
+    done = subprocess.run([sys.executable, str(script), _C.__file__, str(copy), "--in-process", "--mode", "lstm",
+                           "--shape", "3,2,4,5", "--task", "train", "--rounds", "2", "--repeats", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("lstm T3 B2 I4 H5 train, 1 thread(s), 2 rounds in one process")
+    assert all(re.match(r"round \d: kernels A [\d.]+ ms  B [\d.]+ ms  B/A [\d.]+$", line) for line in lines[1:3])
+    assert lines[3].startswith("kernels B/A: median ") and len(lines) == 4
+
+
 def test_ab_builds_script_refuses_a_missing_build(tmp_path):
     script = BENCHMARKS / "ab_builds.py"
     done = subprocess.run([sys.executable, str(script), _C.__file__, str(tmp_path / "nothing.so")],
