@@ -742,18 +742,19 @@ INTERRUPTED_CALL = """
 import json, os, signal, sys, threading, time
 import numpy as np
 from minirnn import _C
-sharing, task = sys.argv[1], sys.argv[2]
+sharing, task, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 _C.set_num_threads(2); _C.set_min_step_work(0); _C._set_step_sharing(sharing)
 B, H = 4, 2048  # a large W_hh: slow steps, and a workspace of 229 MB at T = 1000
+G = {"lstm": 4, "gru_reset_before": 3}[mode]
 r = np.random.default_rng(0)
 f = lambda *s: (r.standard_normal(s) * 0.02).astype(np.float32)
-wi, wh, h0 = f(4 * H, 1), f(4 * H, H), np.zeros((B, H), np.float32)
+wi, wh, h0 = f(G * H, 1), f(G * H, H), np.zeros((B, H), np.float32)
 def call(x):
-    args = ("lstm", x, wi, wh, None, None, h0, h0, None)
+    args = (mode, x, wi, wh, None, None, h0, h0 if mode == "lstm" else None, None)
     if task == "infer":
         return _C.rnn_forward(*args, False)
     y, hn, cn, ws = _C.rnn_forward(*args)
-    return _C.rnn_backward(*args, y, ws, None, hn, cn) if task == "backward" else y
+    return _C.rnn_backward(*args, y, ws, None, hn, cn if mode == "lstm" else None) if task == "backward" else y
 start = time.perf_counter(); call(f(50, B, 1)); estimate = 20 * (time.perf_counter() - start)  # for T = 1000
 threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
 start = time.perf_counter()
@@ -768,13 +769,15 @@ print(json.dumps({"outcome": outcome, "elapsed": elapsed, "estimate": estimate,
 """
 
 
-@pytest.mark.parametrize("sharing, task", [("units", "infer"), ("units", "backward"), ("rows", "forward")])
-def test_ctrl_c_stops_a_long_kernel_call(sharing, task):
+@pytest.mark.parametrize("sharing, task, mode", [("units", "infer", "lstm"), ("units", "backward", "lstm"),
+                                                ("rows", "forward", "lstm"), ("units", "infer", "gru_reset_before"),
+                                                ("units", "backward", "gru_reset_before")])
+def test_ctrl_c_stops_a_long_kernel_call(sharing, task, mode):
     """Ctrl-C during a many-second time loop raises KeyboardInterrupt within about a step (the loop
     asks Python every 50 ms; issue 24, item 10), whichever way the threads share the steps, and the
-    kernels work normally afterwards."""
-    out = subprocess.run([sys.executable, "-c", INTERRUPTED_CALL, sharing, task], capture_output=True, text=True,
-                         timeout=300)
+    kernels work normally afterwards; gru_reset_before too, whose steps have a second barrier."""
+    out = subprocess.run([sys.executable, "-c", INTERRUPTED_CALL, sharing, task, mode], capture_output=True,
+                         text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     if result["estimate"] < 1.5:
