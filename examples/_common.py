@@ -15,9 +15,22 @@ from minirnn.tensor import Tensor
 
 def parse_quick(description: str) -> bool:
     """``--quick``: the shortened run the tests use."""
+    return _parser(description).parse_args().quick
+
+
+def parse_quick_and_autobatch(description: str) -> tuple[bool, bool]:
+    """``--quick`` and ``--no-autobatch`` (run the tape eagerly, one node at a time)."""
+    p = _parser(description)
+    p.add_argument("--no-autobatch", action="store_true",
+                   help="run the recursion eagerly instead of inside minirnn.autobatch()")
+    args = p.parse_args()
+    return args.quick, not args.no_autobatch
+
+
+def _parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="a shortened run (seconds, for the tests)")
-    return p.parse_args().quick
+    return p
 
 
 class Trace(NamedTuple):

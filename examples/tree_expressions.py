@@ -10,7 +10,11 @@ with the weights of its operator,
 and a linear layer on the root's h predicts the truth value. Accuracy is measured on held-out
 trees of the training depths (1-4) and on deeper ones (5-6).
 
-    python examples/tree_expressions.py [--quick]
+Training runs the recursion inside ``minirnn.autobatch()``: the nodes of one height and operator
+in all 32 trees of a minibatch run as one op (docs/06-autobatch.md); ``--no-autobatch`` runs it
+eagerly, one node at a time, with the same result.
+
+    python examples/tree_expressions.py [--quick] [--no-autobatch]
 """
 from __future__ import annotations
 
@@ -18,8 +22,8 @@ from typing import Union
 
 import numpy as np
 
-from _common import fit, held_out_accuracy, parse_quick, seed
-from minirnn import Tensor, cat, functional as F, init, nn, stack
+from _common import fit, held_out_accuracy, parse_quick_and_autobatch, seed
+from minirnn import Tensor, autobatch, cat, functional as F, init, nn, stack
 
 Tree = Union[bool, tuple]  # a leaf, ("not", tree) or (op, left, right)
 BINARY = {"and": lambda a, b: a and b, "or": lambda a, b: a or b, "xor": lambda a, b: a != b}
@@ -68,14 +72,15 @@ def make(rng: np.random.Generator, n: int, depth: int) -> tuple[list[Tree], np.n
     return trees, np.array([value(t) for t in trees], dtype=np.int64)
 
 
-def main(quick: bool = False) -> dict[str, float]:
+def main(quick: bool = False, batched: bool = True) -> dict[str, float]:
     rng = seed(0)
     steps, hidden, n_test = (40, 16, 200) if quick else (1500, 32, 1000)
     model = TreeNet(hidden)
 
     def loss_step(i: int) -> Tensor:
         trees, labels = make(rng, 32, 4)
-        return F.cross_entropy(model(trees), labels)
+        with autobatch(enabled=batched):
+            return F.cross_entropy(model(trees), labels)
 
     fit(loss_step, model.parameters(), steps, lr=3e-3)
     return held_out_accuracy("tree expressions", model, {
@@ -83,4 +88,4 @@ def main(quick: bool = False) -> dict[str, float]:
         "deeper, <= 6": make(np.random.default_rng(12), n_test, 6)})
 
 if __name__ == "__main__":
-    main(parse_quick(__doc__.split("\n")[0]))
+    main(*parse_quick_and_autobatch(__doc__.split("\n")[0]))

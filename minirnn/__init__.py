@@ -35,6 +35,8 @@ from . import graph  # noqa: F401
 from . import init, nn, optim  # noqa: F401
 from .serialization import load, save  # noqa: F401
 from .ops import cat, concatenate, split, stack, where  # noqa: F401
+from .ops import gather_rows, segment_sum  # noqa: F401
 from . import functional  # noqa: F401
+from .autobatch import autobatch  # noqa: F401
 
 __version__ = "0.1.0"

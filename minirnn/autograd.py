@@ -44,6 +44,15 @@ class _GradMode(threading.local):
 _grad_mode_state = _GradMode()
 
 
+class _AutobatchState(threading.local):
+    """Inside ``minirnn.autobatch()`` (per thread): the recorder that takes every op lazily."""
+
+    recorder: Any = None
+
+
+_autobatch_state = _AutobatchState()
+
+
 def is_grad_enabled() -> bool:
     """True when new operations are recorded on the tape (the default)."""
     return _grad_mode_state.enabled
@@ -223,6 +232,9 @@ class Function:
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
         # This runs for every op, so it avoids what costs per call: list comprehensions rather
         # than generators, one output without a loop, grad mode looked up only when it matters.
+        recorder = _autobatch_state.recorder
+        if recorder is not None:  # inside autobatch(): recorded now, run later in batches
+            return recorder.record(cls, args, kwargs)
         Tensor = tensor.Tensor
         needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
         record = True in needs and _grad_mode_state.enabled

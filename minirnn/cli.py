@@ -1,9 +1,12 @@
-"""The command line: ``python -m minirnn {train charlm, sample, bench}``.
+"""The command line: ``python -m minirnn {train charlm, train wordlm, sample, bench}``.
 
 * ``train charlm [--data FILE] [--minutes M | --steps N] [--out CKPT]``: train the character LSTM
   (:mod:`minirnn.charlm`) with truncated BPTT on ``FILE`` or, by default, the English text of
   ``pydoc_data.topics``; report held-out bits per character against a unigram baseline, save a
   checkpoint (model, config and vocabulary, no pickle) and print samples.
+  ``train wordlm [--min-count N]`` is the same with words for tokens (:mod:`minirnn.wordlm`: words
+  seen fewer than N times, default 3, become ``<unk>``); it reports held-out perplexity against the
+  unigram model's.
   Every ``--checkpoint-minutes`` (default 5; ``--checkpoint-steps N`` too) and at the end, ``--out``
   gets a checkpoint that also holds the training state (the ``train`` part: options, data
   fingerprint, step, data position, the carried LSTM state, Adam's state, the NaN guard's counts and
@@ -36,12 +39,13 @@ import numpy as np
 from . import optim
 from .charlm import (CharLM, default_corpus, encode_corpus, evaluate_bits, split_held_out, state_shapes, streams,
                      unigram_bits)
-from .data import CharVocab
+from .data import CharVocab, WordVocab
 from .generate import generate, sequence_cross_entropy
 from .random import default_generator, manual_seed
 from .serialization import load, save
 from .tbptt import NonFiniteError, NonFiniteGuard, tbptt
 from .tensor import Tensor
+from .wordlm import encode_words
 
 T = TypeVar("T")
 #: The keys of ``CharLM.config``: what a checkpoint may pass to ``CharLM``.
@@ -56,7 +60,8 @@ def _progress(total: int | None, quiet: bool, unit: str):
 def _sample_text(model: CharLM, vocab: CharVocab, prompt: str, length: int, temperature: float,
                  top_k: int | None, seed: int) -> str:
     ids = generate(model, vocab.encode(prompt), length, temperature, top_k, np.random.default_rng(seed))
-    return prompt + vocab.decode(ids)
+    # characters run on; words are split and joined with single spaces ("The " + "cat" -> "The cat")
+    return vocab.join([vocab.join(vocab.split(prompt)), vocab.decode(ids)])
 
 
 def _read_text(path: str) -> str:
@@ -170,7 +175,13 @@ def _restore(resume: dict, model: CharLM, opt: optim.Optimizer, guard: NonFinite
     return step, pos, state, float(trained_s)
 
 
+def _score(model_kind: str, bits: float) -> str:
+    """Bits per token as the model kind reports it: bits/char, or perplexity for words."""
+    return f"{bits:.3f} bits/char" if model_kind == "charlm" else f"perplexity {2.0 ** bits:.1f}"
+
+
 def train_charlm(args: argparse.Namespace) -> int:
+    args.out = args.out or f"{args.model}.npz"
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if os.path.isdir(args.out) or not os.path.isdir(out_dir):  # fail now, not after the training
         raise ValueError(f"--out: expected a file in an existing directory, got {args.out!r}")
@@ -181,7 +192,7 @@ def train_charlm(args: argparse.Namespace) -> int:
     else:
         text, source = _read_text(args.data), args.data
     fingerprint = _data_fingerprint(text)
-    vocab, ids = encode_corpus(text)
+    vocab, ids = encode_words(text, args.min_count) if args.model == "wordlm" else encode_corpus(text)
     del text  # the ids (one byte a character for up to 256 characters) are all that is needed
     if ckpt is not None and fingerprint != ckpt["train"]["data"].get("fingerprint"):
         raise ValueError(f"--resume: the data differs from the checkpoint's ({source}: {fingerprint}, "
@@ -189,8 +200,9 @@ def train_charlm(args: argparse.Namespace) -> int:
     train_ids, held_ids = split_held_out(ids, args.val_fraction)
     train, held_out = streams(train_ids, args.batch), streams(held_ids, min(args.batch, len(held_ids) // 2))
     baseline = unigram_bits(train_ids, held_ids, len(vocab))
-    print(f"data: {source}, {len(ids):,} chars, vocab {len(vocab)}, held out {len(held_ids):,}; "
-          f"unigram baseline {baseline:.3f} bits/char")
+    unit = "chars" if args.model == "charlm" else f"words and marks (vocabulary: seen >= {args.min_count} times)"
+    print(f"data: {source}, {len(ids):,} {unit}, vocab {len(vocab)}, held out {len(held_ids):,}; "
+          f"unigram baseline {_score(args.model, baseline)}")
     if ckpt is None:
         _check_model_fits(len(vocab), args)
         model = CharLM(len(vocab), args.embed, args.hidden, args.layers)
@@ -268,11 +280,11 @@ def train_charlm(args: argparse.Namespace) -> int:
         return EXIT_NONFINITE
     bits = evaluate_bits(model, held_out, args.seq_len)
     skipped = f"; skipped {guard.skipped} non-finite updates" if guard.skipped else ""
-    print(f"trained {step} steps ({step * args.seq_len * args.batch:,} chars) in {elapsed:.0f} s; "
-          f"held-out {bits:.3f} bits/char vs unigram {baseline:.3f}{skipped}")
+    print(f"trained {step} steps ({step * args.seq_len * args.batch:,} tokens) in {elapsed:.0f} s; "
+          f"held-out {_score(args.model, bits)} vs unigram {_score(args.model, baseline)}{skipped}")
     checkpoint({"val_bpc": bits})
     print(f"saved {args.out}")
-    prompt = "The " if set("The ") <= set(vocab.tokens) else vocab.decode(held_ids[:4])
+    prompt = "The " if all(t in vocab for t in vocab.split("The ")) else vocab.decode(held_ids[:4])
     for seed in range(args.samples):
         print(f"--- sample {seed + 1} (temperature 0.8)\n{_sample_text(model, vocab, prompt, 200, 0.8, None, seed)}")
     return 0
@@ -320,7 +332,8 @@ def _model_from(ckpt: dict) -> tuple[CharLM, CharVocab]:
         raise ValueError(f"checkpoint: config: expected the keys {keys} (vocab_size required), got {config!r}")
     _check_model_shapes(config, ckpt["model"])
     model = _checkpoint_part("config", lambda: CharLM(**config))
-    vocab = _checkpoint_part("vocab", lambda: CharVocab.from_dict(ckpt["vocab"]))
+    kind = CharVocab if not isinstance(ckpt["vocab"], dict) or ckpt["vocab"].get("kind") != "word" else WordVocab
+    vocab = _checkpoint_part("vocab", lambda: kind.from_dict(ckpt["vocab"]))
     if len(vocab) != config["vocab_size"]:
         raise ValueError(f"checkpoint: vocab: expected {config['vocab_size']} tokens (config's vocab_size), "
                          f"got {len(vocab)}")
@@ -329,7 +342,8 @@ def _model_from(ckpt: dict) -> tuple[CharLM, CharVocab]:
 
 
 def load_charlm(path: str) -> tuple[CharLM, CharVocab]:
-    """The model and vocabulary of a checkpoint written by ``train charlm``. A file is user data:
+    """The model and vocabulary of a checkpoint written by ``train charlm`` or ``train wordlm`` (the
+    vocabulary's kind says which). A file is user data:
     a missing or damaged part (config keys or values, vocabulary, weights) is a ValueError naming it;
     the weights' shapes are checked against the config before the model is built."""
     return _model_from(load(path))
@@ -337,9 +351,10 @@ def load_charlm(path: str) -> tuple[CharLM, CharVocab]:
 
 def sample(args: argparse.Namespace) -> int:
     model, vocab = load_charlm(args.checkpoint)
-    missing = sorted(set(args.prompt) - set(vocab.tokens))
-    if missing or not args.prompt:
-        raise ValueError(f"prompt: expected non-empty text of characters in the vocabulary, got "
+    missing = sorted(t for t in vocab.split(args.prompt) if t not in vocab and vocab.unk is None)
+    if missing or not vocab.split(args.prompt):
+        tokens = "characters" if vocab.kind == "char" else "words"
+        raise ValueError(f"prompt: expected non-empty text of {tokens} in the vocabulary, got "
                          f"{args.prompt!r} (unknown: {missing})")
     print(_sample_text(model, vocab, args.prompt, args.length, args.temperature, args.top_k, args.seed))
     return 0
@@ -434,12 +449,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m minirnn", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a model")
-    train.add_argument("model", choices=["charlm"])
+    train.add_argument("model", choices=["charlm", "wordlm"])
     train.add_argument("--data", help="UTF-8 text file (default: pydoc_data.topics)")
     train.add_argument("--minutes", type=positive_argument(float), default=2.0, help="training time (default 2)")
     train.add_argument("--steps", type=positive_argument(int), help="train this many updates instead of --minutes")
-    train.add_argument("--out", type=_file_path, default="charlm.npz",
-                       help="checkpoint path (default charlm.npz), also written every --checkpoint-minutes")
+    train.add_argument("--out", type=_file_path,
+                       help="checkpoint path (default MODEL.npz), also written every --checkpoint-minutes")
     train.add_argument("--resume", metavar="CKPT", type=_file_path,
                        help="continue the run saved in CKPT (its data, sizes and options; --steps counts "
                             "from its start, --minutes from now)")
@@ -461,6 +476,8 @@ def parser() -> argparse.ArgumentParser:
                        help="held-out share (default 0.05)")
     train.add_argument("--samples", type=int, default=2, help="samples to print after training")
     train.add_argument("--seed", type=_OPTION_TYPES["seed"], default=0)
+    train.add_argument("--min-count", type=positive_argument(int), default=3,
+                       help="wordlm: a word seen fewer times is <unk> (default 3)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=train_charlm)
     smp = sub.add_parser("sample", help="generate text from a checkpoint")

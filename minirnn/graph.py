@@ -287,3 +287,29 @@ def render(tensor: Tensor, path: str | Path, format: str = "svg",  # noqa: A002 
 
 __all__ = ["InputRecord", "NodeRecord", "format_bytes", "nodes", "render", "render_text", "summary",
            "to_dot", "value_text"]
+
+
+def batch_table(log: Any, timings: bool = True) -> str:
+    """The batches an ``autobatch()`` block formed (its :class:`~minirnn.autobatch.BatchLog`), in
+    the order they ran, then a summary line::
+
+        #   op      size  how      signature
+        0   Linear     4  batched  (3,), shared(3, 3), None
+        1   Sum        4  batched  (3,), (0,), False
+        2 batches for 8 ops (mean size 4.0); recording 0.1 ms, scheduling 0.2 ms
+
+    ``signature``: per argument the shape a member gives (stacked into the batch), ``shared(...)``
+    for a weight all members use, or the option's value. ``how`` is ``alone: <why>`` for an op
+    that could not join a batch (it ran on its own, after the work it depends on). ``timings=False``
+    leaves the times out of the summary line (for output that must not change from run to run).
+    """
+    rows = [(str(i), b.op, str(b.size), b.how, b.signature) for i, b in enumerate(log.batches)]
+    header = ("#", "op", "size", "how", "signature")
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(4)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:<{widths[3]}}  {r[4]}"
+             for r in [header, *rows]]
+    mean = log.ops / len(log.batches) if log.batches else 0.0
+    times = (f"; recording {log.record_seconds * 1e3:.1f} ms, scheduling {log.schedule_seconds * 1e3:.1f} ms"
+             if timings else "")
+    lines.append(f"{len(log.batches)} batches for {log.ops} ops (mean size {mean:.1f}){times}")
+    return "\n".join(lines)

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from minirnn import _C
-from minirnn.bench import floor, harness, main, report, tape, targets, timing
+from minirnn.bench import dynamic, floor, harness, main, report, tape, targets, timing
 from minirnn.bench.memory import workspace_bytes
 from minirnn.bench.charlm import CharLMConfig
 from minirnn.bench.problem import MODES, Shape, make_problem
+from minirnn.bench.dynamic import DynamicConfig
 from minirnn.bench.tape import TapeConfig
 from minirnn.bench.threads import use_threads
 from minirnn.bench.variants import VARIANTS
@@ -25,6 +26,8 @@ from minirnn.bench.variants import VARIANTS
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY = (Shape(6, 2, 4, 5),)
 TINY_LM = CharLMConfig(T=8, B=2, embed=4, hidden=6, layers=2)
+TINY_DYNAMIC = DynamicConfig(trees=3, vocab=20, embed=6, hidden=4, graphs=3, graph_hidden=4, decoders=3,
+                             decoder_hidden=4, max_output=4)
 TINY_TAPE = TapeConfig(shapes=(Shape(5, 2, 3, 4),), ops=40, trees=3, depth=3, tree_hidden=4, tree_vocab=5, chars=6,
                        lm_embed=4, lm_hidden=6, lm_vocab=7)
 
@@ -52,7 +55,7 @@ def run_tiny(tmp_path, **kwargs):
     path = tmp_path / "bench.json"
     log = []
     results = main(quick=True, json_path=path, shapes=TINY, threads=(1,), repeats=2, charlm=TINY_LM,
-                   tape=TINY_TAPE, log=log.append, **kwargs)
+                   tape=TINY_TAPE, dynamic=TINY_DYNAMIC, log=log.append, **kwargs)
     return results, json.loads(path.read_text()), "\n".join(log)
 
 
@@ -69,7 +72,7 @@ def test_tiny_run_writes_complete_json(tiny):
     results, data, log = tiny
     assert data == json.loads(json.dumps(results))
     assert set(data) >= {"machine", "config", "grid", "memory", "varlen", "denormals", "variants", "charlm", "tape",
-                         "targets", "load_average", "wall_s"}
+                         "dynamic", "targets", "load_average", "wall_s"}
     # which code and which micro-kernel the numbers measured (None only outside a git checkout)
     commit = data["machine"]["commit"]
     if (Path(__file__).resolve().parents[1] / ".git").exists():
@@ -109,7 +112,7 @@ def test_tiny_run_writes_complete_json(tiny):
     lm = data["charlm"]
     assert lm["first_loss"]["minirnn"] == pytest.approx(lm["first_loss"]["torch"], rel=1e-4)
     assert lm["first_loss"]["minirnn"] == pytest.approx(np.log(lm["vocab"]), rel=0.1)
-    assert [t["status"] in ("PASS", "MISS", "n/a") for t in data["targets"]] == [True] * 13
+    assert [t["status"] in ("PASS", "MISS", "n/a") for t in data["targets"]] == [True] * 18
     for t in data["targets"]:  # every target printed with its verdict
         assert f"[{t['status']:4s}] {t['text']}" in log
     # the tape section: a record per measurement with every contender, and a table row each
@@ -127,6 +130,17 @@ def test_tiny_run_writes_complete_json(tiny):
     assert TINY_TAPE.trees < tree["nodes"] <= TINY_TAPE.trees * (2 ** (TINY_TAPE.depth + 1) - 1)
     assert sample["chars_per_s"]["torch"] == pytest.approx(6 / sample["median_s"]["torch"])
     assert sample["config"] == {"vocab": 7, "embed": 4, "hidden": 6, "layers": 2, "temperature": 1.0}
+    # the dynamic section: every contender computed the same loss, a table row per record
+    assert [(r["kind"], r.get("trees")) for r in data["dynamic"]] == [
+        ("treelstm", 3), ("treelstm", 1), ("treenet", 3), ("mpnn", None), ("decoders", None)]
+    for r in data["dynamic"]:
+        losses = r["loss"]
+        assert set(losses) == set(r["median_s"]) >= {"tape", "autobatch", "autobatch_depth", "torch"}
+        assert all(v == pytest.approx(losses["tape"], rel=1e-4) for v in losses.values()), r["kind"]
+        assert 0 < r["batches"] < r["ops"] and 0 < r["record_s"] and 0 < r["schedule_s"]
+        assert min(r["peak_bytes"].values()) > 0
+        assert sum(line.startswith(dynamic.label(r)) for line in log.splitlines()) == 1  # its table row
+    assert "by_level" in data["dynamic"][0]["median_s"]
 
 
 def slowed(results):
@@ -141,6 +155,10 @@ def slowed(results):
     out["charlm"]["median_s"]["minirnn"] *= 1000
     for r in out["tape"]:
         r["median_s"]["tape"] *= 1000
+    for r in out["dynamic"]:
+        r["median_s"]["autobatch"] *= 1000
+        r["record_s"] = r["median_s"]["autobatch"]
+        r["peak_bytes"]["autobatch"] *= 1000
     return out
 
 
@@ -165,7 +183,9 @@ def test_every_target_misses_with_a_label_per_record_kind(tiny, tmp_path):
     assert where["tape tree net (eager)"] == {f"tree net 3 trees {results['tape'][-2]['nodes']} nodes H4 threads=1"}
     assert where["tape sampling"] == {"sample 6 chars LSTM 2x6 threads=1"}
     text = "\n".join(log)
-    assert text.count("[MISS]") == 10
+    assert where["autobatch Tree-LSTM"] == {f"Tree-LSTM 3 trees {results['dynamic'][0]['nodes']} nodes H4 threads=1"}
+    assert len(where["autobatch never slower than eager by more than 10%"]) == 5
+    assert text.count("[MISS]") == 15
     assert "miss: char-LM T8 B2 H6 layers=2 threads=1: " in text and "miss: gru " + size in text
     assert json.loads((tmp_path / "bench.json").read_text())["targets"] == results["targets"]
     if png is not None:
@@ -181,6 +201,8 @@ def test_without_torch_skips_torch_with_a_note(tmp_path, monkeypatch):
     assert any("torch is not installed" in n for n in data["notes"])
     assert data["charlm"]["chars_per_s"].keys() == {"minirnn", "floor"}
     assert data["tape"] and all("torch" not in r["median_s"] and "tape" in r["median_s"] for r in data["tape"])
+    assert data["dynamic"] and all("torch" not in r["median_s"] and "autobatch" in r["median_s"]
+                                   for r in data["dynamic"])
     assert all(set(r["median_s"]) == {"tape", "fused_layer", "floor"} for r in data["tape"] if r["kind"] == "cells")
     assert any(n.startswith("tape_composed skipped: minirnn's gru cell takes no fused= flag") for n in data["notes"])
     statuses = {t["text"]: t["status"] for t in data["targets"]}
@@ -191,7 +213,7 @@ def test_without_torch_skips_torch_with_a_note(tmp_path, monkeypatch):
 def test_full_mode_runs_every_contender_at_one_thread_and_all_cores(monkeypatch):
     monkeypatch.setattr(harness, "all_cores", lambda: 2)
     results = main(quick=False, json_path=None, modes=("gru",), shapes=TINY, repeats=1, charlm=None,
-                   tape=TapeConfig(**{**vars(TINY_TAPE), "modes": ("gru",)}), log=lambda line: None)
+                   tape=TapeConfig(**{**vars(TINY_TAPE), "modes": ("gru",)}), dynamic=None, log=lambda line: None)
     assert results["config"]["threads"] == [1, 2] and results["config"]["repeats"] == 1
     assert sorted((r["threads"], r["task"]) for r in results["grid"]) == [
         (1, "infer"), (1, "train"), (2, "infer"), (2, "train")]
@@ -493,6 +515,16 @@ def test_tape_table_script_prints_a_row_per_measurement(monkeypatch, no_pause, c
     assert out[0].startswith("minirnn from ") and out[1].startswith("Tape vs torch eager")
     rows = [line for line in out if re.match(r"(lstm|gru|rnn_tanh) cell loop|\d+ tiny ops|tree net|sample ", line)]
     assert len(rows) == len(TINY_TAPE.modes) * len(TINY_TAPE.shapes) + 3
+
+
+def test_tape_table_script_prints_the_dynamic_section_and_its_targets(monkeypatch, no_pause, capsys):
+    monkeypatch.setattr(dynamic, "DynamicConfig", lambda: TINY_DYNAMIC)
+    load_benchmark_script("tape_table").main(["--repeats", "1", "--budget", "0.1", "--threads", "1",
+                                               "--section", "dynamic"])
+    out = capsys.readouterr().out
+    assert "Dynamic graphs: one example at a time" in out
+    assert len(re.findall(r"^(Tree-LSTM|tree net|MPNN|decoders) ", out, re.M)) == 5
+    assert out.count("] autobatch ") == 5
 
 
 def test_ab_builds_script_times_two_builds_in_alternating_processes():

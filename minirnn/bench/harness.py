@@ -22,6 +22,7 @@ from . import report, torch_peer
 from .charlm import CharLMConfig, run_charlm
 from .contenders import cells_step, fused_step, numpy_step
 from .denormals import run_denormals
+from .dynamic import DynamicConfig, run_dynamic
 from .grid import run_grid
 from .memory import peak_step_bytes, workspace_record
 from .problem import FULL_GRID, MODES, QUICK_GRID, Shape, make_problem
@@ -89,9 +90,10 @@ def _light(shapes: tuple[Shape, ...], max_flops: float | None) -> tuple[Shape, .
 def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Shape, ...] | None = None,
             threads: tuple[int, ...] | None = None, repeats: int | None = None,
             charlm: CharLMConfig | None = CharLMConfig(), tape: TapeConfig | None = TapeConfig(),
-            log: Callable[[str], None] = print) -> dict[str, Any]:
+            dynamic: DynamicConfig | None = DynamicConfig(), log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every measurement (arguments as :func:`main`) and return the results dict, without
-    targets: the grid, memory, variable lengths, denormals, the char-LM and the tape, with notes."""
+    targets: the grid, memory, variable lengths, denormals, the char-LM, the tape and dynamic
+    graphs, with notes."""
     wall_start = time.perf_counter()
     cores = all_cores()
     shapes = shapes if shapes is not None else (QUICK_GRID if quick else FULL_GRID)
@@ -143,6 +145,9 @@ def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Sh
         phase("tape (median ms per forward + backward; sampling: per run of chars)")
     results["tape"] = run_tape(tape, max(threads), repeats, budget_s, with_torch, log) if tape else None
     results["notes"] += sorted({n for r in results["tape"] or [] for n in r["notes"]})
+    if dynamic:
+        phase("dynamic graphs (median ms per training step)")
+    results["dynamic"] = run_dynamic(dynamic, max(threads), repeats, budget_s, with_torch, log) if dynamic else None
     results["load_average"] = {"start": load_start, "end": os.getloadavg()[0]}
     results["wall_s"] = time.perf_counter() - wall_start
     return results
@@ -153,7 +158,7 @@ def publish(results: dict[str, Any], json_path: str | Path | None = None, png_pa
     """Judge the targets on ``results`` (stored in it as ``results["targets"]``), print the
     tables, notes and targets, and write the JSON (and the PNG chart) when paths are given."""
     targets = evaluate(results["grid"], results["varlen"], results["denormals"], results["charlm"],
-                       results.get("tape"))
+                       results.get("tape"), results.get("dynamic"))
     results["targets"] = as_json(targets)
     log("")
     log(report.grid_table(results["grid"]))
@@ -169,6 +174,8 @@ def publish(results: dict[str, Any], json_path: str | Path | None = None, png_pa
         log(report.charlm_line(results["charlm"]))
     if results.get("tape"):
         log(report.tape_table(results["tape"]))
+    if results.get("dynamic"):
+        log(report.dynamic_table(results["dynamic"]))
     for note in results["notes"]:
         log(f"note: {note}")
     log(report.targets_table(targets))
@@ -187,7 +194,7 @@ def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json"
          modes: tuple[str, ...] = MODES, shapes: tuple[Shape, ...] | None = None,
          threads: tuple[int, ...] | None = None, repeats: int | None = None,
          charlm: CharLMConfig | None = CharLMConfig(), tape: TapeConfig | None = TapeConfig(),
-         log: Callable[[str], None] = print) -> dict[str, Any]:
+         dynamic: DynamicConfig | None = DynamicConfig(), log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the benchmarks, print the tables and the targets, write JSON (and PNG); return the
     results dict that went into the JSON.
 
@@ -195,8 +202,9 @@ def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json"
     contenders (tape cells, NumPy) skipped above 2 GFLOP per step and memory and variable lengths
     measured only at the shapes below that; otherwise the whole grid at 1 thread and at all cores,
     7 repeats, every contender everywhere. ``shapes``, ``threads``, ``repeats`` override them.
-    ``charlm=None`` skips the char-LM run, ``tape=None`` the tape section (quick and full run the
-    same tape sizes, full with more repeats and a larger time budget per contender). ``png_path``
+    ``charlm=None`` skips the char-LM run, ``tape=None`` the tape section, ``dynamic=None`` the
+    dynamic-graph section (dynamic.py); quick and full run the same tape and dynamic sizes, full
+    with more repeats and a larger time budget per contender. ``png_path``
     needs matplotlib (the plot extra).
     """
     if importlib.util.find_spec("threadpoolctl") is None:  # sets NumPy's BLAS threads (threads.py)
@@ -205,6 +213,6 @@ def main(quick: bool = True, json_path: str | Path | None = "minirnn-bench.json"
     if png_path is not None and importlib.util.find_spec("matplotlib") is None:
         raise ValueError(f"main: png_path={str(png_path)!r} needs matplotlib (pip install 'minirnn[plot]'), "
                          "which is not installed")
-    results = measure(quick, modes, shapes, threads, repeats, charlm, tape, log)
+    results = measure(quick, modes, shapes, threads, repeats, charlm, tape, dynamic, log)
     publish(results, json_path, png_path, log)
     return results

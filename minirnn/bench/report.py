@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from .dynamic import label as dynamic_label
 from .tape import label
 from .targets import Target
 
@@ -129,21 +130,50 @@ def tape_table(records: list[Record]) -> str:
     """The tape section (tape.py), a row per record: median ms per forward + backward of each
     contender (a sampling row: per run of its characters), tape / torch and tape / floor (below
     1: the tape is faster), and the record's own unit (us per op, chars/s)."""
-    widths = {c: len(c) + 5 for c in TAPE_COLUMNS}
-    head = (f"{'tape section':40s} {'thr':>3s}" + "".join(f"{c + ' ms':>{widths[c]}s}" for c in TAPE_COLUMNS)
-            + f"{'/torch':>7s}{'/floor':>7s}")
-    lines = ["Tape vs torch eager (median ms per forward + backward; sampling: per run, no grad; "
-             "/torch and /floor: tape's time over theirs):", head, "-" * len(head)]
+    return _section_table("Tape vs torch eager (median ms per forward + backward; sampling: per run, no grad; "
+                          "/torch and /floor: tape's time over theirs):", "tape section", records, label,
+                          TAPE_COLUMNS, "tape", ("torch", "floor"), "", _tape_extra)
+
+
+#: The dynamic section's contenders in column order (dynamic.py).
+DYNAMIC_COLUMNS = ("tape", "autobatch", "autobatch_depth", "torch", "by_level")
+
+
+def dynamic_table(records: list[Record]) -> str:
+    """The dynamic-graph section (dynamic.py), a row per record: median ms per training step of
+    each contender, autobatch's time over eager's, torch's and the hand-batched one's (below 1:
+    autobatch is faster), its batches for its ops, the shares of its step spent recording ops (with
+    their signatures) and scheduling (grouping, gathering inputs), and its peak memory over eager's."""
+    def tail(r: Record) -> str:
+        record, schedule = (r[k] / r["median_s"]["autobatch"] for k in ("record_s", "schedule_s"))
+        memory = r["peak_bytes"]["autobatch"] / max(r["peak_bytes"]["tape"], 1)
+        return f"  {r['batches']:>5d}/{r['ops']:<6d} {record:6.0%} {schedule:6.0%}  {memory:6.2f}x"
+
+    return _section_table("Dynamic graphs: one example at a time, eager vs autobatch() vs torch eager (median ms "
+                          "per training step; /x: autobatch's time over x's):", "dynamic section", records,
+                          dynamic_label, DYNAMIC_COLUMNS, "autobatch", ("tape", "torch", "by_level"),
+                          "  batches/ops  record  sched  memory", tail)
+
+
+def _section_table(title: str, name: str, records: list[Record], label_of: Callable[[Record], str],
+                   columns: tuple[str, ...], ours: str, others: tuple[str, ...], tail_head: str,
+                   tail: Callable[[Record], str]) -> str:
+    """A table of ``records``: the label, the thread count, each contender's median ms, ``ours``'s
+    time over each of ``others``' (headed ``/name``, ``/level`` for ``by_level``), and ``tail(r)``."""
+    widths = {c: len(c) + 5 for c in columns}
+    head = (f"{name:40s} {'thr':>3s}" + "".join(f"{c + ' ms':>{widths[c]}s}" for c in columns)
+            + "".join(f"{'/' + o.replace('by_', ''):>7s}" for o in others) + tail_head)
+    lines = [title, head, "-" * len(head)]
     for r in records:
         t = r["median_s"]
-        lines.append(f"{label(r):40s} {r['threads']:3d}" + "".join(_ms(t, c, widths[c]) for c in TAPE_COLUMNS)
-                     + _ratio(t, "torch", "tape") + _ratio(t, "floor", "tape") + _tape_extra(r))
+        lines.append(f"{label_of(r):40s} {r['threads']:3d}" + "".join(_ms(t, c, widths[c]) for c in columns)
+                     + "".join(_ratio(t, o, ours) for o in others) + tail(r))
     return "\n".join(lines)
 
 
 def targets_table(targets: list[Target]) -> str:
     """Every target with PASS / MISS / n/a, its worst ratio and each point that missed."""
-    lines = ["Targets (goals of issue 4):"]
+    lines = ["Targets (goals, not assertions):"]
     for t in targets:
         worst = f"  (worst ratio {t.worst:.2f})" if t.worst is not None else ""
         lines.append(f"  [{t.status:4s}] {t.text}{worst}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from . import tape
+from . import dynamic, tape
 
 Record = dict[str, Any]
 #: The tape's cell loops: the limit of tape / torch at each of the issue's (T, B, H).
@@ -31,9 +31,10 @@ class Target:
 def _label(r: Record) -> str:
     """Where a record was measured: mode and size for the layer records (grid, varlen,
     denormals), the model's size for the char-LM record (which has no single mode or H), what it
-    measured for a tape record (tape.py)."""
+    measured for a tape or dynamic record (tape.py, dynamic.py)."""
     if "kind" in r:
-        return f"{tape.label(r)} threads={r['threads']}"
+        what = dynamic.label(r) if r["kind"] in dynamic.KINDS else tape.label(r)
+        return f"{what} threads={r['threads']}"
     if "mode" not in r:
         c = r["config"]
         return f"char-LM T{c['T']} B{c['B']} H{c['hidden']} layers={c['layers']} threads={r['threads']}"
@@ -75,9 +76,11 @@ def _point(r: Record) -> tuple[int, int, int]:
 
 
 def evaluate(grid: list[Record], varlen: list[Record], denormals: list[Record],
-             charlm: Record | None, tape_records: list[Record] | None = None) -> list[Target]:
+             charlm: Record | None, tape_records: list[Record] | None = None,
+             dynamic_records: list[Record] | None = None) -> list[Target]:
     """Every target of the issue, in the issue's order, plus the denormal one, then the tape's
-    (``tape_records``: tape.py's; None or empty: n/a)."""
+    and the dynamic graphs' (``tape_records``, ``dynamic_records``: tape.py's and dynamic.py's;
+    None or empty: n/a)."""
     cells = [r for r in tape_records or [] if r["kind"] == "cells" and _point(r) in TAPE_CELL_LIMITS]
 
     def tape_check(text: str, kind: str, limit: float) -> Target:
@@ -116,6 +119,26 @@ def evaluate(grid: list[Record], varlen: list[Record], denormals: list[Record],
         tape_check("tape per-op fixed cost: tape / torch <= 1.0", "ops", 1.0),
         tape_check("tape tree net (eager): tape / torch <= 1.0", "tree", 1.0),
         tape_check("tape sampling: chars/s at least 2x torch's", "sample", 0.5),
+        *dynamic_targets(dynamic_records or []),
+    ]
+
+
+def dynamic_targets(records: list[Record]) -> list[Target]:
+    """The goals for autobatch(): on the Tree-LSTM's batch of trees faster than torch eager by 8x
+    (DyNet reported 7.1x over its unbatched mode) and near the hand-batched version; everywhere
+    cheap to schedule, no hungrier for memory and never slower than eager."""
+    trees = [r for r in records if r["kind"] == "treelstm" and r["trees"] > 1]
+    return [
+        check("autobatch Tree-LSTM: autobatch / torch <= 1/8", trees,
+              lambda r: _ratio(r, "autobatch", "torch"), lambda r: 1 / 8),
+        check("autobatch Tree-LSTM: autobatch / by_level (batched by hand) <= 1.2", trees,
+              lambda r: _ratio(r, "autobatch", "by_level"), lambda r: 1.2),
+        check("autobatch scheduling (recording + forming batches) <= 15% of the step", records,
+              lambda r: (r["record_s"] + r["schedule_s"]) / r["median_s"]["autobatch"], lambda r: 0.15),
+        check("autobatch peak memory <= 1.5x eager's", records,
+              lambda r: r["peak_bytes"]["autobatch"] / max(r["peak_bytes"]["tape"], 1), lambda r: 1.5),
+        check("autobatch never slower than eager by more than 10%: autobatch / tape <= 1.1", records,
+              lambda r: _ratio(r, "autobatch", "tape"), lambda r: 1.1),
     ]
 
 

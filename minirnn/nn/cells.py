@@ -204,7 +204,7 @@ class RNNCellBase(Module):
         (the parameters'); None -> zeros."""
         if value is None:
             return Tensor(np.zeros(shape, dtype))
-        if isinstance(value, Tensor) and value.data.shape == shape and value.data.dtype == dtype:
+        if isinstance(value, Tensor) and value.shape == shape and value.dtype == dtype:
             return value  # (the common case first: a cell's step runs in loops)
         owner = type(self).__name__
         t = as_tensor(owner, name, value)
@@ -216,8 +216,8 @@ class RNNCellBase(Module):
     def _check_input(self, input: Any, dtype: np.dtype) -> Tensor:
         """``input`` as a Tensor of shape (B, I) or (I,) and ``dtype`` (the parameters'), else a clear error."""
         if isinstance(input, Tensor):
-            shape = input.data.shape
-            if len(shape) in (1, 2) and shape[-1] == self.input_size and input.data.dtype == dtype:
+            shape = input.shape
+            if len(shape) in (1, 2) and shape[-1] == self.input_size and input.dtype == dtype:
                 return input  # (the common case first)
         owner = type(self).__name__
         x = as_tensor(owner, "input", input)
@@ -234,7 +234,7 @@ class RNNCellBase(Module):
         """
         dtype = self.dtype  # (read once a step)
         x = self._check_input(input, dtype)
-        batch = x.data.shape[0] if x.data.ndim == 2 else None
+        batch = x.shape[0] if x.ndim == 2 else None
         state_shape = (self.hidden_size,) if batch is None else (batch, self.hidden_size)
         if self.mode == "lstm":
             if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):

@@ -38,7 +38,7 @@ class Linear(Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(f"Linear: expected input with last dimension {self.in_features}, got shape {x.shape}")
-        if isinstance(x, Tensor) and not x.data.dtype.isnative:  # (a big-endian array, say)
+        if isinstance(x, Tensor) and not x.dtype.isnative:  # (a big-endian array, say)
             x = native_byte_order("Linear", "input", x)
         return linear(x, self.weight, self.bias)
 

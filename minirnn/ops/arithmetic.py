@@ -305,9 +305,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def _linear_args_fit(x: Any, weight: Any, bias: Any) -> bool:
     if not (isinstance(x, Tensor) and isinstance(weight, Tensor) and (bias is None or isinstance(bias, Tensor))):
         return False
-    xs, ws, dt = x.data.shape, weight.data.shape, x.data.dtype
-    return (len(ws) == 2 and len(xs) > 0 and xs[-1] == ws[1] and dt.kind == "f" and weight.data.dtype == dt
-            and (bias is None or (bias.data.shape == ws[:1] and bias.data.dtype == dt)))
+    xs, ws, dt = x.shape, weight.shape, x.dtype  # (not .data: x may be lazy, see minirnn.autobatch)
+    return (len(ws) == 2 and len(xs) > 0 and xs[-1] == ws[1] and dt.kind == "f" and weight.dtype == dt
+            and (bias is None or (bias.shape == ws[:1] and bias.dtype == dt)))
 
 
 def _raise_linear_error(x: Any, weight: Any, bias: Any) -> None:

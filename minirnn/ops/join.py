@@ -51,7 +51,9 @@ class Stack(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
-        return (None, *(np.ascontiguousarray(g) for g in np.moveaxis(grad, ctx.axis, 0)))
+        moved = np.moveaxis(grad, ctx.axis, 0)
+        # (g[k, ...] keeps a 0-d piece an array; ascontiguousarray would make it 1-d)
+        return (None, *(g if g.flags.c_contiguous else g.copy() for g in (moved[k, ...] for k in range(len(moved)))))
 
 
 class Split(Function):
@@ -82,9 +84,9 @@ def _check_many(op: str, tensors: Sequence[Tensor], axis: int, extra_dim: int) -
 def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Concatenate along an existing ``axis``; all other dimensions must match."""
     axis = _check_many("cat", tensors, axis, 0)
-    first = tensors[0].data.shape
+    first = tensors[0].shape
     for k, t in enumerate(tensors):
-        shape = t.data.shape
+        shape = t.shape
         if len(shape) != len(first) or shape[:axis] != first[:axis] or shape[axis + 1:] != first[axis + 1:]:
             raise ValueError(f"cat(): expected tensors[{k}] to match shape {first} except on axis {axis}, "
                              f"got {t.shape}")
