@@ -3,9 +3,13 @@
     python benchmarks/ab_builds.py /tmp/build_a/_C*.so /tmp/build_b/_C*.so \\
         --mode lstm --shape 100,64,256 --task train --threads 1 --rounds 5
 
-Two builds of ``minirnn._C`` cannot share a process (both are that one module), so every round
-runs one child process per build, A then B: a drift of the machine (other tenants, the clock)
-falls on both alike. A child loads its build as ``minirnn._C`` before it imports minirnn, then
+Two builds of ``minirnn._C`` cannot both be that one module, so every round runs one child
+process per build, A then B: a drift of the machine (other tenants, the clock) falls on both alike.
+On a busy machine the processes' own luck swamps a few percent (at load 6 on 2 cores the floor's
+B/A of two processes ranged 0.4-3.0); ``--in-process`` then loads both files into ONE process
+under two other names and times their kernel calls (``rnn_forward``, and ``rnn_backward`` for
+training, on the harness's problem) interleaved sample by sample, each round a B/A; the fused
+layer's Python around the kernels and the floor are left out, being the same in both. A child loads its build as ``minirnn._C`` before it imports minirnn, then
 times the fused layer's step and the GEMM floor as the harness does (``minirnn.bench.timing``:
 warm-up, interleaved samples, medians). The parent prints each round's medians, then B/A per
 round and the median over rounds (below 1: B is faster). The floor is the same code in both
@@ -23,17 +27,21 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import numpy as np
 
 
-def load_build(so: str) -> None:
-    """Make the extension file ``so`` the module ``minirnn._C`` (before minirnn is imported)."""
+def load_build(so: str, name: str = "minirnn._C") -> Any:
+    """Load the extension file ``so`` as the module ``name`` (its last part must be ``_C``, the name
+    the extension was built with) and return it; as ``minirnn._C``, before minirnn is imported."""
     import scipy_openblas32  # noqa: F401  (loads the OpenBLAS the extension links to)
-    loader = importlib.machinery.ExtensionFileLoader("minirnn._C", so)
-    spec = importlib.util.spec_from_file_location("minirnn._C", so, loader=loader)
+    loader = importlib.machinery.ExtensionFileLoader(name, so)
+    spec = importlib.util.spec_from_file_location(name, so, loader=loader)
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
-    sys.modules["minirnn._C"] = module
+    sys.modules[name] = module
+    return module
 
 
 if __name__ == "__main__" and "--child" in sys.argv:  # before anything imports minirnn, with its own _C
@@ -91,6 +99,41 @@ def compare(args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def kernel_step(kernels: Any, problem: Any, train: bool) -> Callable[[], None]:
+    """One layer step of ``problem`` straight on a build's kernels: forward, then backward of ``dy``."""
+    w, s = problem.weights, problem.shape
+    zero = np.zeros((s.B, s.H), np.float32)
+    args = (problem.mode, problem.x, w["weight_ih_l0"], w["weight_hh_l0"], w["bias_ih_l0"], w["bias_hh_l0"], zero,
+            zero if problem.mode == "lstm" else None, None)
+
+    def training_step() -> None:
+        y, _, _, workspace = kernels.rnn_forward(*args)
+        kernels.rnn_backward(*args, y, workspace, problem.dy, None, None)
+
+    return training_step if train else lambda: kernels.rnn_forward(*args, need_workspace=False)
+
+
+def compare_in_process(args: argparse.Namespace) -> list[str]:
+    """Both builds in this process, their kernel calls timed interleaved; the report's lines."""
+    builds = [load_build(so, f"ab_{name}._C") for name, so in (("a", args.a), ("b", args.b))]
+    problem, train = make_problem(args.mode, args.shape), args.task == "train"
+    shape = problem.shape
+    lines = [f"{args.mode} T{shape.T} B{shape.B} I{shape.I} H{shape.H} {args.task}, {args.threads} thread(s), "
+             f"{args.rounds} rounds in one process; A = {args.a}, B = {args.b}"]
+    for kernels in builds:
+        kernels.set_num_threads(args.threads)
+    ratios = []
+    for r in range(args.rounds):
+        timings = time_interleaved([Contender(name, kernel_step(kernels, problem, train), spins=False)
+                                    for name, kernels in zip("AB", builds)], args.repeats, budget_s=1e9)
+        a, b = timings["A"].median_s, timings["B"].median_s
+        ratios.append(b / a)
+        lines.append(f"round {r + 1}: kernels A {a * 1e3:.3f} ms  B {b * 1e3:.3f} ms  B/A {b / a:.3f}")
+    lines.append(f"kernels B/A: median {statistics.median(ratios):.3f} (min {min(ratios):.3f}, "
+                 f"max {max(ratios):.3f}; B faster in {sum(x < 1 for x in ratios)} of {len(ratios)} rounds)")
+    return lines
+
+
 def extension_file(text: str) -> str:
     if not Path(text).is_file():
         raise argparse.ArgumentTypeError(f"expected a built extension file (_C*.so), got {text!r}: no such file")
@@ -105,7 +148,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", type=shape_argument, default=shape_argument("100,64,256"), help="T,B,H or T,B,I,H")
     p.add_argument("--task", choices=("train", "infer"), default="train")
     p.add_argument("--threads", type=positive_argument(int), default=1)
-    p.add_argument("--rounds", type=positive_argument(int), default=5, help="processes per build")
+    p.add_argument("--rounds", type=positive_argument(int), default=5, help="processes per build (in process: B/As)")
+    p.add_argument("--in-process", action="store_true", help="both builds in one process, kernels only")
     p.add_argument("--repeats", type=positive_argument(int), default=7, help="timed samples per process")
     p.add_argument("--child", type=extension_file, help=argparse.SUPPRESS)
     return p
@@ -118,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.a is None or args.b is None:
         parser().error("expected two builds, A and B")
-    print("\n".join(compare(args)))
+    print("\n".join(compare_in_process(args) if args.in_process else compare(args)))
 
 
 if __name__ == "__main__":

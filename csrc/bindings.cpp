@@ -117,7 +117,7 @@ Inputs parse_inputs(const std::string& mode, py::handle x, py::handle w_ih, py::
   Inputs in;
   in.mode_name = mode;
   if (!minirnn::parse_mode(mode, &in.mode))
-    throw py::value_error("mode: expected one of 'rnn_tanh', 'rnn_relu', 'lstm', 'gru', got '" + mode + "'");
+    throw py::value_error("mode: expected one of 'rnn_tanh', 'rnn_relu', 'rnn_sigmoid', 'lstm', 'gru', 'gru_reset_before', got '" + mode + "'");
   in.G = minirnn::num_gates(in.mode);
   const bool lstm = in.mode == Mode::lstm;
 
@@ -261,7 +261,7 @@ py::tuple forward(const Inputs& in, bool keep_workspace) {
 // are products of (dg_hh None unless gru): (dx, dg_ih, dg_hh, db_ih, db_hh, dh0, dc0).
 template <typename scalar_t>
 py::tuple backward(const Inputs& in, py::handle y, py::handle workspace, py::handle dy, py::handle dh_n,
-                   py::handle dc_n, bool gate_grads = false) {
+                   py::handle dc_n, bool gate_grads, py::handle dh_steps) {
   const Sizes s = in.sz;
   const bool lstm = in.mode == Mode::lstm, bias = bool(in.b_ih);
   py::array ya = in.float_arg(y, "y");  // not needed by the kernels; checked when given
@@ -280,6 +280,8 @@ py::tuple backward(const Inputs& in, py::handle y, py::handle workspace, py::han
 
   if (gate_grads && in.lengths)
     throw py::value_error("lengths: expected None when the gate gradients are returned, got an array");
+  if (gate_grads && in.mode == Mode::gru_reset_before)  // its dW_hn is no product with h_prev
+    throw py::value_error("gate_grads: expected False for mode 'gru_reset_before', got True");
   const bool split_dgh = in.mode == Mode::gru;
   py::array dx = empty<scalar_t>({s.T, s.B, s.I});
   py::array dw_ih = gate_grads ? no_array() : py::array(empty<scalar_t>({in.G * s.H, s.I}));
@@ -296,6 +298,13 @@ py::tuple backward(const Inputs& in, py::handle y, py::handle workspace, py::han
                                     ptr<scalar_t>(in.w_hh), ptr<scalar_t>(ws),    ptr<scalar_t>(dya),
                                     ptr<scalar_t>(dhn),    ptr<scalar_t>(dcn),    lengths_ptr(in),
                                     s,                     mut<scalar_t>(dg_ih),  mut<scalar_t>(dg_hh)};
+  py::array steps = in.float_arg(dh_steps, "dh_steps");  // written in place: no copy may stand in for it
+  if (steps) {
+    check_shape(steps, "dh_steps", "(T, B, H)", {s.T, s.B, s.H});
+    if (!steps.is(py::reinterpret_borrow<py::object>(dh_steps)) || !steps.writeable())
+      throw py::value_error("dh_steps: expected a writable C-contiguous array of x's dtype (filled in place)");
+    a.dh_steps = mut<scalar_t>(steps);
+  }
   PythonInterrupt interrupt;
   a.interrupt = &interrupt.poll;
   {
@@ -492,7 +501,8 @@ the product is small (as the kernels' big GEMMs).)doc");
       py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("need_workspace") = true,
       R"doc(Fused forward pass of one single-direction recurrent layer over all T steps.
 
-mode: 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru' (G = 1, 1, 4, 3 gates; PyTorch's gate order).
+mode: 'rnn_tanh' | 'rnn_relu' | 'rnn_sigmoid' | 'lstm' | 'gru' | 'gru_reset_before' (G = 1, 1, 1, 4, 3, 3
+gates; PyTorch's gate order; gru_reset_before: n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)).
 x (T, B, I); w_ih (G*H, I); w_hh (G*H, H); b_ih, b_hh (G*H,) or both None; h0 (B, H);
 c0 (B, H) for 'lstm', else None; lengths None or integer (B,) in [0, T], any order.
 All float arrays float32 or all float64.
@@ -508,14 +518,14 @@ NaN inputs propagate as NaN.)doc");
       "rnn_backward",
       [](const std::string& mode, py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih, py::handle b_hh,
          py::handle h0, py::handle c0, py::handle lengths, py::handle y, py::handle workspace, py::handle dy,
-         py::handle dh_n, py::handle dc_n, bool gate_grads) {
+         py::handle dh_n, py::handle dc_n, bool gate_grads, py::handle dh_steps) {
         const Inputs in = parse_inputs(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths);
-        return in.is_double ? backward<double>(in, y, workspace, dy, dh_n, dc_n, gate_grads)
-                            : backward<float>(in, y, workspace, dy, dh_n, dc_n, gate_grads);
+        return in.is_double ? backward<double>(in, y, workspace, dy, dh_n, dc_n, gate_grads, dh_steps)
+                            : backward<float>(in, y, workspace, dy, dh_n, dc_n, gate_grads, dh_steps);
       },
       py::arg("mode"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
       py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("y"), py::arg("workspace"), py::arg("dy"),
-      py::arg("dh_n"), py::arg("dc_n"), py::arg("gate_grads") = false,
+      py::arg("dh_n"), py::arg("dc_n"), py::arg("gate_grads") = false, py::arg("dh_steps") = py::none(),
       R"doc(Fused backward-through-time of rnn_forward (same first nine arguments).
 
 y: the forward output (checked, not used; may be None); workspace: from rnn_forward;
@@ -526,5 +536,7 @@ Returns (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0); db_* are None without bias, 
 gate_grads=True (lengths must be None): dw_ih and dw_hh are not computed; in their
 places come the gate gradients dg_ih and dg_hh (T*B, G*H), with dw_ih = dg_ih^T x and
 dw_hh = dg_hh^T h_prev (dg_hh is None, i.e. equal to dg_ih, unless mode is 'gru'), so a caller
-that sums weight gradients over many calls can do it in one GEMM.)doc");
+that sums weight gradients over many calls can do it in one GEMM. Not for 'gru_reset_before'.
+dh_steps: None, or a writable C-contiguous (T, B, H) array of x's dtype, filled in place with every
+step's dL/dh_t (dy_t included; zero where t >= lengths[b]).)doc");
 }

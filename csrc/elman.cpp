@@ -1,22 +1,26 @@
-// elman.cpp -- the fused Elman RNN cell, tanh or relu.
+// elman.cpp -- the fused Elman RNN cell, tanh, relu or sigmoid (the lectures' Elman network).
 //
 // Legend: T time steps, B batch, I input features, H hidden units, G = 1 gate.
 //
-//   h' = act(W_ih x + b_ih + W_hh h + b_hh),   act = tanh or relu
+//   h' = act(W_ih x + b_ih + W_hh h + b_hh),   act = tanh, relu or sigmoid
 //
-// Backward, with dh = dL/dh':  dpre = dh * act'(h')  (from the output: 1 - h'^2, or h' > 0),
+// Backward, with dh = dL/dh':  dpre = dh * act'(h')  (from the output: 1 - h'^2, h' > 0, or h'(1 - h')),
 //   dL/dh = dpre W_hh (the driver's GEMM).  Backward needs only h', so the workspace keeps
 //   no gates: just the states.
 #include "recurrence.h"
 
 namespace minirnn {
 
-template <bool Relu>
-struct ElmanCell : CellTraits<Relu ? Mode::rnn_relu : Mode::rnn_tanh, 1, /*has_c=*/false, /*split_dgh=*/false> {
+template <Mode kMode>
+struct ElmanCell : CellTraits<kMode, 1, /*has_c=*/false, /*split_dgh=*/false> {
   template <typename scalar_t>
-  static scalar_t act(scalar_t x) { return Relu ? relu(x) : tanh_(x); }
+  static scalar_t act(scalar_t x) {
+    return kMode == Mode::rnn_relu ? relu(x) : kMode == Mode::rnn_sigmoid ? sigmoid(x) : tanh_(x);
+  }
   template <typename scalar_t>
-  static scalar_t dact(scalar_t y) { return Relu ? drelu(y) : dtanh(y); }
+  static scalar_t dact(scalar_t y) {
+    return kMode == Mode::rnn_relu ? drelu(y) : kMode == Mode::rnn_sigmoid ? dsigmoid(y) : dtanh(y);
+  }
 
   template <typename scalar_t>
   MINIRNN_POINTWISE static void forward_rows(const ForwardStep<scalar_t>& s, Range rows, Range u) {
@@ -43,7 +47,8 @@ struct ElmanCell : CellTraits<Relu ? Mode::rnn_relu : Mode::rnn_tanh, 1, /*has_c
   }
 };
 
-MINIRNN_DEFINE_CELL_KERNELS(elman_tanh, ElmanCell<false>)
-MINIRNN_DEFINE_CELL_KERNELS(elman_relu, ElmanCell<true>)
+MINIRNN_DEFINE_CELL_KERNELS(elman_tanh, ElmanCell<Mode::rnn_tanh>)
+MINIRNN_DEFINE_CELL_KERNELS(elman_relu, ElmanCell<Mode::rnn_relu>)
+MINIRNN_DEFINE_CELL_KERNELS(elman_sigmoid, ElmanCell<Mode::rnn_sigmoid>)
 
 }  // namespace minirnn

@@ -31,10 +31,18 @@
 // order a sub-block's sums of the big GEMMs differently from the whole matrix's).
 //
 // A Cell derives from CellTraits (G, has_c: LSTM cell state, split_dgh: GRU, the recurrent side of the
-// n gate gradient differs from the input side), and forward_rows / backward_rows for a run of
-// batch rows and one slice of hidden units of one step. The driver handles lengths: a row
-// past its sequence's end copies its state forward, outputs zero, and passes gradients
-// straight through.
+// n gate gradient differs from the input side, reset_before: see below), and forward_rows /
+// backward_rows for a run of batch rows and one slice of hidden units of one step. The driver
+// handles lengths: a row past its sequence's end copies its state forward, outputs zero, and passes
+// gradients straight through.
+//
+// Two products a step (reset_before, the GRU of Cho et al. 2014): the last gate's recurrent product
+// reads r * h_{t-1}, not h_{t-1}, so it waits for the reset gate. Forward: the product of the other
+// G-1 gates, Cell::reset_rows (r, z and rh = r * h_{t-1}, into the step's ghn slot), then, once every
+// unit of a row has rh (a barrier when the team shares by units), gh's last gate = rh W_hn^T, and
+// Cell::forward_rows. Backward: Cell::backward_rows (all but dr), a barrier, drh = dn W_hn (dL/drh,
+// into a (B, H) buffer), Cell::reset_backward_rows (dr, and drh * r into dL/dh_{t-1}), then the
+// product of the first G-1 gates' dG with their W_hh. After the loop dW_hn = dG_n^T RH.
 #pragma once
 
 #include <omp.h>
@@ -66,7 +74,7 @@ struct ForwardStep {
   scalar_t* h;             // (B, H) h_t
   scalar_t* c;             // (B, H) c_t, lstm
   scalar_t* tanh_c;        // (B, H) tanh(c_t), lstm
-  scalar_t* ghn;           // (B, H) W_hn h_{t-1} + b_hn, gru
+  scalar_t* ghn;           // (B, H) gru: W_hn h_{t-1} + b_hn; reset_before: r * h_{t-1}
   int64_t G, H;
 
   // Row b of the recurrent projection for hidden units u: gate g of unit u.begin + k
@@ -95,18 +103,22 @@ struct BackwardStep {
   const scalar_t* h_prev;  // (B, H) h_{t-1}
   const scalar_t* c_prev;  // (B, H) c_{t-1}, lstm
   const scalar_t* tanh_c;  // (B, H) tanh(c_t), lstm
-  const scalar_t* ghn;     // (B, H) W_hn h_{t-1} + b_hn, gru
+  const scalar_t* ghn;     // (B, H) gru: W_hn h_{t-1} + b_hn; reset_before: r * h_{t-1}
+  const scalar_t* drh;     // (B, H) reset_before: dL/d(r * h_{t-1}) = dG_n W_hn (the driver's product)
   int64_t G, H;
 };
 
 // The constants a Cell declares: its mode, G gates per unit, whether it has an LSTM cell
-// state c, and whether the recurrent side of its gate gradient differs from the input side.
-template <Mode kMode, int64_t kG, bool kHasC, bool kSplitDgh>
+// state c, whether the recurrent side of its gate gradient differs from the input side, and
+// whether its last gate's recurrent product reads r * h_{t-1} (two products a step, see above).
+template <Mode kMode, int64_t kG, bool kHasC, bool kSplitDgh, bool kResetBefore = false>
 struct CellTraits {
   static constexpr Mode mode = kMode;
   static constexpr int64_t G = kG;
   static constexpr bool has_c = kHasC;
   static constexpr bool split_dgh = kSplitDgh;
+  static constexpr bool reset_before = kResetBefore;
+  static constexpr int64_t G_h = kResetBefore ? kG - 1 : kG;  // gates whose recurrent product reads h_{t-1}
 };
 
 // A time loop's early stop (Interrupt). Thread 0 asks the caller, at most every 50 ms, at a point
@@ -395,9 +407,14 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     const StepShare my = step_share(tid, nt, B, H, a.lengths, share_by_rows(nt, B, G, H, sizeof(scalar_t)) && !direct);
     const Range u = my.units;
-    PackedB<scalar_t> w_slice;  // (H, G*u.size) this slice's W_hh^T, packed once for all steps
+    constexpr int64_t G_h = Cell::G_h;
+    PackedB<scalar_t> w_slice;  // (H, G_h*u.size) this slice's W_hh^T (of the gates reading h), packed once
+    PackedB<scalar_t> w_last;   // (H, u.size) reset_before: this slice's W_hn^T
     const bool ready =  // W_hh packed, or not needed packed
-        direct || packed_in_every_thread(nt, &out_of_memory, [&] { pack_w_hh_slice(&w_slice, a.w_hh, G, H, u); });
+        direct || packed_in_every_thread(nt, &out_of_memory, [&] {
+          pack_w_hh_slice(&w_slice, a.w_hh, G_h, H, u);
+          if (Cell::reset_before) pack_w_hh_slice(&w_last, a.w_hh + G_h * H * H, 1, H, u);
+        });
     for (int64_t t = 0; ready && t < Tmax && !stop.reached(t); t++) {
       const int64_t t0 = t - t % C;  // the first step of t's chunk (inference)
       if (chunked && t == t0) {
@@ -405,29 +422,43 @@ void recurrence_forward(const ForwardArgs<scalar_t>& a) {
         if (my.by_rows && t > 0) team_barrier(nt);  // every thread is done with the last chunk's gates
         project_chunk(tid, nt, gates, x_chunk.data(), a, rows, GH, t0, std::min(Tmax, t0 + C));
       }
-      if (u.size > 0 && my.rows.size > 0) {
-        const scalar_t* h_prev = state(hs, t);  // (B, H)
-        const Range m = my.rows_among(rows.rows[t]);  // the rows this thread's product computes
+      const scalar_t* h_prev = state(hs, t);  // (B, H)
+      const ForwardStep<scalar_t> s{chunked ? gates + (rows.offset[t] - rows.offset[t0]) * GH : gates + t * B * GH,
+                                    gh,
+                                    b_ih,
+                                    b_hh,
+                                    h_prev,
+                                    Cell::has_c ? state(cs, t) : nullptr,
+                                    state(hs, t + 1),
+                                    Cell::has_c ? state(cs, t + 1) : nullptr,
+                                    Cell::has_c ? saved(tanh_c, t) : nullptr,
+                                    ghn != nullptr ? saved(ghn, t) : nullptr,
+                                    G,
+                                    H};
+      const Range m = my.rows_among(rows.rows[t]);  // the rows this thread's product computes
+      scalar_t* gh_rows = gh + m.begin * GH + G * u.begin;
+      const bool mine = u.size > 0 && my.rows.size > 0;  // (the barrier of reset_before is everyone's)
+      if (mine) {  // gh's first G_h gates = h_{t-1} W_hh^T
         const scalar_t* h_rows = h_prev + m.begin * H;
-        scalar_t* gh_rows = gh + m.begin * GH + G * u.begin;
         if (direct)  // gate g of the slice: columns [g * u.size, (g + 1) * u.size) of its part of gh
-          for (int64_t g = 0; g < G; g++)
+          for (int64_t g = 0; g < G_h; g++)
             gemm<scalar_t>(Trans::no, Trans::yes, m.size, u.size, H, scalar_t(1), h_rows, H,
                            a.w_hh + (g * H + u.begin) * H, H, scalar_t(0), gh_rows + g * u.size, GH);
         else
           w_slice.multiply(m.size, h_rows, H, gh_rows, GH, /*accumulate=*/false);
-        const ForwardStep<scalar_t> s{chunked ? gates + (rows.offset[t] - rows.offset[t0]) * GH : gates + t * B * GH,
-                                      gh,
-                                      b_ih,
-                                      b_hh,
-                                      h_prev,
-                                      Cell::has_c ? state(cs, t) : nullptr,
-                                      state(hs, t + 1),
-                                      Cell::has_c ? state(cs, t + 1) : nullptr,
-                                      Cell::has_c ? saved(tanh_c, t) : nullptr,
-                                      ghn != nullptr ? saved(ghn, t) : nullptr,
-                                      G,
-                                      H};
+      }
+      if constexpr (Cell::reset_before) {  // gh's last gate = (r * h_{t-1}) W_hn^T
+        if (mine)
+          for_each_run(a.lengths, t, my.rows, [&](Range run) { Cell::reset_rows(s, run, u); },
+                       [&](int64_t b) { zero_units(s.ghn + b * H, u); });
+        if (!my.by_rows) team_barrier(nt);  // every unit of rh written
+        if (mine && direct)
+          gemm<scalar_t>(Trans::no, Trans::yes, m.size, u.size, H, scalar_t(1), s.ghn + m.begin * H, H,
+                         a.w_hh + (G_h * H + u.begin) * H, H, scalar_t(0), gh_rows + G_h * u.size, GH);
+        else if (mine)
+          w_last.multiply(m.size, s.ghn + m.begin * H, H, gh_rows + G_h * u.size, GH, /*accumulate=*/false);
+      }
+      if (mine) {
         scalar_t* y = a.y + t * BH;  // (B, H)
         for_each_run(
             a.lengths, t, my.rows,
@@ -484,7 +515,7 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   const int64_t N = rows.total();  // rows the steps compute (Tmax * B when dense)
 
   const int64_t n_dg = N * GH;
-  const int64_t n_state = (Cell::has_c ? 4 : 2) * BH;
+  const int64_t n_state = (Cell::has_c ? 4 : 2) * BH + (Cell::reset_before ? BH : 0);
   // One allocation, not zeroed: the loop writes every element of dG (into the caller's dg_* when given).
   const int64_t n_dg_scratch = a.dg_ih != nullptr ? 0 : (Cell::split_dgh ? 2 : 1) * n_dg;
   Scratch<scalar_t> scratch(n_dg_scratch + n_state);
@@ -492,6 +523,7 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   scalar_t* dgh = !Cell::split_dgh ? dgx : a.dg_ih != nullptr ? a.dg_hh : dgx + n_dg;  // (N, G*H)
   scalar_t* dh_buf = scratch.data() + n_dg_scratch;           // (2, B, H) ping-pong dL/dh
   scalar_t* dc_buf = Cell::has_c ? dh_buf + 2 * BH : nullptr;  // (2, B, H) ping-pong dL/dc
+  scalar_t* drh = Cell::reset_before ? dh_buf + 2 * BH : nullptr;  // (B, H) dL/d(r * h_{t-1}) of a step
   std::fill(dh_buf, dh_buf + n_state, scalar_t(0));
   if (a.dh_n != nullptr) std::copy(a.dh_n, a.dh_n + BH, dh_buf);
   if (Cell::has_c && a.dc_n != nullptr) std::copy(a.dc_n, a.dc_n + BH, dc_buf);
@@ -504,12 +536,15 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     const StepShare my = step_share(tid, nt, B, H, a.lengths, share_by_rows(nt, B, G, H, sizeof(scalar_t)));
     const Range u = my.units;
-    // (G*H, u.size) W_hh's columns of these units, packed once for all steps; a single step (a cell
-    // step on the tape) reads W_hh once either way, so it gives them to BLAS as they are.
+    // (G_h*H, u.size) W_hh's columns of these units (of the gates reading h), packed once for all steps; a
+    // single step (a cell step on the tape) reads W_hh once either way, so it gives them to BLAS as they are.
     const bool direct = Tmax == 1;
+    constexpr int64_t G_h = Cell::G_h;
     PackedB<scalar_t> w_columns;
+    PackedB<scalar_t> w_last;  // (H, u.size) reset_before: W_hn's columns of these units
     const bool packed = direct || packed_in_every_thread(nt, &out_of_memory, [&] {
-                          w_columns.pack_rows(GH, u.size, a.w_hh + u.begin, H);
+                          w_columns.pack_rows(G_h * H, u.size, a.w_hh + u.begin, H);
+                          if (Cell::reset_before) w_last.pack_rows(H, u.size, a.w_hh + G_h * H * H + u.begin, H);
                         });
     for (int64_t k = 0; packed && k < Tmax && !stop.reached(k); k++) {
       const int64_t t = Tmax - 1 - k, cur = k % 2, nxt = 1 - cur;
@@ -527,6 +562,7 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
                                Cell::has_c ? cs + t * BH : nullptr,
                                Cell::has_c ? tanh_c + t * BH : nullptr,
                                ghn != nullptr ? ghn + t * BH : nullptr,
+                               drh,
                                G,
                                H};
       scalar_t* dh = dh_buf + cur * BH;  // (B, H) writable alias of s.dh
@@ -538,9 +574,12 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
                 const scalar_t* dy = a.dy + (t * B + b) * H;  // (H)
                 for (int64_t j = u.begin; j < u.begin + u.size; j++) dh[b * H + j] += dy[j];
               }
+            for (int64_t b = run.begin; a.dh_steps != nullptr && b < run.begin + run.size; b++)
+              copy_units(a.dh_steps + (t * B + b) * H, dh + b * H, u);
             Cell::backward_rows(s, run, u);
           },
           [&](int64_t b) {  // past the end: no gate gradient, the state's gradient passes straight through
+            if (a.dh_steps != nullptr) zero_units(a.dh_steps + (t * B + b) * H, u);
             for (int64_t g = 0; g < G && b < rows.rows[t]; g++) {
               zero_units(s.dgx + b * GH + g * H, u);
               zero_units(s.dgh + b * GH + g * H, u);
@@ -548,11 +587,21 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
             copy_units(s.dh_prev + b * H, s.dh + b * H, u);
             if (Cell::has_c) copy_units(s.dc_prev + b * H, s.dc + b * H, u);
           });
+      const Range m = my.rows_among(rows.rows[t]);  // the rows this thread's products compute
+      if constexpr (Cell::reset_before) {  // drh = dG_n W_hn, then dr and drh * r (a row past its end: nothing)
+        if (!my.by_rows) team_barrier(nt);  // every unit of dG_n written
+        const scalar_t* dgn = s.dgh + m.begin * GH + G_h * H;  // (m.size, H) with leading dimension G*H
+        if (direct)
+          gemm<scalar_t>(Trans::no, Trans::no, m.size, u.size, H, scalar_t(1), dgn, GH,
+                         a.w_hh + G_h * H * H + u.begin, H, scalar_t(0), drh + m.begin * H + u.begin, H);
+        else
+          w_last.multiply(m.size, dgn, GH, drh + m.begin * H + u.begin, H, /*accumulate=*/false);
+        for_each_run(a.lengths, t, my.rows, [&](Range run) { Cell::reset_backward_rows(s, run, u); }, [](int64_t) {});
+      }
       stop.ask(tid, k + 1);  // by units just before the barrier; by rows the loop has none
       if (!my.by_rows) team_barrier(nt);
-      const Range m = my.rows_among(rows.rows[t]);  // the rows this thread's product computes
       if (direct)
-        gemm<scalar_t>(Trans::no, Trans::no, m.size, u.size, GH, scalar_t(1), s.dgh + m.begin * GH, GH,
+        gemm<scalar_t>(Trans::no, Trans::no, m.size, u.size, G_h * H, scalar_t(1), s.dgh + m.begin * GH, GH,
                        a.w_hh + u.begin, H, scalar_t(1), s.dh_prev + m.begin * H + u.begin, H);
       else
         w_columns.multiply(m.size, s.dgh + m.begin * GH, GH, s.dh_prev + m.begin * H + u.begin, H,
@@ -561,15 +610,19 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   }
   if (out_of_memory.load()) throw std::bad_alloc();
   if (stop.stopped()) return;
-  // The inputs and previous states of the computed rows, and their dX, packed like dG unless dense.
-  Scratch<scalar_t> packed(rows.dense ? 0 : N * (2 * I + H));
+  // The inputs and previous states (and r * h_{t-1}) of the computed rows, and their dX, packed like dG
+  // unless dense.
+  const int64_t n_rh = Cell::reset_before ? N * H : 0;
+  Scratch<scalar_t> packed(rows.dense ? 0 : N * (2 * I + H) + n_rh);
   if (!rows.dense) {
     gather_step_rows(packed.data(), a.x, I, rows, B, 0, Tmax);
     gather_step_rows(packed.data() + N * I, hs, H, rows, B, 0, Tmax);
+    if (Cell::reset_before) gather_step_rows(packed.data() + N * (2 * I + H), ghn, H, rows, B, 0, Tmax);
   }
   const scalar_t* xp = rows.dense ? a.x : packed.data();              // (N, I)
   const scalar_t* hp = rows.dense ? hs : packed.data() + N * I;       // (N, H) h_{t-1} of each row
   scalar_t* dxp = rows.dense ? a.dx : packed.data() + N * (I + H);    // (N, I)
+  const scalar_t* rhp = rows.dense ? ghn : packed.data() + N * (2 * I + H);  // (N, H) reset_before: r * h_{t-1}
 #pragma omp parallel num_threads(gemm_threads(N * GH * (I + (a.dw_ih != nullptr ? I : 0) + (a.dw_hh != nullptr ? H : 0))))
   {
     FlushDenormals ftz;
@@ -578,9 +631,12 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
     if (a.dw_ih != nullptr)
       gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, GH, I, N, scalar_t(1), dgx, GH, xp, I, scalar_t(0), a.dw_ih,
                            I);
-    if (a.dw_hh != nullptr)
-      gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, GH, H, N, scalar_t(1), dgh, GH, hp, H, scalar_t(0), a.dw_hh,
-                           H);
+    if (a.dw_hh != nullptr)  // the gates reading h_{t-1}; reset_before's last reads r * h_{t-1}
+      gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, Cell::G_h * H, H, N, scalar_t(1), dgh, GH, hp, H,
+                           scalar_t(0), a.dw_hh, H);
+    if (a.dw_hh != nullptr && Cell::reset_before)
+      gemm_block<scalar_t>(tid, nt, Trans::yes, Trans::no, H, H, N, scalar_t(1), dgh + Cell::G_h * H, GH, rhp, H,
+                           scalar_t(0), a.dw_hh + Cell::G_h * H * H, H);
     gemm_block<scalar_t>(tid, nt, Trans::no, Trans::no, N, I, GH, scalar_t(1), dgx, GH, a.w_ih, I, scalar_t(0), dxp,
                          I);
     if (a.db_ih != nullptr) column_sums_block(tid, nt, a.db_ih, dgx, N, GH);
@@ -592,6 +648,7 @@ void recurrence_backward(const BackwardArgs<scalar_t>& a) {
   }
   if (!rows.dense) scatter_step_rows(a.dx, dxp, I, rows, B);
   std::fill(a.dx + Tmax * B * I, a.dx + T * B * I, scalar_t(0));  // steps after every sequence ended
+  if (a.dh_steps != nullptr) std::fill(a.dh_steps + Tmax * BH, a.dh_steps + T * BH, scalar_t(0));
   std::copy(dh_buf + (Tmax % 2) * BH, dh_buf + (Tmax % 2 + 1) * BH, a.dh0);
   if (Cell::has_c) std::copy(dc_buf + (Tmax % 2) * BH, dc_buf + (Tmax % 2 + 1) * BH, a.dc0);
 }

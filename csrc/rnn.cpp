@@ -6,7 +6,8 @@ namespace minirnn {
 int num_gates(Mode mode) {
   switch (mode) {
     case Mode::lstm: return 4;
-    case Mode::gru: return 3;
+    case Mode::gru:
+    case Mode::gru_reset_before: return 3;
     default: return 1;
   }
 }
@@ -14,8 +15,10 @@ int num_gates(Mode mode) {
 bool parse_mode(const std::string& name, Mode* mode) {
   if (name == "rnn_tanh") *mode = Mode::rnn_tanh;
   else if (name == "rnn_relu") *mode = Mode::rnn_relu;
+  else if (name == "rnn_sigmoid") *mode = Mode::rnn_sigmoid;
   else if (name == "lstm") *mode = Mode::lstm;
   else if (name == "gru") *mode = Mode::gru;
+  else if (name == "gru_reset_before") *mode = Mode::gru_reset_before;
   else return false;
   return true;
 }
@@ -30,14 +33,14 @@ WorkspaceLayout workspace_layout(Mode mode, Sizes sz, bool for_backward) {
     L.total += n;
     return offset;
   };
-  const bool elman = mode == Mode::rnn_tanh || mode == Mode::rnn_relu;
+  const bool elman = num_gates(mode) == 1;
   if (!elman) L.gates = carve(G * gate_steps * BH);
   L.hs = carve(state_slots * BH);
   if (mode == Mode::lstm) {
     L.cs = carve(state_slots * BH);
     L.tanh_c = carve(step_slots * BH);
   }
-  if (mode == Mode::gru) L.ghn = carve(step_slots * BH);
+  if (mode == Mode::gru || mode == Mode::gru_reset_before) L.ghn = carve(step_slots * BH);
   return L;
 }
 
@@ -46,8 +49,10 @@ void rnn_forward(Mode mode, const ForwardArgs<scalar_t>& a) {
   switch (mode) {
     case Mode::rnn_tanh: return elman_tanh_forward(a);
     case Mode::rnn_relu: return elman_relu_forward(a);
+    case Mode::rnn_sigmoid: return elman_sigmoid_forward(a);
     case Mode::lstm: return lstm_forward(a);
     case Mode::gru: return gru_forward(a);
+    case Mode::gru_reset_before: return gru_reset_before_forward(a);
   }
 }
 
@@ -56,8 +61,10 @@ void rnn_backward(Mode mode, const BackwardArgs<scalar_t>& a) {
   switch (mode) {
     case Mode::rnn_tanh: return elman_tanh_backward(a);
     case Mode::rnn_relu: return elman_relu_backward(a);
+    case Mode::rnn_sigmoid: return elman_sigmoid_backward(a);
     case Mode::lstm: return lstm_backward(a);
     case Mode::gru: return gru_backward(a);
+    case Mode::gru_reset_before: return gru_reset_before_backward(a);
   }
 }
 

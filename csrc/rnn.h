@@ -17,9 +17,11 @@
 
 namespace minirnn {
 
-enum class Mode { rnn_tanh, rnn_relu, lstm, gru };
+// gru: PyTorch's (the reset gate scales W_hn h + b_hn); gru_reset_before: Cho et al. 2014's, Keras'
+// reset_after=False (the reset gate scales h before the product: W_hn (r * h) + b_hn).
+enum class Mode { rnn_tanh, rnn_relu, rnn_sigmoid, lstm, gru, gru_reset_before };
 
-// Number of gates G of a mode (1, 1, 4, 3).
+// Number of gates G of a mode (1 for the three Elman modes, 4 for lstm, 3 for both GRUs).
 int num_gates(Mode mode);
 // "rnn_tanh" ... -> Mode; returns false for an unknown name.
 bool parse_mode(const std::string& name, Mode* mode);
@@ -35,7 +37,8 @@ struct WorkspaceLayout {
   int64_t hs;      // (state_slots, B, H) h_0 = h0, h_{t+1} = state after step t (carried past a sequence's end)
   int64_t cs;      // (state_slots, B, H) c_0 .. c_T, lstm only
   int64_t tanh_c;  // (step_slots, B, H) tanh(c_{t+1}), lstm only
-  int64_t ghn;     // (step_slots, B, H) W_hn h_t + b_hn, gru only (the reset gate multiplies it)
+  int64_t ghn;     // (step_slots, B, H) gru: W_hn h_t + b_hn (the reset gate multiplies it);
+                   // gru_reset_before: r * h_t (what W_hn multiplies)
   int64_t total;   // elements in all
   // Steps of history kept: for backward every step's (T+1 states, T steps); for inference only
   // what the next step reads (2 states: h_t and h_{t+1} alternate; 1 step). State t is in slot
@@ -97,7 +100,7 @@ struct BackwardArgs {
   scalar_t* dw_ih;  // (G*H, I)
   scalar_t* dw_hh;  // (G*H, H)
   scalar_t* db_ih;  // (G*H) or null (no bias)
-  scalar_t* db_hh;  // (G*H) or null; differs from db_ih only for gru (the n gate)
+  scalar_t* db_hh;  // (G*H) or null; differs from db_ih only for gru (the n gate; not gru_reset_before)
   scalar_t* dh0;    // (B, H)
   scalar_t* dc0;    // (B, H) lstm only, else null
   // inputs
@@ -113,10 +116,14 @@ struct BackwardArgs {
   Sizes sizes;
   // Optional outputs (a tape that sums weight gradients over many calls itself, see
   // minirnn/fused.py FusedCellStep): when given, the gate gradients dL/d(pre-activation) are
-  // written here (no lengths allowed), and dw_ih / dw_hh may be null: those GEMMs are skipped.
+  // written here (no lengths allowed), and dw_ih / dw_hh may be null: those GEMMs are skipped. Not for
+  // gru_reset_before, whose dW_hn is dG_n^T (r * h_prev), no product with h_prev.
   scalar_t* dg_ih = nullptr;  // (T*B, G*H) input side (dX, dW_ih = dg_ih^T X, db_ih)
   scalar_t* dg_hh = nullptr;  // (T*B, G*H) recurrent side (dW_hh = dg_hh^T H_prev, db_hh); gru only, else dg_ih
   const Interrupt* interrupt = nullptr;  // null: the loop runs to the end
+  // Optional output: every step's dL/dh_t (dy_t included), zero where t >= lengths[b] (gradient-flow
+  // analysis, minirnn/analysis.py: the loop has each step's dh anyway).
+  scalar_t* dh_steps = nullptr;  // (T, B, H)
 };
 
 // Dispatch on mode. The caller has validated every pointer's size.
@@ -134,8 +141,10 @@ void rnn_backward(Mode mode, const BackwardArgs<scalar_t>& a);
   void name##_backward(const BackwardArgs<scalar_t>& a);
 MINIRNN_DECLARE_CELL_KERNELS(elman_tanh)
 MINIRNN_DECLARE_CELL_KERNELS(elman_relu)
+MINIRNN_DECLARE_CELL_KERNELS(elman_sigmoid)
 MINIRNN_DECLARE_CELL_KERNELS(lstm)
 MINIRNN_DECLARE_CELL_KERNELS(gru)
+MINIRNN_DECLARE_CELL_KERNELS(gru_reset_before)
 #undef MINIRNN_DECLARE_CELL_KERNELS
 
 }  // namespace minirnn

@@ -117,8 +117,10 @@ class FusedRNNLayer(Function):
 
     Inputs ``x`` (T, B, I), ``w_ih`` (G*H, I), ``w_hh`` (G*H, H), ``b_ih``/``b_hh`` (G*H,) or
     None, ``h0`` (B, H), ``c0`` (B, H) for lstm else None; options ``mode``, ``lengths``
-    (int64 (B,) or None), ``reverse`` and ``backend`` (a module). The backward is one call of the
-    backend's ``rnn_backward`` and is not itself recorded (no double backward).
+    (int64 (B,) or None), ``reverse``, ``backend`` (a module) and ``dh_steps``: None, or a
+    (T, B, H) array the backward fills with every step's dL/dh_t in the caller's order (zero past
+    each length), what :func:`minirnn.analysis.hidden_grad_norms` reads. The backward is one call
+    of the backend's ``rnn_backward`` and is not itself recorded (no double backward).
     """
 
     differentiable_backward = False
@@ -127,7 +129,7 @@ class FusedRNNLayer(Function):
     def forward(ctx: Context, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                 b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
                 c0: np.ndarray | None, *, mode: str, lengths: np.ndarray | None,
-                reverse: bool, backend: ModuleType) -> tuple[np.ndarray, ...]:
+                reverse: bool, backend: ModuleType, dh_steps: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         if reverse:
             x = reverse_within_lengths(x, lengths)
         order, back = longest_first(lengths)  # the kernels see the batch in order; back undoes it
@@ -137,6 +139,7 @@ class FusedRNNLayer(Function):
             ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, workspace)
             ctx.mode, ctx.lengths, ctx.reverse, ctx.backend = mode, lengths, reverse, backend
             ctx.order, ctx.back, ctx.sorted_lengths = order, back, sorted_lengths
+            ctx.dh_steps = dh_steps
         else:  # nothing will be recorded: the kernels skip keeping the workspace
             y, h_n, c_n, _ = backend.rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, sorted_lengths,
                                                  need_workspace=False)
@@ -152,8 +155,13 @@ class FusedRNNLayer(Function):
         if ctx.reverse:
             dy = reverse_within_lengths(dy, ctx.lengths)
         dy, dh_n, dc_n = _take(dy, order, 1), _take(dh_n, order, 0), _take(dc_n, order, 0)
+        steps = None if ctx.dh_steps is None else np.empty_like(ctx.dh_steps)  # in the kernels' order
         grads = ctx.backend.rnn_backward(ctx.mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, ctx.sorted_lengths,
-                                         y, workspace, np.ascontiguousarray(dy), dh_n, dc_n)
+                                         y, workspace, np.ascontiguousarray(dy), dh_n, dc_n,
+                                         **({} if steps is None else {"dh_steps": steps}))
+        if steps is not None:
+            steps = _take(steps, back, 1)
+            ctx.dh_steps[...] = reverse_within_lengths(steps, ctx.lengths) if ctx.reverse else steps
         dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0 = grads
         dx, dh0, dc0 = _take(dx, back, 1), _take(dh0, back, 0), _take(dc0, back, 0)  # the caller's order
         if ctx.reverse and dx is not None:
@@ -169,19 +177,23 @@ def _array(value: Any) -> Any:
 def rnn_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
               b_hh: Tensor | None, h0: Tensor | np.ndarray, c0: Tensor | np.ndarray | None = None,
               lengths: np.ndarray | None = None, reverse: bool = False,
-              backend: str | None = None) -> tuple[Tensor, ...]:
+              backend: str | None = None, dh_steps: np.ndarray | None = None) -> tuple[Tensor, ...]:
     """Run one fused layer: ``(y, h_n)``, or ``(y, h_n, c_n)`` for ``mode="lstm"``.
 
     Shapes and semantics as :mod:`minirnn.reference` (``y`` (T, B, H) zero past each length,
     ``h_n``/``c_n`` (B, H) the state after each sequence's own last step). With ``reverse`` the
     layer reads each sequence from its last element back to its first, and ``y[t]`` is still
-    aligned with ``x[t]``. Arguments are checked before the backend runs (TypeError/ValueError
-    naming the argument).
+    aligned with ``x[t]``. ``dh_steps`` (T, B, H) of x's dtype, when given, receives every step's
+    dL/dh_t at backward (see :class:`FusedRNNLayer`). Arguments are checked before the backend runs
+    (TypeError/ValueError naming the argument).
     """
     module = get_backend(backend)
     reference.check_forward_args(mode, *(_array(a) for a in (x, w_ih, w_hh, b_ih, b_hh, h0, c0)), lengths)
+    if dh_steps is not None:
+        T, B = _array(x).shape[:2]
+        reference.check_array("dh_steps", dh_steps, (T, B, _array(w_hh).shape[1]), _array(x).dtype)
     return FusedRNNLayer.apply(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mode=mode, lengths=lengths,
-                               reverse=bool(reverse), backend=module)
+                               reverse=bool(reverse), backend=module, dh_steps=dh_steps)
 
 
 class FusedCellStep(Function):
@@ -224,12 +236,14 @@ class FusedCellStep(Function):
         if not ctx.batched:  # (H,) -> (1, H)
             dh, dc = (None if g is None else g[None] for g in (dh, dc))
         # The kernel stops before the weight gradients: they go back as products (dG^T x, dG^T h)
-        # that the engine sums over all steps with one GEMM per weight.
+        # that the engine sums over all steps with one GEMM per weight. (Not gru_reset_before: its
+        # dW_hn is dG_n^T (r * h), so the kernel computes dW_hh itself.)
+        products = ctx.mode != "gru_reset_before"
         dx, dg_ih, dg_hh, db_ih, db_hh, dh0, dc0 = _c_backend().rnn_backward(
-            ctx.mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None, None, workspace, None, dh, dc, True)
+            ctx.mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None, None, workspace, None, dh, dc, products)
         needs = ctx.needs_input_grad
-        dw_ih = ProductGrad(dg_ih, x3[0]) if needs[3] else None
-        dw_hh = ProductGrad(dg_ih if dg_hh is None else dg_hh, h2) if needs[4] else None
+        dw_ih = (ProductGrad(dg_ih, x3[0]) if products else dg_ih) if needs[3] else None
+        dw_hh = (ProductGrad(dg_ih if dg_hh is None else dg_hh, h2) if products else dg_hh) if needs[4] else None
         dx, dh0 = (dx[0], dh0) if ctx.batched else (dx[0, 0], dh0[0])
         if dc0 is not None and not ctx.batched:
             dc0 = dc0[0]

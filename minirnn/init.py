@@ -112,6 +112,16 @@ def xavier_normal_(tensor: T, gain: float = 1.0, generator: np.random.Generator 
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
+def eye_(tensor: T) -> T:
+    """Fill a 2-D tensor with the identity matrix (ones on the diagonal, zeros elsewhere), as
+    ``torch.nn.init.eye_``; a non-square one gets the leading diagonal. The IRNN of Le, Jaitly and
+    Hinton (2015) starts its ``weight_hh`` there (``recurrent_init="identity"`` in :mod:`minirnn.nn`)."""
+    array = _array(tensor, "eye_")
+    if array.ndim != 2:
+        raise ValueError(f"eye_: expected a 2-D tensor, got shape {array.shape}")
+    return _fill(tensor, np.eye(*array.shape))
+
+
 def orthogonal_(tensor: T, gain: float = 1.0, generator: np.random.Generator | None = None) -> T:
     """Saxe et al. (2013): a (semi-)orthogonal matrix times ``gain``, as ``torch.nn.init.orthogonal_``.
 

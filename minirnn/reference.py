@@ -12,17 +12,21 @@ for the input projection of all steps, a recurrent GEMM plus a pointwise pass pe
 weight gradients as GEMMs over all steps after the backward loop.
 
 Legend: T time steps, B batch, I input features, H hidden units, G gates per unit
-(1 for ``rnn_tanh``/``rnn_relu``, 4 for ``lstm``: i f g o, 3 for ``gru``: r z n).
+(1 for ``rnn_tanh``/``rnn_relu``/``rnn_sigmoid``, 4 for ``lstm``: i f g o, 3 for ``gru`` and
+``gru_reset_before``: r z n).
 Layout and gate order are PyTorch's: ``x`` (T, B, I), ``w_ih`` (G*H, I), ``w_hh`` (G*H, H),
 ``b_ih``/``b_hh`` (G*H,) or both None, ``h0``/``c0`` (B, H) (``c0`` for lstm only, else None).
 
 Per step, with ``a_t = x_t W_ih^T + b_ih`` and ``r_t = h_{t-1} W_hh^T + b_hh`` (both (B, G*H)):
 
-* Elman:  ``h_t = tanh(a_t + r_t)`` (or relu).
+* Elman:  ``h_t = tanh(a_t + r_t)`` (or relu, or sigmoid: the lectures' Elman network).
 * LSTM:   ``i, f, g, o = sigmoid, sigmoid, tanh, sigmoid`` of the four H-wide slices of
   ``a_t + r_t``;  ``c_t = f * c_{t-1} + i * g``;  ``h_t = o * tanh(c_t)``.
 * GRU:    ``r = sigmoid(a_r + r_r)``, ``z = sigmoid(a_z + r_z)``,
-  ``n = tanh(a_n + r * r_n)``;  ``h_t = (1 - z) * n + z * h_{t-1}``.
+  ``n = tanh(a_n + r * r_n)``;  ``h_t = (1 - z) * n + z * h_{t-1}`` (PyTorch's, Keras' reset_after=True).
+* ``gru_reset_before`` (Cho et al. 2014, Keras' reset_after=False): r and z as GRU, then
+  ``n = tanh(a_n + (r * h_{t-1}) W_hn^T + b_hn)``;  ``h_t = (1 - z) * n + z * h_{t-1}``: the product
+  with ``W_hn`` waits for the reset gate, so ``r_t`` covers the r and z gates only.
 
 Variable lengths: with ``lengths`` (B,) int64 in [0, T] (any order), sequence b takes part in
 steps ``t < lengths[b]`` only. Past its end its state is carried unchanged and its output is
@@ -30,22 +34,22 @@ zero, so ``y`` (T, B, H) is zero where ``t >= lengths[b]`` and ``h_n``/``c_n`` h
 after its own last step (``h0``/``c0`` when its length is 0).
 
 The workspace is one 1-D array holding what backward needs (see :func:`workspace_views`): the
-activated gates of every step, plus for lstm the cell states and for gru ``r_n`` (the recurrent
-part of the n gate, which the reset gate multiplies).
+activated gates of every step, plus for lstm the cell states, for gru ``r_n`` (the recurrent
+part of the n gate, which the reset gate multiplies), for gru_reset_before ``r * h_{t-1}``.
 """
 from __future__ import annotations
 
 import numpy as np
 
 #: Gates per hidden unit, by mode.
-NUM_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+NUM_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 Arrays = tuple[np.ndarray, ...]
 
 
 # ---------------------------------------------------------------------------- validation
-def _check_array(name: str, a: object, shape: tuple[int, ...], dtype: np.dtype) -> None:
+def check_array(name: str, a: object, shape: tuple[int, ...], dtype: np.dtype) -> None:
     if not isinstance(a, np.ndarray):
         raise TypeError(f"rnn: {name}: expected an ndarray, got {type(a).__name__}")
     if a.dtype != dtype:
@@ -76,22 +80,22 @@ def check_forward_args(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndar
     T, B, I = x.shape
     H = w_hh.shape[1]
     GH = NUM_GATES[mode] * H
-    _check_array("w_ih", w_ih, (GH, I), x.dtype)
-    _check_array("w_hh", w_hh, (GH, H), x.dtype)
+    check_array("w_ih", w_ih, (GH, I), x.dtype)
+    check_array("w_hh", w_hh, (GH, H), x.dtype)
     if (b_ih is None) != (b_hh is None):
         raise ValueError("rnn: b_ih, b_hh: expected both or neither, got only one")
     if b_ih is not None:
-        _check_array("b_ih", b_ih, (GH,), x.dtype)
-        _check_array("b_hh", b_hh, (GH,), x.dtype)
-    _check_array("h0", h0, (B, H), x.dtype)
+        check_array("b_ih", b_ih, (GH,), x.dtype)
+        check_array("b_hh", b_hh, (GH,), x.dtype)
+    check_array("h0", h0, (B, H), x.dtype)
     if mode == "lstm":
         if c0 is None:
             raise ValueError("rnn: c0: expected an array (B, H) for mode 'lstm', got None")
-        _check_array("c0", c0, (B, H), x.dtype)
+        check_array("c0", c0, (B, H), x.dtype)
     elif c0 is not None:
         raise ValueError(f"rnn: c0: expected None for mode {mode!r}, got an array")
     if lengths is not None:
-        _check_array("lengths", lengths, (B,), np.dtype(np.int64))
+        check_array("lengths", lengths, (B,), np.dtype(np.int64))
         if lengths.size and (lengths.min() < 0 or lengths.max() > T):
             raise ValueError(f"rnn: lengths: expected values in [0, {T}], got "
                              f"min {lengths.min()} and max {lengths.max()}")
@@ -99,8 +103,13 @@ def check_forward_args(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndar
 
 # ---------------------------------------------------------------------------- workspace
 def _extra_slots(mode: str) -> int:
-    """(T, B, H) arrays kept beside the gates: lstm the cell states c_t, gru r_n."""
-    return 1 if mode in ("lstm", "gru") else 0
+    """(T, B, H) arrays kept beside the gates: lstm the cell states c_t, gru r_n, gru_reset_before r * h."""
+    return 1 if mode in ("lstm", "gru", "gru_reset_before") else 0
+
+
+def _h_gates(mode: str, H: int) -> int:
+    """Rows of ``w_hh`` whose product reads h_{t-1} (all but gru_reset_before's n block, which reads r * h)."""
+    return (NUM_GATES[mode] - (mode == "gru_reset_before")) * H
 
 
 def workspace_size(mode: str, T: int, B: int, H: int) -> int:
@@ -128,6 +137,14 @@ def _sigmoid(v: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * v))  # = 1 / (1 + exp(-v)), without overflow
 
 
+#: Elman mode -> (activation, its derivative written in terms of its output h).
+_ELMAN_ACTIVATIONS = {
+    "rnn_tanh": (np.tanh, lambda h: 1 - h ** 2),
+    "rnn_relu": (lambda v: np.maximum(v, 0), lambda h: h > 0),
+    "rnn_sigmoid": (_sigmoid, lambda h: h * (1 - h)),
+}
+
+
 # ---------------------------------------------------------------------------- forward
 def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                 b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
@@ -150,10 +167,11 @@ def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
     y = np.zeros((T, B, H), dtype=x.dtype)
     h = h0.copy()                                                # (B, H)
     c = None if c0 is None else c0.copy()                        # (B, H)
+    GH_h = _h_gates(mode, H)
     for t in range(T):
-        r = h @ w_hh.T                                           # (B, G*H)
+        r = h @ w_hh[:GH_h].T                                    # (B, G*H) (gru_reset_before: (B, 2H))
         if b_hh is not None:
-            r += b_hh
+            r += b_hh[:GH_h]
         if mode == "lstm":
             pre = a[t] + r
             i, f, g, o = (pre[:, k * H:(k + 1) * H] for k in range(4))
@@ -170,9 +188,16 @@ def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
             extra[t] = r[:, 2 * H:]                              # r_n = h W_hn^T + b_hn
             z = rz[:, H:]
             h_new = (1 - z) * n + z * h
+        elif mode == "gru_reset_before":
+            rz = _sigmoid(a[t, :, :2 * H] + r)                   # (B, 2H): r and z
+            extra[t] = rz[:, :H] * h                             # r * h_{t-1}
+            n = np.tanh(a[t, :, 2 * H:] + extra[t] @ w_hh[2 * H:].T + (0 if b_hh is None else b_hh[2 * H:]))
+            gates[t] = np.concatenate([rz, n], axis=1)
+            z = rz[:, H:]
+            h_new = (1 - z) * n + z * h
         else:
             pre = a[t] + r
-            h_new = np.tanh(pre) if mode == "rnn_tanh" else np.maximum(pre, 0)
+            h_new = _ELMAN_ACTIVATIONS[mode][0](pre)
             gates[t] = h_new
         h = np.where(mask[t], h_new, h)
         y[t] = np.where(mask[t], h_new, 0)
@@ -182,15 +207,17 @@ def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
 # ---------------------------------------------------------------------------- backward
 def _step_backward(mode: str, dh: np.ndarray, dc: np.ndarray | None, gates: np.ndarray,
                    extra: np.ndarray | None, c_prev: np.ndarray | None, h_prev: np.ndarray,
-                   H: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+                   H: int, w_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Local derivatives of one step, given dL/dh_t (and dL/dc_t for lstm), all (B, .).
 
     ``gates`` (B, G*H) are the step's activated gates, ``extra`` (B, H) its workspace slot
-    (lstm: c_t, gru: r_n), ``c_prev`` c_{t-1} (lstm) and ``h_prev`` h_{t-1}.
+    (lstm: c_t, gru: r_n, gru_reset_before: r * h_{t-1}), ``c_prev`` c_{t-1} (lstm) and ``h_prev``
+    h_{t-1}; ``w_hh`` is read by gru_reset_before only (dL/d(r * h) = dn W_hn).
 
-    Returns ``da`` (B, G*H) = dL/d(x W_ih^T + b_ih), ``dr`` (B, G*H) = dL/d(h W_hh^T + b_hh),
-    the part of dL/dh_{t-1} that does not pass through ``W_hh`` (gru: ``dh * z``, else 0),
-    and dL/dc_{t-1} (lstm) or None.
+    Returns ``da`` (B, G*H) = dL/d(x W_ih^T + b_ih), ``dr`` (B, G*H) = dL/d(h W_hh^T + b_hh)
+    (gru_reset_before: its n block is dL/d((r * h) W_hn^T + b_hn)), the part of dL/dh_{t-1} that
+    does not pass through the ``W_hh`` rows of ``_h_gates`` (gru: ``dh * z``; gru_reset_before:
+    also ``dL/d(r * h) * r``; else 0), and dL/dc_{t-1} (lstm) or None.
     """
     if mode == "lstm":
         i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
@@ -208,8 +235,16 @@ def _step_backward(mode: str, dh: np.ndarray, dc: np.ndarray | None, gates: np.n
         dz = dh * (h_prev - n) * z * (1 - z)
         da = np.concatenate([dr, dz, dn], axis=1)
         return da, np.concatenate([dr, dz, dn * r], axis=1), dh * z, None
+    if mode == "gru_reset_before":
+        r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
+        dn = dh * (1 - z) * (1 - n ** 2)              # d(pre_n), pre_n = a_n + (r * h) W_hn^T + b_hn
+        drh = dn @ w_hh[2 * H:]                       # dL/d(r * h)
+        dr = drh * h_prev * r * (1 - r)
+        dz = dh * (h_prev - n) * z * (1 - z)
+        da = np.concatenate([dr, dz, dn], axis=1)
+        return da, da, dh * z + drh * r, None
     h_t = gates
-    da = dh * (1 - h_t ** 2) if mode == "rnn_tanh" else dh * (h_t > 0)
+    da = dh * _ELMAN_ACTIVATIONS[mode][1](h_t)
     return da, da, np.zeros_like(dh), None
 
 
@@ -217,7 +252,7 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                  b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
                  c0: np.ndarray | None, lengths: np.ndarray | None, y: np.ndarray,
                  workspace: np.ndarray, dy: np.ndarray, dh_n: np.ndarray,
-                 dc_n: np.ndarray | None) -> tuple[np.ndarray | None, ...]:
+                 dc_n: np.ndarray | None, dh_steps: np.ndarray | None = None) -> tuple[np.ndarray | None, ...]:
     """Backpropagation through time: gradients of every input given dy, dh_n (and dc_n).
 
     Walking t = T-1 .. 0 with ``dh`` = dL/dh_t (starting at ``dh_n``):  a sequence active at
@@ -230,19 +265,21 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                               dW_hh = sum_t dr_t^T h_{t-1}    db_hh = sum_t dr_t
 
     Returns ``(dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)``; ``db_*`` are None without bias,
-    ``dc0`` is None except for lstm.
+    ``dc0`` is None except for lstm. ``dh_steps`` (T, B, H), when given, is filled with every
+    step's ``dL/dh_t`` (``dy_t`` included; zero where ``t >= lengths[b]``).
     """
     check_forward_args(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths)
     T, B, _ = x.shape
     H = h0.shape[1]
-    _check_array("y", y, (T, B, H), x.dtype)
-    _check_array("workspace", workspace, (workspace_size(mode, T, B, H),), x.dtype)
-    _check_array("dy", dy, (T, B, H), x.dtype)
-    _check_array("dh_n", dh_n, (B, H), x.dtype)
+    check_array("y", y, (T, B, H), x.dtype)
+    check_array("workspace", workspace, (workspace_size(mode, T, B, H),), x.dtype)
+    check_array("dy", dy, (T, B, H), x.dtype)
+    check_array("dh_n", dh_n, (B, H), x.dtype)
     if mode == "lstm":
-        _check_array("dc_n", dc_n, (B, H), x.dtype)
+        check_array("dc_n", dc_n, (B, H), x.dtype)
     gates, extra = workspace_views(mode, workspace, T, B, H)
     mask = step_mask(lengths, T, B)
+    GH_h = _h_gates(mode, H)
     # h_{t-1} for every step; y[t-1] equals the state wherever step t is active.
     h_prev_all = np.concatenate([h0[None], y[:-1]], axis=0) if T else y  # (T, B, H)
     da_all = np.zeros_like(gates)                                       # (T, B, G*H)
@@ -252,14 +289,16 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
     for t in reversed(range(T)):
         m = mask[t]
         dh_t = dh + dy[t]
+        if dh_steps is not None:
+            dh_steps[t] = np.where(m, dh_t, 0)
         c_prev = None
         if mode == "lstm":
             c_prev = extra[t - 1] if t else c0
         da, dr, dh_direct, dc_prev = _step_backward(
-            mode, dh_t, dc, gates[t], None if extra is None else extra[t], c_prev, h_prev_all[t], H)
+            mode, dh_t, dc, gates[t], None if extra is None else extra[t], c_prev, h_prev_all[t], H, w_hh)
         da_all[t] = np.where(m, da, 0)
         dr_all[t] = np.where(m, dr, 0)
-        dh = np.where(m, dh_direct + dr @ w_hh, dh)
+        dh = np.where(m, dh_direct + dr[:, :GH_h] @ w_hh[:GH_h], dh)
         if dc is not None:
             dc = np.where(m, dc_prev, dc)
     da2 = da_all.reshape(T * B, w_hh.shape[0])                          # (T*B, G*H)
@@ -267,6 +306,8 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
     dx = da_all @ w_ih                                                  # (T, B, I)
     dw_ih = da2.T @ x.reshape(T * B, x.shape[2])                        # (G*H, I)
     dw_hh = dr2.T @ h_prev_all.reshape(T * B, H)                        # (G*H, H)
+    if mode == "gru_reset_before":                                      # W_hn multiplies r * h_{t-1}
+        dw_hh[2 * H:] = dr2[:, 2 * H:].T @ extra.reshape(T * B, H)
     db_ih = da2.sum(axis=0) if b_ih is not None else None
     db_hh = dr2.sum(axis=0) if b_hh is not None else None
     return dx, dw_ih, dw_hh, db_ih, db_hh, dh, dc

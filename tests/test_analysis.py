@@ -41,6 +41,91 @@ def test_norms_match_torch_for_each_cell():
         np.testing.assert_allclose(norms, [h.grad.norm().item() for h in hs], rtol=1e-10)
 
 
+LAYER_KINDS = [("rnn_tanh", nn.RNN, nn.RNNCell, {}), ("rnn_sigmoid", nn.RNN, nn.RNNCell, {"nonlinearity": "sigmoid"}),
+               ("lstm", nn.LSTM, nn.LSTMCell, {}), ("gru", nn.GRU, nn.GRUCell, {}),
+               ("gru_reset_before", nn.GRU, nn.GRUCell, {"reset_after": False})]
+
+
+@pytest.mark.parametrize("backend", ["c", "reference"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind,layer,cell,options", LAYER_KINDS, ids=[k[0] for k in LAYER_KINDS])
+def test_fused_layer_norms_equal_the_cells(kind, layer, cell, options, dtype, backend):
+    """The kernels' dL/dh_t of every step, read from one fused node, against hooks on the cell's steps."""
+    T, B, I, H = 7, 3, 2, 5
+    minirnn.manual_seed(1)
+    c = cell(I, H, dtype=dtype, **options)
+    m = layer(I, H, dtype=dtype, **options)
+    m.load_state_dict({f"{k}_l0": v for k, v in c.state_dict().items()})
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(T, B, I)).astype(dtype)
+    h0 = rng.normal(size=(B, H)).astype(dtype)
+    hx_cell, hx_layer = ((h0, h0), (h0[None], h0[None])) if kind == "lstm" else (h0, h0[None])
+
+    def loss(hs):
+        return (hs[-1] * hs[-1]).sum() + hs[2].sum()
+
+    expected = hidden_grad_norms(c, x, loss, hx_cell)
+    with minirnn.fused.use_backend(backend):
+        norms = hidden_grad_norms(m, x, loss, hx_layer)
+    assert norms.shape == (T,) and expected[3] > 0 and norms[1] > 0  # step 2 and later reached; step 1 through 2
+    np.testing.assert_allclose(norms, expected, rtol=1e-10 if dtype == np.float64 else 1e-4)
+    for p, q in zip(m.parameters(), c.parameters()):  # and the backward was the layer's usual one
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-9 if dtype == np.float64 else 1e-3, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["c", "reference"])
+def test_fused_layer_reports_dh_of_every_step_in_the_callers_order(backend):
+    """With lengths (unsorted) and reversed: dh_steps in the caller's frame, equal to hooks on the
+    tape's composed steps (cells unrolled within each length, backwards), zero past each length."""
+    T, B, I, H = 5, 4, 2, 3
+    minirnn.manual_seed(3)
+    c = nn.GRUCell(I, H, dtype=np.float64, fused=False)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(T, B, I))
+    lengths = np.array([2, 5, 0, 4])
+    dy = rng.normal(size=(T, B, H))
+    dh_steps = np.full((T, B, H), np.nan)
+    params = [c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh]
+    with minirnn.fused.use_backend(backend):
+        y, _ = minirnn.fused.rnn_layer("gru", Tensor(x), *params, np.zeros((B, H)), lengths=lengths,
+                                       reverse=True, dh_steps=dh_steps)
+    y.backward(dy)
+    expected = np.zeros((T, B, H))
+    for b, n in enumerate(lengths):
+        h, hs = Tensor(np.zeros((1, H))), {}
+        for t in reversed(range(n)):
+            h = c(x[t, b:b + 1], h)
+            hs[t] = h
+        loss = sum(((hs[t] * Tensor(dy[t, b:b + 1])).sum() for t in hs), Tensor(np.zeros(())))
+        for t, ht in hs.items():
+            ht.register_hook(lambda g, t=t, b=b: expected.__setitem__((t, b), g[0]))
+        if hs:
+            loss.backward()
+    np.testing.assert_allclose(dh_steps, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_dh_steps_bad_arguments():
+    from minirnn import _C
+    T, B, I, H = 3, 2, 2, 4
+    args = ("rnn_tanh", np.zeros((T, B, I)), np.zeros((H, I)), np.zeros((H, H)), None, None, np.zeros((B, H)), None,
+            None)
+    y, _, _, ws = _C.rnn_forward(*args)
+    for bad, message in [(np.zeros((T, B, H), np.float32), "dh_steps: expected dtype float64"),
+                         (np.zeros((T, B, H + 1)), r"dh_steps: expected \(T, B, H\) = \(3, 2, 4\), got \(3, 2, 5\)"),
+                         (np.zeros((H, B, T)).T, "dh_steps: expected a writable C-contiguous array")]:
+        with pytest.raises((TypeError, ValueError), match=message):
+            _C.rnn_backward(*args, y, ws, None, None, None, dh_steps=bad)
+    with pytest.raises(ValueError, match=r"rnn: dh_steps: expected shape \(3, 2, 4\)"):
+        minirnn.fused.rnn_layer("rnn_tanh", Tensor(args[1]), *(Tensor(a) for a in args[2:4]), None, None, args[6],
+                                dh_steps=np.zeros((T, B, 1)))
+    for layer, message in [(nn.GRU(I, H, num_layers=2), "num_layers=2"), (nn.RNN(I, H, bidirectional=True),
+                           "bidirectional=True"), (nn.LSTM(I, H, batch_first=True), "batch_first=True")]:
+        with pytest.raises(ValueError, match="cell: expected a cell or a one-layer, one-direction, time-major layer"):
+            hidden_grad_norms(layer, np.zeros((T, B, I), np.float32), lambda hs: hs[-1].sum())
+    with pytest.raises(TypeError, match="hx: expected a pair"):
+        hidden_grad_norms(nn.LSTM(I, H), np.zeros((T, B, I), np.float32), lambda hs: hs[-1].sum(), hx=np.zeros(1))
+
+
 def test_vanishing_gradients_with_small_recurrent_weights():
     minirnn.manual_seed(0)
     cell = nn.RNNCell(3, 8, dtype=np.float64)

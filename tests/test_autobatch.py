@@ -205,12 +205,13 @@ def test_each_op_batches_like_eager(case: str) -> None:
     assert max(r.size for r in log.batches) >= 4  # (two ops of one signature per member may join: 8)
 
 
-@pytest.mark.parametrize("cell", ["LSTMCell", "GRUCell", "RNNCell"])
+@pytest.mark.parametrize("cell,options", [("LSTMCell", {}), ("GRUCell", {}), ("RNNCell", {}),
+                                          ("GRUCell", {"reset_after": False}), ("RNNCell", {"nonlinearity": "sigmoid"})])
 @pytest.mark.parametrize("batch", [None, 3])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fused_cell_steps_batch_over_members(cell: str, batch: int | None, dtype: Any) -> None:
+def test_fused_cell_steps_batch_over_members(cell: str, options: dict, batch: int | None, dtype: Any) -> None:
     rng = np.random.default_rng(9)
-    model = getattr(nn, cell)(4, 5).to(dtype)
+    model = getattr(nn, cell)(4, 5, **options).to(dtype)
     shape = (4,) if batch is None else (batch, 4)
     inputs = [[Tensor(rng.standard_normal(shape).astype(dtype)) for _ in range(1 + k % 3)] for k in range(5)]
 

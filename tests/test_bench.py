@@ -22,6 +22,7 @@ from minirnn.bench.problem import MODES, Shape, make_problem
 from minirnn.bench.dynamic import DynamicConfig
 from minirnn.bench.tape import TapeConfig
 from minirnn.bench.threads import use_threads
+from minirnn.bench.variants import VARIANTS
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY = (Shape(6, 2, 4, 5),)
@@ -72,8 +73,8 @@ def tiny(tmp_path_factory):
 def test_tiny_run_writes_complete_json(tiny):
     results, data, log = tiny
     assert data == json.loads(json.dumps(results))
-    assert set(data) >= {"machine", "config", "grid", "memory", "varlen", "denormals", "charlm", "tape", "dynamic",
-                         "targets", "load_average", "wall_s"}
+    assert set(data) >= {"machine", "config", "grid", "memory", "varlen", "denormals", "variants", "charlm", "tape",
+                         "dynamic", "targets", "load_average", "wall_s"}
     # which code and which micro-kernel the numbers measured (None only outside a git checkout)
     commit = data["machine"]["commit"]
     if (Path(__file__).resolve().parents[1] / ".git").exists():
@@ -101,6 +102,15 @@ def test_tiny_run_writes_complete_json(tiny):
     assert lstm["workspace_bytes_per_tbh"] == pytest.approx(4 * (7 + 2 / TINY[0].T))
     assert lstm["workspace_formula"] == "4*(7*T*B*H + 2*B*H)"
     assert "lstm     T6 B2 H5:  4*(7*T*B*H + 2*B*H) bytes = " in log
+    # the lecture variants: each beside its base mode, every contender timed on both, a table row each
+    assert [(r["mode"], r["base"], r["task"]) for r in data["variants"]] == [
+        (v, b, t) for v, b in VARIANTS.items() for t in ("train", "infer")]
+    for r in data["variants"]:
+        assert set(r["median_s"]) == set(r["base_median_s"]) == {"fused", "cells", "numpy"}
+        assert all(v > 0 for v in [*r["median_s"].values(), *r["base_median_s"].values()])
+        assert r["flops"] == make_problem(r["mode"], TINY[0]).flops(r["task"] == "train")
+        assert sum(line.startswith(f"{r['mode']:17s} {r['base']:9s}") and r["task"] in line
+                   for line in log.splitlines()) == 1
     lm = data["charlm"]
     assert lm["first_loss"]["minirnn"] == pytest.approx(lm["first_loss"]["torch"], rel=1e-4)
     assert lm["first_loss"]["minirnn"] == pytest.approx(np.log(lm["vocab"]), rel=0.1)
@@ -469,7 +479,7 @@ def test_floor_does_the_gemms_of_the_rows_the_layer_computes(monkeypatch, varlen
     assert sum(flops) == problem.flops(True) * rows / (10 * 6)
 
 
-@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu", "rnn_sigmoid", "gru_reset_before"])
 def test_workspace_formula_matches_the_kernels_layout(mode):
     for T, B, H in ((1, 1, 1), (7, 3, 5), (100, 16, 1024)):
         assert workspace_bytes(mode, T, B, H) == 4 * _C.workspace_size(mode, T, B, H)
@@ -550,6 +560,22 @@ def test_ab_builds_script_times_two_builds_in_alternating_processes():
     assert lines[0].startswith("gru T3 B2 I4 H5 infer, 1 thread(s), 1 rounds")
     assert re.match(r"round 1: fused A [\d.]+ ms  B [\d.]+ ms  B/A [\d.]+   floor B/A [\d.]+$", lines[1])
     assert lines[2].startswith("fused B/A: median ") and lines[3].startswith("floor B/A: median ")
+
+
+def test_ab_builds_script_in_process_loads_both_builds_in_one_process(tmp_path):
+    """--in-process with the installed build and a copy of it (two files, so two modules): a B/A per
+    round from kernel calls timed interleaved, and the summary line."""
+    script = BENCHMARKS / "ab_builds.py"
+    copy = tmp_path / Path(_C.__file__).name
+    copy.write_bytes(Path(_C.__file__).read_bytes())
+    done = subprocess.run([sys.executable, str(script), _C.__file__, str(copy), "--in-process", "--mode", "lstm",
+                           "--shape", "3,2,4,5", "--task", "train", "--rounds", "2", "--repeats", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("lstm T3 B2 I4 H5 train, 1 thread(s), 2 rounds in one process")
+    assert all(re.match(r"round \d: kernels A [\d.]+ ms  B [\d.]+ ms  B/A [\d.]+$", line) for line in lines[1:3])
+    assert lines[3].startswith("kernels B/A: median ") and len(lines) == 4
 
 
 def test_ab_builds_script_refuses_a_missing_build(tmp_path):

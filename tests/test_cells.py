@@ -115,7 +115,7 @@ def test_bad_inputs_raise(name: str, kind: str, x: Any, hx: Any, error: type, me
 
 
 def test_bad_constructor_arguments_raise() -> None:
-    with pytest.raises(ValueError, match="nonlinearity: expected 'tanh' or 'relu', got 'elu'"):
+    with pytest.raises(ValueError, match="nonlinearity: expected one of \\('tanh', 'relu', 'sigmoid'\\), got 'elu'"):
         nn.RNNCell(I, H, nonlinearity="elu")
     with pytest.raises(ValueError, match="hidden_size: expected an int >= 1, got 0"):
         nn.GRUCell(I, 0)

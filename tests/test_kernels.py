@@ -19,10 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lecture_oracle import LECTURE_MODES
+
 from minirnn import _C
 
 MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+ALL_MODES = MODES + list(LECTURE_MODES)  # with the modes torch lacks, for the tests that need no torch
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}
 RTOL = {np.float32: 1e-4, np.float64: 1e-9}
 
 
@@ -291,7 +294,7 @@ def thread_settings(threads, min_step_work=None, sharing=""):
 @pytest.mark.parametrize("sharing", ["units", "rows"])
 @pytest.mark.parametrize("B", [1, 9])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_same_result_at_1_and_2_threads(mode, dtype, B, sharing):
     """B = 1 takes the 1-row micro-kernel of the per-step product (and cannot be shared by rows).
     min_step_work 0 makes even these small time loops split over both threads (by default they would
@@ -336,7 +339,7 @@ def test_thread_count_validation():
 @pytest.mark.parametrize("threads, sharing", [(1, ""), (2, "units"), (2, "rows")])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("lengths", [None, "unsorted", "sorted", "ended early"])
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_forward_without_workspace_gives_the_same_outputs(mode, lengths, dtype, threads, sharing, T):
     """Inference keeps two states and one step of saved values instead of every step's, and projects
     the input a chunk of steps at a time (ceil(2048 / B) steps: T=900, B=5 makes three chunks, the
@@ -353,7 +356,7 @@ def test_forward_without_workspace_gives_the_same_outputs(mode, lengths, dtype, 
 
 
 @pytest.mark.parametrize("lengths", [None, "sorted"])
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_inference_needs_less_memory_than_training(mode, lengths):
     """The inference workspace holds the gates of one chunk of C = ceil(2048 / B) steps and the states
     of two steps (LSTM: (4*C + 5)*B*H elements, not 7*T*B*H + 2*B*H); with lengths, also the chunk's
@@ -361,8 +364,9 @@ def test_inference_needs_less_memory_than_training(mode, lengths):
     T, B, H = 600, 8, 32
     C = -(-2048 // B)  # 256 steps of the 600
     args, _ = make_inputs(mode, T=T, B=B, I=H, H=H, dtype=np.float32, lengths=lengths)
-    G = GATES[mode] if mode in ("lstm", "gru") else 0  # Elman keeps no gates (y is its buffer)
-    per_bh = {"lstm": 2 + 2 + 1, "gru": 2 + 1}.get(mode, 2)  # h and c in two slots, tanh(c) / W_hn h in one
+    G = GATES[mode] if GATES[mode] > 1 else 0  # Elman keeps no gates (y is its buffer)
+    # h and c in two slots, tanh(c) / W_hn h (gru_reset_before: r * h) in one
+    per_bh = {"lstm": 2 + 2 + 1, "gru": 2 + 1, "gru_reset_before": 2 + 1}.get(mode, 2)
     gathered = C * B * H if G and lengths else 0
     expected = 4 * (G * C * B * H + per_bh * B * H + gathered)
     _C.release_cached_scratch()  # no larger block left by another test (a block is reused up to 2x the request)
@@ -393,7 +397,7 @@ def test_backward_leaves_workspace_unchanged_and_repeats():
 
 
 @pytest.mark.parametrize("lengths", ["unsorted", "sorted"])
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_forward_writes_every_workspace_element(mode, lengths):
     """The workspace is not zeroed before the kernels run: rows past a sequence's end and steps
     after every sequence ended must be written too. Memory freshly freed from a NaN-filled array
@@ -738,18 +742,19 @@ INTERRUPTED_CALL = """
 import json, os, signal, sys, threading, time
 import numpy as np
 from minirnn import _C
-sharing, task = sys.argv[1], sys.argv[2]
+sharing, task, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 _C.set_num_threads(2); _C.set_min_step_work(0); _C._set_step_sharing(sharing)
 B, H = 4, 2048  # a large W_hh: slow steps, and a workspace of 229 MB at T = 1000
+G = {"lstm": 4, "gru_reset_before": 3}[mode]
 r = np.random.default_rng(0)
 f = lambda *s: (r.standard_normal(s) * 0.02).astype(np.float32)
-wi, wh, h0 = f(4 * H, 1), f(4 * H, H), np.zeros((B, H), np.float32)
+wi, wh, h0 = f(G * H, 1), f(G * H, H), np.zeros((B, H), np.float32)
 def call(x):
-    args = ("lstm", x, wi, wh, None, None, h0, h0, None)
+    args = (mode, x, wi, wh, None, None, h0, h0 if mode == "lstm" else None, None)
     if task == "infer":
         return _C.rnn_forward(*args, False)
     y, hn, cn, ws = _C.rnn_forward(*args)
-    return _C.rnn_backward(*args, y, ws, None, hn, cn) if task == "backward" else y
+    return _C.rnn_backward(*args, y, ws, None, hn, cn if mode == "lstm" else None) if task == "backward" else y
 start = time.perf_counter(); call(f(50, B, 1)); estimate = 20 * (time.perf_counter() - start)  # for T = 1000
 threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
 start = time.perf_counter()
@@ -764,13 +769,15 @@ print(json.dumps({"outcome": outcome, "elapsed": elapsed, "estimate": estimate,
 """
 
 
-@pytest.mark.parametrize("sharing, task", [("units", "infer"), ("units", "backward"), ("rows", "forward")])
-def test_ctrl_c_stops_a_long_kernel_call(sharing, task):
+@pytest.mark.parametrize("sharing, task, mode", [("units", "infer", "lstm"), ("units", "backward", "lstm"),
+                                                ("rows", "forward", "lstm"), ("units", "infer", "gru_reset_before"),
+                                                ("units", "backward", "gru_reset_before")])
+def test_ctrl_c_stops_a_long_kernel_call(sharing, task, mode):
     """Ctrl-C during a many-second time loop raises KeyboardInterrupt within about a step (the loop
     asks Python every 50 ms; issue 24, item 10), whichever way the threads share the steps, and the
-    kernels work normally afterwards."""
-    out = subprocess.run([sys.executable, "-c", INTERRUPTED_CALL, sharing, task], capture_output=True, text=True,
-                         timeout=300)
+    kernels work normally afterwards; gru_reset_before too, whose steps have a second barrier."""
+    out = subprocess.run([sys.executable, "-c", INTERRUPTED_CALL, sharing, task, mode], capture_output=True,
+                         text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     if result["estimate"] < 1.5:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lecture_oracle import LECTURE_MODES
 from torch_oracle import assert_close_to_scale, torch_rnn
 
 from minirnn import Tensor, gradcheck
@@ -16,6 +17,7 @@ from minirnn import fused, reference
 from minirnn.fused import reverse_within_lengths, rnn_layer
 
 MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+ALL_MODES = MODES + LECTURE_MODES  # with the modes torch lacks, for the tests that need no torch
 T, B, I, H = 5, 4, 3, 3
 
 
@@ -115,7 +117,7 @@ def test_reference_matches_torch(mode: str, dtype: type, bias: bool, lengths: bo
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_gradcheck_through_fused_layer(backend: str, mode: str) -> None:
     """Central differences through the whole node: lengths (incl. 0) and the reverse gather."""
     x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths = make_args(mode, np.float64, True, True, seed=3, sizes=(3, 2, 2))
@@ -126,7 +128,7 @@ def test_gradcheck_through_fused_layer(backend: str, mode: str) -> None:
 
 
 @pytest.mark.skipif(not _has_c(), reason="minirnn._C has no kernels")
-@pytest.mark.parametrize("mode,dtype,bias", list(itertools.product(MODES, (np.float32, np.float64), (True, False))))
+@pytest.mark.parametrize("mode,dtype,bias", list(itertools.product(ALL_MODES, (np.float32, np.float64), (True, False))))
 def test_c_kernels_match_reference(mode: str, dtype: type, bias: bool) -> None:
     c_module = fused.get_backend("c")
     args = make_args(mode, dtype, bias, lengths=True, seed=5)

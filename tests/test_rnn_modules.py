@@ -365,7 +365,7 @@ def test_bad_inputs_raise(name: str, kwargs: dict, args: tuple, fkwargs: dict, e
     (nn.LSTM, {"dropout": 1.0}, ValueError, r"dropout: expected a number in \[0, 1\), got 1.0"),
     (nn.GRU, {"dtype": np.float16}, TypeError, "dtype: expected float32 or float64, got float16"),
     (nn.LSTM, {"recurrent_init": "eye"}, ValueError, "recurrent_init: expected one of"),
-    (nn.RNN, {"nonlinearity": "gelu"}, ValueError, "nonlinearity: expected 'tanh' or 'relu'"),
+    (nn.RNN, {"nonlinearity": "gelu"}, ValueError, "nonlinearity: expected one of \\('tanh', 'relu', 'sigmoid'\\)"),
     (nn.LSTM, {"forget_bias": "one"}, TypeError, "forget_bias: expected a number or None, got str"),
     (lambda **k: RNNBase("gru", **k), {"forget_bias": 1.0}, ValueError, "forget_bias: expected None"),
 ])

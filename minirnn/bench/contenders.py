@@ -25,8 +25,8 @@ def make_module(problem: Problem, cell: bool, **options: Any) -> Any:
     s, mode = problem.shape, problem.mode
     if mode == "lstm":
         module = (nn.LSTMCell if cell else nn.LSTM)(s.I, s.H, **options)
-    elif mode == "gru":
-        module = (nn.GRUCell if cell else nn.GRU)(s.I, s.H, **options)
+    elif mode in ("gru", "gru_reset_before"):
+        module = (nn.GRUCell if cell else nn.GRU)(s.I, s.H, reset_after=mode == "gru", **options)
     else:
         module = (nn.RNNCell if cell else nn.RNN)(s.I, s.H, nonlinearity=mode.removeprefix("rnn_"), **options)
     module.load_state_dict({name.removesuffix("_l0"): w for name, w in problem.weights.items()}

@@ -32,6 +32,7 @@ from .tape import TapeConfig, run_tape
 from .targets import Target, as_json, evaluate
 from .threads import all_cores, use_threads
 from .varlen import run_varlen
+from .variants import run_variants, variants_table
 
 #: In quick mode the tape cells and the NumPy reference run only where a step is at most this
 #: many FLOPs (they take seconds per step above it); memory and variable lengths likewise.
@@ -137,6 +138,9 @@ def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Sh
     phase("denormals")
     results["denormals"] = run_denormals(modes, shapes[min(1, len(shapes) - 1)], max(threads), repeats, budget_s,
                                          with_torch)
+    phase("lecture variants")
+    results["variants"] = run_variants(shapes[min(1, len(shapes) - 1)], max(threads), repeats, budget_s,
+                                       slow_max_flops)
     if charlm:
         phase("char-LM")
     results["charlm"] = run_charlm(charlm, max(threads), repeats, budget_s, with_torch) if charlm else None
@@ -174,6 +178,8 @@ def publish(results: dict[str, Any], json_path: str | Path | None = None, png_pa
     log(report.memory_table(results["memory"]))
     log(report.timing_table("Variable lengths (training step):", results["varlen"]))
     log(report.timing_table(report.denormals_title(results["denormals"]), results["denormals"], extra="slowdown"))
+    if results.get("variants"):
+        log(variants_table(results["variants"]))
     if results["charlm"]:
         log(report.charlm_line(results["charlm"]))
     if results.get("tape"):

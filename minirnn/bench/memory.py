@@ -38,8 +38,9 @@ def peak_step_bytes(step: Callable[[], None]) -> int:
 
 #: Workspace elements per T*B*H and per B*H, by mode (csrc/rnn.cpp ``workspace_layout``):
 #: lstm: gates 4, h 1, c 1, tanh(c) 1 per step, plus h0 and c0; gru: gates 3, h 1, W_hn h + b_hn 1,
-#: plus h0; Elman: h, plus h0.
-WORKSPACE_ELEMENTS = {"lstm": (7, 2), "gru": (5, 1), "rnn_tanh": (1, 1), "rnn_relu": (1, 1)}
+#: plus h0 (gru_reset_before: r * h instead of W_hn h + b_hn); Elman: h, plus h0.
+WORKSPACE_ELEMENTS = {"lstm": (7, 2), "gru": (5, 1), "gru_reset_before": (5, 1), "rnn_tanh": (1, 1),
+                      "rnn_relu": (1, 1), "rnn_sigmoid": (1, 1)}
 
 
 def workspace_formula(mode: str, itemsize: int = 4) -> str:

@@ -14,11 +14,12 @@ gate order and parameter layout are exactly those of the fused layers in :mod:`m
 and of PyTorch's cells (``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), ``bias_ih``,
 ``bias_hh`` (G*H,)), with ``a = x W_ih^T + b_ih`` and ``r = h W_hh^T + b_hh``:
 
-* RNNCell:  ``h' = tanh(a + r)`` (or relu);
+* RNNCell:  ``h' = tanh(a + r)`` (or relu, or sigmoid);
 * LSTMCell: ``i, f, g, o = sigmoid, sigmoid, tanh, sigmoid`` of the four H-wide slices of
   ``a + r``;  ``c' = f * c + i * g``;  ``h' = o * tanh(c')``;
 * GRUCell:  ``r_ = sigmoid(a_r + r_r)``, ``z = sigmoid(a_z + r_z)``,
-  ``n = tanh(a_n + r_ * r_n)``;  ``h' = (1 - z) * n + z * h``.
+  ``n = tanh(a_n + r_ * r_n)``;  ``h' = (1 - z) * n + z * h``;
+  with ``reset_after=False`` (Cho et al. 2014): ``n = tanh(a_n + (r_ * h) W_hn^T + b_hn)``.
 
 This module also holds the parameter creation and initialisation shared with the fused layers.
 """
@@ -36,7 +37,16 @@ from ..reference import NUM_GATES
 from ..tensor import FLOAT_DTYPES, Tensor
 from .module import Module, Parameter, native_byte_order
 
-RECURRENT_INITS = ("uniform", "orthogonal")
+RECURRENT_INITS = ("uniform", "orthogonal", "identity")
+#: ``nonlinearity`` of RNN / RNNCell -> mode ("sigmoid": the lectures' Elman network).
+ELMAN_MODES = {"tanh": "rnn_tanh", "relu": "rnn_relu", "sigmoid": "rnn_sigmoid"}
+
+
+def elman_mode(owner: str, nonlinearity: str) -> str:
+    """The mode of an Elman layer or cell with ``nonlinearity``, else ValueError."""
+    if nonlinearity not in ELMAN_MODES:
+        raise ValueError(f"{owner}: nonlinearity: expected one of {tuple(ELMAN_MODES)}, got {nonlinearity!r}")
+    return ELMAN_MODES[nonlinearity]
 
 
 # ---------------------------------------------------------------------------- shared helpers
@@ -75,7 +85,9 @@ def init_gate_parameters(module: Module, mode: str, hidden_size: int, recurrent_
 
     PyTorch's default: every weight and bias ~ U(-k, k) with k = 1/sqrt(H). With
     ``recurrent_init="orthogonal"`` each H x H gate block of every ``weight_hh*`` is instead an
-    orthogonal matrix. With ``forget_bias`` (lstm), the forget-gate slice ``[H:2H]`` of every
+    orthogonal matrix. With ``recurrent_init="identity"`` (Elman only: the IRNN of Le, Jaitly and
+    Hinton 2015, meant for relu) every ``weight_hh*`` is the identity and every bias 0, so the
+    state starts by carrying itself unchanged. With ``forget_bias`` (lstm), the forget-gate slice ``[H:2H]`` of every
     ``bias_ih*`` is set to ``forget_bias`` and that of ``bias_hh*`` to 0, so the gate starts at
     ``sigmoid(forget_bias + ...)`` (Jozefowicz et al. 2015 use 1.0).
     """
@@ -84,15 +96,33 @@ def init_gate_parameters(module: Module, mode: str, hidden_size: int, recurrent_
         if name.startswith("weight_hh") and recurrent_init == "orthogonal":
             for block in np.split(param.data, NUM_GATES[mode], axis=0):
                 init.orthogonal_(block)
+        elif name.startswith("weight_hh") and recurrent_init == "identity":
+            init.eye_(param)
+        elif name.startswith("bias_") and recurrent_init == "identity":
+            init.zeros_(param)
         else:
             init.uniform_(param, -k, k)
         if forget_bias is not None and name.startswith("bias_"):
             param.data[hidden_size:2 * hidden_size] = forget_bias if name.startswith("bias_ih") else 0.0
 
 
+def gru_mode(owner: str, mode: str, reset_after: bool) -> str:
+    """``mode``, or ``"gru_reset_before"`` for a GRU with ``reset_after=False``; else a clear error."""
+    if not isinstance(reset_after, bool):
+        raise TypeError(f"{owner}: reset_after: expected True or False, got {reset_after!r}")
+    if reset_after:
+        return mode
+    if mode != "gru":
+        raise ValueError(f"{owner}: reset_after: expected True (only a GRU has the option), got False for mode {mode!r}")
+    return "gru_reset_before"
+
+
 def check_init_options(owner: str, mode: str, recurrent_init: str, forget_bias: float | None) -> None:
     if recurrent_init not in RECURRENT_INITS:
         raise ValueError(f"{owner}: recurrent_init: expected one of {RECURRENT_INITS}, got {recurrent_init!r}")
+    if recurrent_init == "identity" and NUM_GATES[mode] != 1:
+        raise ValueError(f"{owner}: recurrent_init: 'identity' (IRNN) is for an Elman RNN, not mode {mode!r}; "
+                         f"expected 'uniform' or 'orthogonal'")
     if forget_bias is not None:
         if mode != "lstm":
             raise ValueError(f"{owner}: forget_bias: expected None (only LSTMs have a forget gate), "
@@ -133,8 +163,13 @@ def composed_step(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tenso
         reset, z = rz[:, :H], rz[:, H:]
         n = (a[:, 2 * H:] + reset * r[:, 2 * H:]).tanh()
         return (1 - z) * n + z * h, None
+    if mode == "gru_reset_before":  # the reset gate scales h before W_hn (r's n columns go unused)
+        rz = (a[:, :2 * H] + r[:, :2 * H]).sigmoid()  # (B, 2H)
+        reset, z = rz[:, :H], rz[:, H:]
+        n = (a[:, 2 * H:] + linear(reset * h, w_hh[2 * H:], None if b_hh is None else b_hh[2 * H:])).tanh()
+        return (1 - z) * n + z * h, None
     pre = a + r
-    return (pre.tanh() if mode == "rnn_tanh" else pre.relu()), None
+    return {"rnn_tanh": pre.tanh, "rnn_relu": pre.relu, "rnn_sigmoid": pre.sigmoid}[mode](), None
 
 
 class RNNCellBase(Module):
@@ -142,12 +177,13 @@ class RNNCellBase(Module):
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True,
                  dtype: Any = np.float32, recurrent_init: str = "uniform",
-                 forget_bias: float | None = None, fused: bool = True):
+                 forget_bias: float | None = None, fused: bool = True, reset_after: bool = True):
         super().__init__()
         owner = type(self).__name__
         if not isinstance(fused, bool):
             raise TypeError(f"{owner}: fused: expected True or False, got {fused!r}")
-        self.mode = mode
+        mode = gru_mode(owner, mode, reset_after)
+        self.mode, self.reset_after = mode, reset_after
         self.fused = fused
         self.input_size = check_size(owner, "input_size", input_size, 0)
         self.hidden_size = check_size(owner, "hidden_size", hidden_size)
@@ -222,17 +258,17 @@ class RNNCellBase(Module):
 
     def extra_repr(self) -> str:
         extra = ("" if self.bias else ", bias=False") + ("" if self.fused else ", fused=False")
+        extra += "" if self.reset_after else ", reset_after=False"
         return f"{self.input_size}, {self.hidden_size}{extra}"
 
 
 class RNNCell(RNNCellBase):
-    """Elman cell ``h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)`` (``nonlinearity="relu"``: relu)."""
+    """Elman cell ``h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)`` (``nonlinearity="relu"``: relu;
+    ``"sigmoid"``: the logistic sigmoid of the lectures' Elman network, not in PyTorch)."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
                  dtype: Any = np.float32, recurrent_init: str = "uniform", fused: bool = True):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNNCell: nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, bias, dtype, recurrent_init, fused=fused)
+        super().__init__(elman_mode("RNNCell", nonlinearity), input_size, hidden_size, bias, dtype, recurrent_init, fused=fused)
         self.nonlinearity = nonlinearity
 
 
@@ -245,8 +281,13 @@ class LSTMCell(RNNCellBase):
 
 
 class GRUCell(RNNCellBase):
-    """GRU cell (gates r, z, n, reset applied to ``W_hn h + b_hn``; see the module docstring)."""
+    """GRU cell (gates r, z, n; see the module docstring and :class:`minirnn.nn.GRU` for both variants).
+
+    ``reset_after=True`` (default): PyTorch's, the reset gate scales ``W_hn h + b_hn``;
+    ``False``: Cho et al. 2014's, it scales ``h`` before the product. Both: ``h' = (1 - z) * n + z * h``.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype: Any = np.float32,
-                 recurrent_init: str = "uniform", fused: bool = True):
-        super().__init__("gru", input_size, hidden_size, bias, dtype, recurrent_init, fused=fused)
+                 recurrent_init: str = "uniform", fused: bool = True, reset_after: bool = True):
+        super().__init__("gru", input_size, hidden_size, bias, dtype, recurrent_init, fused=fused,
+                         reset_after=reset_after)

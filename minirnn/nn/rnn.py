@@ -31,8 +31,8 @@ from .. import ops
 from ..fused import rnn_layer
 from ..reference import NUM_GATES
 from ..tensor import Tensor
-from .cells import (as_tensor, check_dtype, check_float, check_init_options, check_size,
-                    init_gate_parameters, make_gate_parameters)
+from .cells import (as_tensor, check_dtype, check_float, check_init_options, check_size, elman_mode,
+                    gru_mode, init_gate_parameters, make_gate_parameters)
 from .module import Module
 
 
@@ -64,10 +64,12 @@ class RNNBase(Module):
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 dtype: Any = np.float32, recurrent_init: str = "uniform", forget_bias: float | None = None):
+                 dtype: Any = np.float32, recurrent_init: str = "uniform", forget_bias: float | None = None,
+                 reset_after: bool = True):
         super().__init__()
         owner = type(self).__name__
-        self.mode = mode
+        mode = gru_mode(owner, mode, reset_after)
+        self.mode, self.reset_after = mode, reset_after
         self.input_size = check_size(owner, "input_size", input_size, 0)
         self.hidden_size = check_size(owner, "hidden_size", hidden_size)
         self.num_layers = check_size(owner, "num_layers", num_layers)
@@ -180,7 +182,8 @@ class RNNBase(Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
-        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0, "bidirectional": False}
+        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0, "bidirectional": False,
+                    "reset_after": True}
         for name, default in defaults.items():
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
@@ -191,17 +194,19 @@ class RNN(RNNBase):
     """Elman RNN: ``h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` (or relu) per layer.
 
     Arguments as ``torch.nn.RNN`` plus ``dtype`` and ``recurrent_init`` ("uniform", PyTorch's
-    U(-1/sqrt(H), 1/sqrt(H)), or "orthogonal" for ``weight_hh``). See :class:`RNNBase` for
-    ``forward``.
+    U(-1/sqrt(H), 1/sqrt(H)), "orthogonal" for ``weight_hh``, or "identity": ``weight_hh = I`` and
+    biases 0, the IRNN of Le, Jaitly and Hinton 2015, meant with ``nonlinearity="relu"``).
+    ``nonlinearity`` is "tanh", "relu" or "sigmoid" (the lectures' Elman network; PyTorch has no
+    such RNN, so its state dict loads into ``torch.nn.RNN`` but computes tanh there), all fused.
+    See :class:`RNNBase` for ``forward``.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, dtype: Any = np.float32, recurrent_init: str = "uniform"):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNN: nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        mode = elman_mode("RNN", nonlinearity)
         self.nonlinearity = nonlinearity
-        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, bias, batch_first,
+        super().__init__(mode, input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype, recurrent_init)
 
 
@@ -222,14 +227,25 @@ class LSTM(RNNBase):
 
 
 class GRU(RNNBase):
-    """GRU (gates r, z, n): ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``, ``h' = (1-z)*n + z*h``.
+    """GRU (gates r, z, n), in two variants named as Keras names them, both fused:
 
-    Arguments as ``torch.nn.GRU`` plus ``dtype`` and ``recurrent_init`` (see :class:`RNN`).
-    See :class:`RNNBase` for ``forward``.
+    * ``reset_after=True`` (the default; PyTorch's, cuDNN's, ONNX ``linear_before_reset=1``):
+      ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``;
+    * ``reset_after=False`` (Cho et al. 2014, as the lectures write it; ONNX ``linear_before_reset=0``):
+      ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)``;
+
+    with ``r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)``, ``z`` likewise, and in BOTH variants
+    ``h' = (1 - z) * n + z * h``: z is the share of the old state kept (PyTorch's convention; a deck
+    that writes ``h' = z * n + (1 - z) * h`` names 1 - z what this one names z). The parameters have
+    the same names and shapes in both, so a ``reset_after=False`` state dict loads into
+    ``torch.nn.GRU`` but computes the other variant there.
+
+    Arguments as ``torch.nn.GRU`` plus ``dtype``, ``recurrent_init`` (see :class:`RNN`) and
+    ``reset_after``. See :class:`RNNBase` for ``forward``.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 dtype: Any = np.float32, recurrent_init: str = "uniform"):
+                 dtype: Any = np.float32, recurrent_init: str = "uniform", reset_after: bool = True):
         super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, recurrent_init)
+                         bidirectional, dtype, recurrent_init, reset_after=reset_after)

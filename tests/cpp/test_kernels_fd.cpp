@@ -130,7 +130,8 @@ int run_case(Mode mode, const char* name, bool bias, int threads) {
 int main() {
   init_blas_threads();
   const std::pair<Mode, const char*> modes[] = {
-      {Mode::rnn_tanh, "rnn_tanh"}, {Mode::rnn_relu, "rnn_relu"}, {Mode::lstm, "lstm"}, {Mode::gru, "gru"}};
+      {Mode::rnn_tanh, "rnn_tanh"}, {Mode::rnn_relu, "rnn_relu"},         {Mode::rnn_sigmoid, "rnn_sigmoid"},
+      {Mode::lstm, "lstm"},         {Mode::gru, "gru"}, {Mode::gru_reset_before, "gru_reset_before"}};
   int bad = 0;
   for (const auto& [mode, name] : modes)
     for (bool bias : {true, false})
