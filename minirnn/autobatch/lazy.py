@@ -19,7 +19,7 @@ from ..ops.indexing import GetItem
 from ..tensor import Tensor
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .recorder import PendingOp, Recorder
+    from .recorder import PendingOp
 
 
 @contextlib.contextmanager
@@ -36,17 +36,16 @@ def paused() -> Iterator[None]:
 class LazyTensor(Tensor):
     """A tensor whose value is computed in a batch (see the module docstring)."""
 
-    __slots__ = ("_op", "_meta", "_depth", "_source", "_row", "_eager", "_recorder")
+    __slots__ = ("_op", "_meta", "_source", "_row", "_eager")
 
     def __init__(self, *args: Any, **kwargs: Any):
         raise TypeError("LazyTensor is made by ops recorded inside minirnn.autobatch(), not directly")
 
     @classmethod
-    def pending(cls, op: PendingOp, meta: tuple[tuple[int, ...], np.dtype], depth: int, requires_grad: bool,
-                recorder: Recorder) -> LazyTensor:
+    def pending(cls, op: PendingOp, meta: tuple[tuple[int, ...], np.dtype], requires_grad: bool) -> LazyTensor:
+        """The output of ``op`` (its recorder and depth are the op's), of ``meta`` (shape, dtype)."""
         t = cls.__new__(cls)
-        t._op, t._meta, t._depth, t._recorder = op, meta, depth, recorder
-        t._source, t._row, t._eager = None, None, None
+        t._op, t._meta, t._source, t._row, t._eager = op, meta, None, None, None
         t.grad, t._hooks, t.requires_grad = None, None, requires_grad
         return t
 
@@ -55,7 +54,7 @@ class LazyTensor(Tensor):
         of a batch becomes ``source[row]`` (one tape node, so gradients reach the batch)."""
         if self._eager is None:
             if self._op is not None:
-                self._recorder.flush()
+                self._op.recorder.flush()
             if self._row is None:
                 self._eager = self._source
             else:
