@@ -14,6 +14,7 @@
   reported; ``--max-nonfinite`` (default 5) in a row, or parameters that are no longer finite,
   stop the run with exit status 3, and a checkpoint with non-finite parameters is never written.
 * ``sample CKPT --prompt TEXT [--length N --temperature T --top-k K --seed S]``: generate.
+* ``export CKPT OUT.onnx``: the ``train charlm`` model as ONNX (:func:`export_charlm`).
 * ``bench [--full] [--threads N,N] [--shape T,B,H ...] [--repeats R]``: the benchmark harness
   (:mod:`minirnn.bench`).
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import math
 import os
 import signal
@@ -345,6 +347,24 @@ def sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_charlm(args: argparse.Namespace) -> int:
+    """The model of a ``train charlm`` checkpoint as an ONNX file: inputs ``ids`` (T, B) int64,
+    ``h0``/``c0`` (layers, B, hidden); outputs ``logits`` (T, B, vocab), ``h_n``, ``c_n``; the
+    vocabulary's characters, in id order, as JSON in the metadata under ``minirnn.vocab``."""
+    try:
+        from . import onnx as minirnn_onnx
+    except ImportError as exc:
+        print(f"export: {exc}", file=sys.stderr)
+        return 1
+    model, vocab = load_charlm(args.checkpoint)
+    state = np.zeros((model.config["num_layers"], 1, model.config["hidden_size"]), np.float32)
+    minirnn_onnx.export(model, (np.zeros((2, 1), np.int64), (state, state)), args.out,
+                        input_names=["ids", "h0", "c0"], output_names=["logits", "h_n", "c_n"],
+                        metadata={"minirnn.vocab": json.dumps(vocab.tokens)})
+    print(f"saved {args.out}")
+    return 0
+
+
 def bench(args: argparse.Namespace) -> int:
     try:
         from .bench import main as bench_main
@@ -471,6 +491,10 @@ def parser() -> argparse.ArgumentParser:
     smp.add_argument("--top-k", type=positive_argument(int))
     smp.add_argument("--seed", type=_non_negative(int), default=0)
     smp.set_defaults(run=sample)
+    exp = sub.add_parser("export", help="write a 'train charlm' checkpoint's model as ONNX (needs minirnn[onnx])")
+    exp.add_argument("checkpoint")
+    exp.add_argument("out", type=_file_path, help="the .onnx file to write")
+    exp.set_defaults(run=export_charlm)
     b = sub.add_parser("bench", help="run the benchmarks (quick unless --full)")
     b.add_argument("--full", action="store_true", help="the whole grid at 1 thread and all cores (~17 min)")
     b.add_argument("--json", default="minirnn-bench.json", help="results file (default minirnn-bench.json)")
