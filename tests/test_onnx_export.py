@@ -220,3 +220,22 @@ def test_bad_arguments(tmp_path):
         mo.export(m, np.ones(2, np.float32), tmp_path / "m.onnx", dynamic_axes={"x": {0: "n"}})
     with pytest.raises(TypeError, match="expected float or integer arrays"):
         mo.export(m, np.array(["a", "b"]), tmp_path / "m.onnx")
+
+
+def test_the_readme_runs_the_exported_main_job_model_with_onnxruntime(tmp_path, monkeypatch):
+    """The README's onnxruntime lines, on a checkpoint of the main job's sizes (2 x 128)."""
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "onnxruntime" in b]
+    (tmp_path / "t.txt").write_text("The cat sat. " * 40, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "charlm", "--data", "t.txt", "--steps", "1", "--batch", "2", "--seq-len", "8",
+                 "--quiet", "--samples", "0"]) == 0
+    assert main(["export", "charlm.npz", "charlm.onnx"]) == 0
+    scope: dict = {}
+    exec(compile(snippet, "README.md", "exec"), scope)
+    model, vocab = minirnn.cli.load_charlm("charlm.npz")
+    ids = np.array([[vocab.tokens.index(c)] for c in "The "])
+    state = minirnn.Tensor(np.zeros((2, 1, 128), np.float32))
+    assert_same([scope["logits"], scope["h_n"], scope["c_n"]], run_minirnn(model, ids, (state, state)))
