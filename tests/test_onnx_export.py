@@ -222,6 +222,7 @@ def test_bad_arguments(tmp_path):
         mo.export(m, np.array(["a", "b"]), tmp_path / "m.onnx")
 
 
+@pytest.mark.checkout
 def test_the_readme_runs_the_exported_main_job_model_with_onnxruntime(tmp_path, monkeypatch):
     """The README's onnxruntime lines, on a checkpoint of the main job's sizes (2 x 128)."""
     import re
