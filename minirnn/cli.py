@@ -31,7 +31,8 @@ import threading
 import time
 import zlib
 from collections.abc import Mapping
-from typing import Callable, Sequence, TypeVar
+from types import FrameType
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -50,7 +51,7 @@ T = TypeVar("T")
 CHARLM_CONFIG_KEYS = frozenset(inspect.signature(CharLM).parameters) - {"dtype"}
 
 
-def _progress(total: int | None, quiet: bool, unit: str):
+def _progress(total: int | None, quiet: bool, unit: str) -> Any:  # a tqdm bar
     from tqdm import tqdm
     return tqdm(total=total, unit=unit, disable=quiet or not sys.stderr.isatty(), dynamic_ncols=True)
 
@@ -109,7 +110,7 @@ class _Stop:
 
     def __init__(self) -> None:
         self.signum: int | None = None
-        self.previous: dict[int, object] = {}
+        self.previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
     def __call__(self, signum: int, frame: object) -> None:
         self.signum = signum
@@ -203,7 +204,8 @@ def train_charlm(args: argparse.Namespace) -> int:
     params = list(model.parameters())
     opt = optim.Adam(params, lr=args.lr)
     guard = NonFiniteGuard(args.max_nonfinite)
-    step, pos, state, recent, trained_s = 0, 0, None, [], 0.0
+    step, pos, state, trained_s = 0, 0, None, 0.0
+    recent: list[float] = []
     if ckpt is not None:
         step, pos, state, trained_s = _checkpoint_part("train", lambda: _restore(ckpt["train"], model, opt, guard))
         options = ", ".join(f"{k} {getattr(args, k)}" for k in RESUMED_OPTIONS)
@@ -376,7 +378,7 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def positive_argument(kind: type) -> object:
+def positive_argument(kind: type) -> Callable[[str], float | int]:
     """argparse type: a ``kind`` (int or float) > 0 (also used by benchmarks/ab_builds.py)."""
     def parse(text: str) -> float | int:
         value = kind(text)
@@ -403,7 +405,7 @@ def thread_counts_argument(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(counts)))
 
 
-def shape_argument(text: str) -> object:
+def shape_argument(text: str) -> Any:
     """argparse type of a layer size: ``"50,64,512"`` (T, B, H with I = H) or ``"50,64,256,512"``
     (T, B, I, H) -> a bench Shape (also used by benchmarks/ab_builds.py)."""
     from .bench.problem import Shape

@@ -135,7 +135,7 @@ class _Loader:
             return _recurrent_step(node, attrs, self)
         if op == "Gather" and attrs.get("axis", 0) == 0 and self._matrix(inputs[0]) and self.const(inputs[1]) is None:
             weight = self.consts[inputs[0]]
-            layer = self.add_layer("embedding", Embedding(*weight.shape, dtype=weight.dtype))
+            layer = self.add_layer("embedding", Embedding(weight.shape[0], weight.shape[1], dtype=weight.dtype))
             layer.weight.data[...] = weight
             return _Step(inputs[1:], list(node.output), lambda v: [layer(np.asarray(getattr(v[0], "data", v[0])))])
         if op == "MatMul" and self._matrix(inputs[1]) and self.const(inputs[0]) is None:
