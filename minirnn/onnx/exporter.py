@@ -164,11 +164,14 @@ class _RecurrentLayer:
         hx = self.args["hx"]
         h0 = self._state(hx[0] if self.lstm and hx is not None else hx, "hx")
         c0 = self._state(None if hx is None else hx[1], "hx[1]") if self.lstm else ""
-        lens = ""
+        lens, empty = "", ""
         if self.args["lengths"] is not None:
             lens = self.ex.resolve(self.args["lengths"], f"the lengths of {hint!r}")
             self.ex.name_axes(lens, {0: "batch"})
             lens = g.one("Cast", [lens], hint, to=6)  # TensorProto.INT32
+            if h0:  # (1, B, 1): the sequences of length 0, whose final state is the initial one
+                empty = g.one("Unsqueeze", [g.one("Equal", [lens, g.const(np.zeros((), np.int32), "zero")], hint),
+                                            g.ints([0, 2])], hint)
         h_n, c_n = [], []
         for layer in range(m.num_layers):
             states = [self._layer_state(h0, layer), self._layer_state(c0, layer)] if self.lstm else \
@@ -177,8 +180,11 @@ class _RecurrentLayer:
                         3 if self.lstm else 2, **self._attributes())
             y = g.one("Transpose", [outs[0]], hint, perm=[0, 2, 1, 3])  # (T, D, B, H) -> (T, B, D, H)
             x = g.one("Reshape", [y, g.ints([0, 0, -1])], hint)  # -> (T, B, D*H)
-            h_n.append(outs[1])
-            c_n.extend(outs[2:])
+            finals = outs[1:]
+            if empty:  # onnxruntime ends a sequence of length 0 at zeros, minirnn at its initial state
+                finals = [g.one("Where", [empty, state, final], hint) for state, final in zip(states, finals)]
+            h_n.append(finals[0])
+            c_n.extend(finals[1:])
         if self.batched and m.batch_first:
             x = g.one("Transpose", [x], hint, perm=[1, 0, 2])
         outputs = [x, self._final(h_n)] + ([self._final(c_n)] if self.lstm else [])
