@@ -12,6 +12,7 @@ import minirnn  # noqa: E402
 import minirnn.onnx as mo  # noqa: E402
 from minirnn import nn  # noqa: E402
 from minirnn.charlm import CharLM  # noqa: E402
+from minirnn.onnx.exporter import leaves  # noqa: E402
 
 ATOL = 1e-5
 
@@ -42,14 +43,17 @@ def test_round_trip_of_each_cell(tmp_path, cell, bidirectional, lengths):
     m = cls(3, 4, num_layers=2, bidirectional=bidirectional, batch_first=True,
             **({"nonlinearity": "relu"} if cell == "rnn_relu" else {}))
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((2, 5, 3)).astype(np.float32)
-    lens = np.array([5, 2]) if lengths else None
-    mo.export(m, (x, None, lens), tmp_path / "m.onnx")
+    x = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    h0 = rng.standard_normal((2 * (1 + bidirectional), 3, 4)).astype(np.float32)
+    hx = (h0, h0 + 1) if cell == "lstm" else h0
+    lens = np.array([5, 0, 2]) if lengths else None
+    mo.export(m, (x, hx, lens), tmp_path / "m.onnx")
     loaded = mo.load(tmp_path / "m.onnx")
     with minirnn.no_grad():
-        expected = m(x, None, lens)
-        got = loaded(x, lens) if lengths else loaded(x)
-    np.testing.assert_allclose(got[0].data, expected[0].data, rtol=0, atol=1e-6)
+        expected = leaves(m(x, hx, lens))
+        got = loaded(x, *leaves(hx), *leaves(lens))
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=0, atol=1e-6)
 
 
 class TorchTagger:

@@ -137,6 +137,13 @@ def _softmax(op: Callable[..., Tensor]) -> Callable[..., list[Value]]:
     return lambda inputs, attrs: [op(_tensor(inputs[0]), attrs.get("axis", -1))]
 
 
+def where(inputs: list[Value], attrs: dict[str, Any]) -> list[Value]:
+    condition, a, b = inputs
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return [ops.where(np.asarray(condition), a, b)]
+    return [np.where(condition, a, b)]
+
+
 def _int_div(a: Any, b: Any) -> Any:
     a, b = np.asarray(a), np.asarray(b)
     return np.trunc(a / b) if a.dtype.kind in "iu" and b.dtype.kind in "iu" else a / b
@@ -151,6 +158,7 @@ GLUE: dict[str, Callable[[list[Value], dict[str, Any]], list[Value]]] = {
     "Add": _binary(np.add, lambda a, b: a + b), "Sub": _binary(np.subtract, lambda a, b: a - b),
     "Mul": _binary(np.multiply, lambda a, b: a * b), "Div": _binary(_int_div, lambda a, b: a / b),
     "MatMul": _binary(np.matmul, lambda a, b: _tensor(a) @ _tensor(b)),
+    "Equal": lambda inputs, attrs: [np.equal(*(getattr(v, "data", v) for v in inputs))], "Where": where,
     "Tanh": _unary(ops.tanh), "Sigmoid": _unary(ops.sigmoid), "Relu": _unary(ops.relu), "Exp": _unary(ops.exp),
     "Log": _unary(ops.log), "Softplus": _unary(ops.softplus),
     "LogSoftmax": _softmax(ops.log_softmax), "Softmax": _softmax(ops.softmax),
