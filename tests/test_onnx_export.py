@@ -242,3 +242,18 @@ def test_the_readme_runs_the_exported_main_job_model_with_onnxruntime(tmp_path, 
     ids = np.array([[vocab.tokens.index(c)] for c in "The "])
     state = minirnn.Tensor(np.zeros((2, 1, 128), np.float32))
     assert_same([scope["logits"], scope["h_n"], scope["c_n"]], run_minirnn(model, ids, (state, state)))
+
+
+def test_without_onnx_the_error_says_what_to_install(tmp_path):
+    """minirnn.onnx and `python -m minirnn export` name the extra to install when onnx is missing."""
+    import subprocess
+    import sys
+    hide = "import sys; sys.modules['onnx'] = None; "
+    result = subprocess.run([sys.executable, "-c", hide + "import minirnn.onnx"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1 and "minirnn.onnx needs the onnx package: pip install 'minirnn[onnx]'" in result.stderr
+    minirnn.save({"x": np.zeros(1)}, tmp_path / "c.npz")
+    cli = hide + f"from minirnn.cli import main; sys.exit(main(['export', {str(tmp_path / 'c.npz')!r}, 'o.onnx']))"
+    result = subprocess.run([sys.executable, "-c", cli], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1 and "export: minirnn.onnx needs the onnx package" in result.stderr
+    assert not (tmp_path / "o.onnx").exists()

@@ -182,3 +182,20 @@ def test_wrong_number_of_inputs(tmp_path):
     mo.export(nn.Linear(2, 2), minirnn.Tensor(np.zeros((1, 2), np.float32)), tmp_path / "m.onnx")
     with pytest.raises(TypeError, match=r"expected 1 inputs \['input'\], got 2"):
         mo.load(tmp_path / "m.onnx")(np.zeros((1, 2), np.float32), 1)
+
+
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_gemm_becomes_a_linear_layer(tmp_path, trans_b):
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(4)
+    w, b = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    node = helper.make_node("Gemm", ["x", "W", "b"], ["y"], name="fc", transB=trans_b)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 5])],
+                              [numpy_helper.from_array(w.T.copy() if trans_b else w, "W"),
+                               numpy_helper.from_array(b, "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "g.onnx")
+    loaded = mo.load(tmp_path / "g.onnx")
+    assert [type(c).__name__ for c in loaded.children()] == ["Linear"]
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x).data, x @ w + b, rtol=1e-6, atol=1e-6)
