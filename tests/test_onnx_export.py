@@ -257,3 +257,20 @@ def test_without_onnx_the_error_says_what_to_install(tmp_path):
     result = subprocess.run([sys.executable, "-c", cli], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 1 and "export: minirnn.onnx needs the onnx package" in result.stderr
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_a_layer_called_twice_has_its_weights_in_the_file_once(tmp_path):
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.rnn = nn.GRU(4, 4, num_layers=2)
+
+        def forward(self, x):
+            return self.rnn(self.rnn(self.fc(self.fc(x)))[0])[0]
+    m = Twice()
+    x = np.random.default_rng(0).standard_normal((3, 2, 4)).astype(np.float32)
+    proto = mo.export(m, (x,), tmp_path / "m.onnx")
+    weights = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
+    assert len(weights) == 8  # fc: W^T, b; rnn: W, R, B of each of its 2 layers
+    assert_same(run_onnx(tmp_path / "m.onnx", ["input"], x), run_minirnn(m, minirnn.Tensor(x)))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, Hashable
 
 import numpy as np
 
@@ -17,14 +17,20 @@ class GraphBuilder:
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self._counter = itertools.count()
+        self._shared: dict[Hashable, str] = {}
 
     def fresh(self, hint: str) -> str:
         return f"{hint}_{next(self._counter)}"
 
-    def const(self, array: np.ndarray, hint: str) -> str:
-        """An initializer holding ``array``; returns its name."""
+    def const(self, array: np.ndarray, hint: str, key: Hashable = None) -> str:
+        """An initializer holding ``array``; returns its name. Calls with the same ``key`` (not
+        None) share the first one's: a layer called twice has its weights in the file once."""
+        if key is not None and key in self._shared:
+            return self._shared[key]
         name = self.fresh(hint)
         self.initializers.append(self._numpy_helper.from_array(np.ascontiguousarray(array), name))
+        if key is not None:
+            self._shared[key] = name
         return name
 
     def ints(self, values: list[int], hint: str = "ints") -> str:

@@ -132,13 +132,13 @@ class _Exporter:
             outputs = _RecurrentLayer(self, call).emit()
         elif isinstance(module, Embedding):
             ids = self.resolve(args["ids"], f"the ids of {hint!r}")
-            outputs = [self.g.one("Gather", [self.g.const(module.weight.data, f"{hint}.weight"), ids], hint, axis=0)]
+            outputs = [self.g.one("Gather", [self.g.const(module.weight.data, f"{hint}.weight", (id(module), "weight")), ids], hint, axis=0)]
             self.sources[outputs[0]] = ids
         elif isinstance(module, Linear):
             x = self.resolve(args["x"], f"the input of {hint!r}")
-            y = self.g.one("MatMul", [x, self.g.const(module.weight.data.T, f"{hint}.weight_t")], hint)
+            y = self.g.one("MatMul", [x, self.g.const(module.weight.data.T, f"{hint}.weight_t", (id(module), "weight"))], hint)
             if module.bias is not None:
-                y = self.g.one("Add", [y, self.g.const(module.bias.data, f"{hint}.bias")], hint)
+                y = self.g.one("Add", [y, self.g.const(module.bias.data, f"{hint}.bias", (id(module), "bias"))], hint)
             outputs = [y]
             self.sources[y] = x
         elif isinstance(module, Dropout):  # (only reached when it is not the identity)
@@ -223,11 +223,12 @@ class _RecurrentLayer:
         params = [m._layer_parameters(suffix) for suffix in m._suffixes(layer)]
         W = np.stack([reorder_gates(p[0].data, order) for p in params])
         R = np.stack([reorder_gates(p[1].data, order) for p in params])
-        names = [g.const(W, f"{self.hint}.W{layer}"), g.const(R, f"{self.hint}.R{layer}")]
+        names = [g.const(W, f"{self.hint}.W{layer}", (id(m), "W", layer)),
+                 g.const(R, f"{self.hint}.R{layer}", (id(m), "R", layer))]
         if m.bias:
             B = np.stack([np.concatenate([reorder_gates(p[2].data, order), reorder_gates(p[3].data, order)])
                           for p in params])
-            names.append(g.const(B, f"{self.hint}.B{layer}"))
+            names.append(g.const(B, f"{self.hint}.B{layer}", (id(m), "B", layer)))
         else:
             names.append("")
         return names

@@ -29,6 +29,10 @@ def _reshape(x: Value, shape: tuple[int, ...]) -> Value:
     return x.reshape(shape) if isinstance(x, Tensor) else np.reshape(x, shape)
 
 
+def _array(x: Value) -> np.ndarray:
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
 def _tensor(x: Value) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(np.asarray(x))
 
@@ -88,7 +92,7 @@ def slice_(inputs: list[Value], attrs: dict[str, Any]) -> list[Value]:
 def gather(inputs: list[Value], attrs: dict[str, Any]) -> list[Value]:
     x, indices = inputs
     axis = attrs.get("axis", 0) % len(x.shape)
-    index = (slice(None),) * axis + (np.asarray(indices.data if isinstance(indices, Tensor) else indices),)
+    index = (slice(None),) * axis + (_array(indices),)
     return [x[index]]
 
 
@@ -158,7 +162,7 @@ GLUE: dict[str, Callable[[list[Value], dict[str, Any]], list[Value]]] = {
     "Add": _binary(np.add, lambda a, b: a + b), "Sub": _binary(np.subtract, lambda a, b: a - b),
     "Mul": _binary(np.multiply, lambda a, b: a * b), "Div": _binary(_int_div, lambda a, b: a / b),
     "MatMul": _binary(np.matmul, lambda a, b: _tensor(a) @ _tensor(b)),
-    "Equal": lambda inputs, attrs: [np.equal(*(getattr(v, "data", v) for v in inputs))], "Where": where,
+    "Equal": lambda inputs, attrs: [np.equal(_array(inputs[0]), _array(inputs[1]))], "Where": where,
     "Tanh": _unary(ops.tanh), "Sigmoid": _unary(ops.sigmoid), "Relu": _unary(ops.relu), "Exp": _unary(ops.exp),
     "Log": _unary(ops.log), "Softplus": _unary(ops.softplus),
     "LogSoftmax": _softmax(ops.log_softmax), "Softmax": _softmax(ops.softmax),
