@@ -21,7 +21,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..autograd import enable_grad
-from ..nn.dropout import Dropout
 from ..nn.embedding import Embedding
 from ..nn.linear import Linear
 from ..nn.module import Module
@@ -141,9 +140,7 @@ class _Exporter:
                 y = self.g.one("Add", [y, self.g.const(module.bias.data, f"{hint}.bias", (id(module), "bias"))], hint)
             outputs = [y]
             self.sources[y] = x
-        elif isinstance(module, Dropout):  # (only reached when it is not the identity)
-            raise UnsupportedError(f"minirnn.onnx.export: {hint!r} (Dropout) in training mode is not supported")
-        else:  # pragma: no cover - record_calls records only the layers above
+        else:  # pragma: no cover - record_calls records only the layers above (Dropout in eval: never)
             raise UnsupportedError(f"minirnn.onnx.export: {hint!r} ({type(module).__name__}) is not supported")
         for leaf, name in zip(leaves(call.output), outputs):
             self.names[id(leaf)] = name
