@@ -118,11 +118,11 @@ def workspace_size(mode: str, T: int, B: int, H: int) -> int:
 
 
 def workspace_views(mode: str, workspace: np.ndarray, T: int, B: int,
-                    H: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Views of the workspace: ``gates`` (T, B, G*H) and ``extra`` (T, B, H) or None."""
+                    H: int) -> tuple[np.ndarray, np.ndarray]:
+    """Views of the workspace: ``gates`` (T, B, G*H) and ``extra`` (T, B, H) (Elman: (T, B, 0), empty)."""
     GH = NUM_GATES[mode] * H
     gates = workspace[:T * B * GH].reshape(T, B, GH)
-    extra = workspace[T * B * GH:].reshape(T, B, H) if _extra_slots(mode) else None
+    extra = workspace[T * B * GH:].reshape(T, B, H * _extra_slots(mode))
     return gates, extra
 
 
@@ -206,7 +206,7 @@ def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
 
 # ---------------------------------------------------------------------------- backward
 def _step_backward(mode: str, dh: np.ndarray, dc: np.ndarray | None, gates: np.ndarray,
-                   extra: np.ndarray | None, c_prev: np.ndarray | None, h_prev: np.ndarray,
+                   extra: np.ndarray, c_prev: np.ndarray | None, h_prev: np.ndarray,
                    H: int, w_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Local derivatives of one step, given dL/dh_t (and dL/dc_t for lstm), all (B, .).
 
@@ -295,7 +295,7 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
         if mode == "lstm":
             c_prev = extra[t - 1] if t else c0
         da, dr, dh_direct, dc_prev = _step_backward(
-            mode, dh_t, dc, gates[t], None if extra is None else extra[t], c_prev, h_prev_all[t], H, w_hh)
+            mode, dh_t, dc, gates[t], extra[t], c_prev, h_prev_all[t], H, w_hh)
         da_all[t] = np.where(m, da, 0)
         dr_all[t] = np.where(m, dr, 0)
         dh = np.where(m, dh_direct + dr[:, :GH_h] @ w_hh[:GH_h], dh)

@@ -23,6 +23,7 @@ def make_module(problem: Problem, cell: bool, **options: Any) -> Any:
     """A minirnn layer (or cell) of ``problem``'s mode and size holding ``problem.weights``;
     ``options`` go to its constructor."""
     s, mode = problem.shape, problem.mode
+    module: Any
     if mode == "lstm":
         module = (nn.LSTMCell if cell else nn.LSTM)(s.I, s.H, **options)
     elif mode in ("gru", "gru_reset_before"):

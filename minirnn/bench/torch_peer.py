@@ -30,6 +30,7 @@ def make_layer(problem: Problem, cell: bool = False) -> Any:
     ``problem``'s mode and size holding ``problem.weights``."""
     import torch
     s, nn = problem.shape, torch.nn
+    layer: Any
     if problem.mode == "lstm":
         layer = (nn.LSTMCell if cell else nn.LSTM)(s.I, s.H)
     elif problem.mode == "gru":
