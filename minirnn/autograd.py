@@ -502,11 +502,10 @@ _post_accumulate_hooks: weakref.WeakKeyDictionary[Tensor, list[Callable[[Tensor]
 def _last_consumers(order: list[Node]) -> dict[Node, list[Tensor]]:
     """{node: the leaves with post-accumulate hooks that ``node`` is the last in ``order`` to read}:
     once that node's backward has run, their gradients are complete, though backward goes on."""
-    Tensor = tensor.Tensor
     last: dict[Tensor, Node] = {}
     for node in order:
         for x in node.inputs:
-            if isinstance(x, Tensor) and x in _post_accumulate_hooks:
+            if isinstance(x, tensor.Tensor) and x in _post_accumulate_hooks:
                 last[x] = node
     finishing: dict[Node, list[Tensor]] = {}
     for leaf, node in last.items():

@@ -44,6 +44,7 @@ from . import _C, distributed, optim
 from .charlm import (CharLM, default_corpus, encode_corpus, evaluate_bits, split_held_out, state_shapes, streams,
                      training_loss, unigram_bits)
 from .data import CharVocab, WordVocab
+from .data.vocab import Vocab
 from .generate import generate
 from .random import default_generator, manual_seed
 from .serialization import load, save
@@ -62,7 +63,7 @@ def _progress(total: int | None, quiet: bool, unit: str) -> Any:  # a tqdm bar
     return tqdm(total=total, unit=unit, disable=quiet or not sys.stderr.isatty(), dynamic_ncols=True)
 
 
-def _sample_text(model: CharLM, vocab: CharVocab, prompt: str, length: int, temperature: float,
+def _sample_text(model: CharLM, vocab: Vocab, prompt: str, length: int, temperature: float,
                  top_k: int | None, seed: int) -> str:
     ids = generate(model, vocab.encode(prompt), length, temperature, top_k, np.random.default_rng(seed))
     # characters run on; words are split and joined with single spaces ("The " + "cat" -> "The cat")
@@ -352,7 +353,7 @@ def _check_model_shapes(config: dict, weights: object) -> None:
                              + ("no such array" if got is None else str(got)))
 
 
-def _model_from(ckpt: dict) -> tuple[CharLM, CharVocab]:
+def _model_from(ckpt: dict) -> tuple[CharLM, Vocab]:
     if not {"model", "config", "vocab"} <= set(ckpt):
         raise ValueError(f"checkpoint: expected a file written by 'train charlm' (model, config, vocab), "
                          f"got keys {sorted(ckpt)}")
@@ -370,7 +371,7 @@ def _model_from(ckpt: dict) -> tuple[CharLM, CharVocab]:
     return model, vocab
 
 
-def load_charlm(path: str) -> tuple[CharLM, CharVocab]:
+def load_charlm(path: str) -> tuple[CharLM, Vocab]:
     """The model and vocabulary of a checkpoint written by ``train charlm`` or ``train wordlm`` (the
     vocabulary's kind says which). A file is user data:
     a missing or damaged part (config keys or values, vocabulary, weights) is a ValueError naming it;

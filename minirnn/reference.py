@@ -39,6 +39,8 @@ part of the n gate, which the reset gate multiplies), for gru_reset_before ``r *
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 
 #: Gates per hidden unit, by mode.
@@ -138,7 +140,7 @@ def _sigmoid(v: np.ndarray) -> np.ndarray:
 
 
 #: Elman mode -> (activation, its derivative written in terms of its output h).
-_ELMAN_ACTIVATIONS = {
+_ELMAN_ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], Any]]] = {
     "rnn_tanh": (np.tanh, lambda h: 1 - h ** 2),
     "rnn_relu": (lambda v: np.maximum(v, 0), lambda h: h > 0),
     "rnn_sigmoid": (_sigmoid, lambda h: h * (1 - h)),

@@ -178,9 +178,10 @@ class Recorder:
         signature = (cls, grad, tuple(keys), options)
         known = self.known.get(signature)
         if known is None or rule.meta_per_call:
-            known = self._describe(rule, signature, args, kwargs)
-            if type(known) is str:
-                return self._alone(cls, args, kwargs, known)
+            described = self._describe(rule, signature, args, kwargs)
+            if isinstance(described, str):
+                return self._alone(cls, args, kwargs, described)
+            known = described
         number, metas, is_tuple = known
         op = PendingOp(cls, args, kwargs, number, depth + 1, producers, self)
         requires_grad = grad and needs_grad
