@@ -3,8 +3,8 @@
 The data is a small synthetic treebank: a sentence is a random binary tree over words that are
 positive, negative, neutral, or the negator "not"; a phrase's sentiment is the sum of its
 words', except that "not" turns the phrase to its right around. Every inner node has a label
-(negative, neutral, positive), as in the Stanford Sentiment Treebank, and the loss is summed
-over all of them. A leaf is (i, o, u) = W x + b of its word's embedding; an inner node combines
+(negative, neutral, positive), as in the Stanford Sentiment Treebank, and the loss is
+averaged over all of them. A leaf is (i, o, u) = W x + b of its word's embedding; an inner node combines
 its children's states with forget gates of its own for each child:
 
     (i, f_l, f_r, o, u) = U [h_l; h_r] + b
@@ -126,7 +126,7 @@ def main(quick: bool = False, batched: bool = True) -> dict[str, float]:
         trees = make(rng, 32)
         gold = np.concatenate([[label(n) for n in inner_nodes(t)] for t in trees])
         with autobatch(enabled=batched):
-            return F.cross_entropy(cat([model.phrase_logits(t) for t in trees], 0), gold, reduction="sum") / 32
+            return F.cross_entropy(cat([model.phrase_logits(t) for t in trees], 0), gold)  # (mean over phrases)
 
     start = time.perf_counter()
     fit(loss_step, model.parameters(), steps, lr=1e-2)

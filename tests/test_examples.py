@@ -44,10 +44,27 @@ def example(monkeypatch):
 
 def run_quick(example, name: str, keys: set[str], capsys, printed: str,
               lines: int = 1) -> tuple[ModuleType, dict[str, float]]:
-    """Run examples/<name>.py's quick version; check its result's keys and value types and that it
-    printed ``lines`` lines containing ``printed``."""
+    """Run examples/<name>.py's quick version; check that every training run in it (each call of
+    ``_common.fit``) lowered its loss -- the mean of its last quarter of updates below the mean of
+    its first -- its result's keys and value types, and that it printed ``lines`` lines containing
+    ``printed``."""
+    common = example("_common")
+    traces = []
+
+    def recording_fit(*args, **kwargs):
+        traces.append(fit(*args, **kwargs))
+        return traces[-1]
+
+    fit, common.fit = common.fit, recording_fit  # (before the example imports it)
     module = example(name)
+    if getattr(module, "fit", None) is fit:  # (imported before: this test read its tables first)
+        module.fit = recording_fit
     result = module.main(quick=True)
+    assert traces, f"{name}: no training run went through _common.fit"
+    for k, trace in enumerate(traces):
+        quarter = max(1, len(trace.losses) // 4)
+        first, last = np.mean(trace.losses[:quarter]), np.mean(trace.losses[-quarter:])
+        assert last < first, f"{name}: training run {k}: the loss did not fall ({first:.4g} -> {last:.4g})"
     assert set(result) == keys
     assert all(isinstance(v, float) for v in result.values()), result
     assert capsys.readouterr().out.count(printed) == lines
