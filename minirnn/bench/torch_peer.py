@@ -30,7 +30,9 @@ def make_layer(problem: Problem, cell: bool = False) -> Any:
     ``problem``'s mode and size holding ``problem.weights``."""
     import torch
     s, nn = problem.shape, torch.nn
-    if problem.mode == "lstm":
+    if problem.proj_size:
+        layer = nn.LSTM(s.I, s.H, proj_size=problem.proj_size)
+    elif problem.mode == "lstm":
         layer = (nn.LSTMCell if cell else nn.LSTM)(s.I, s.H)
     elif problem.mode == "gru":
         layer = (nn.GRUCell if cell else nn.GRU)(s.I, s.H)
