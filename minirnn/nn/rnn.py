@@ -134,9 +134,12 @@ class RNNBase(Module):
             x = x.transpose(0, 1)
         return x, batched
 
-    def _check_state(self, name: str, value: Any, batch: int, batched: bool, size: int) -> Tensor | np.ndarray:
-        """The initial state ``hx`` (or ``hx[0]``/``hx[1]``) of ``size`` features (H; P for a projected h)."""
+    def _check_state(self, name: str, value: Any, batch: int, batched: bool,
+                     size: int | None = None) -> Tensor | np.ndarray:
+        """The initial state ``hx`` (or ``hx[0]``/``hx[1]``) of ``size`` features (default H; P for a
+        projected h)."""
         owner = type(self).__name__
+        size = self.hidden_size if size is None else size
         shape = (self.num_layers * self.num_directions, batch, size)
         if value is None:
             return np.zeros(shape, self.dtype)
@@ -174,7 +177,7 @@ class RNNBase(Module):
             raise TypeError(f"{type(self).__name__}: hx: expected a pair (h0, c0) or None, got {type(hx).__name__}")
         h0 = self._check_state("hx[0]" if lstm else "hx", hx[0] if lstm and hx is not None else hx, B, batched,
                                self.proj_size or self.hidden_size)
-        c0 = self._check_state("hx[1]", None if hx is None else hx[1], B, batched, self.hidden_size) if lstm else None
+        c0 = self._check_state("hx[1]", None if hx is None else hx[1], B, batched) if lstm else None
         lengths = self._check_lengths(lengths, T, B, batched)
         h_n, c_n = [], []
         layer_input = x
