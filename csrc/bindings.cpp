@@ -242,6 +242,19 @@ struct PythonInterrupt {
   }
 };
 
+// Runs kernel(a) without the GIL, asked about Ctrl-C as it goes (a.interrupt); raises
+// KeyboardInterrupt if one came.
+template <typename KernelArgs, typename Kernel>
+void run_without_gil(KernelArgs& a, Kernel kernel) {
+  PythonInterrupt interrupt;
+  a.interrupt = &interrupt.poll;
+  {
+    py::gil_scoped_release release;
+    kernel(a);
+  }
+  interrupt.raise_if_interrupted();
+}
+
 // The kernels write every element of the workspace, so it is not zeroed here. keep_workspace
 // false (inference): the smaller inference layout, in scratch memory freed on return, and None is
 // returned instead.
@@ -261,13 +274,7 @@ py::tuple forward(const Inputs& in, bool keep_workspace) {
                                    ptr<scalar_t>(in.w_hh),   ptr<scalar_t>(in.b_ih),  ptr<scalar_t>(in.b_hh),
                                    ptr<scalar_t>(in.h0),     ptr<scalar_t>(in.c0),    lengths_ptr(in),
                                    s,                        keep_workspace};
-  PythonInterrupt interrupt;
-  a.interrupt = &interrupt.poll;
-  {
-    py::gil_scoped_release release;
-    minirnn::rnn_forward(in.mode, a);
-  }
-  interrupt.raise_if_interrupted();
+  run_without_gil(a, [&](const auto& b) { minirnn::rnn_forward(in.mode, b); });
   return py::make_tuple(y, h_n, lstm ? py::object(c_n) : py::none(), keep_workspace ? py::object(ws) : py::none());
 }
 
@@ -319,13 +326,7 @@ py::tuple backward(const Inputs& in, py::handle y, py::handle workspace, py::han
       throw py::value_error("dh_steps: expected a writable C-contiguous array of x's dtype (filled in place)");
     a.dh_steps = mut<scalar_t>(steps);
   }
-  PythonInterrupt interrupt;
-  a.interrupt = &interrupt.poll;
-  {
-    py::gil_scoped_release release;
-    minirnn::rnn_backward(in.mode, a);
-  }
-  interrupt.raise_if_interrupted();
+  run_without_gil(a, [&](const auto& b) { minirnn::rnn_backward(in.mode, b); });
   auto or_none = [](const py::array& arr) { return arr ? py::object(arr) : py::object(py::none()); };
   if (gate_grads) return py::make_tuple(dx, dg_ih, or_none(dg_hh), or_none(db_ih), or_none(db_hh), dh0, or_none(dc0));
   return py::make_tuple(dx, dw_ih, dw_hh, or_none(db_ih), or_none(db_hh), dh0, or_none(dc0));
@@ -346,13 +347,7 @@ py::tuple proj_forward(const Inputs& in) {
                                        ptr<scalar_t>(in.w_hh), ptr<scalar_t>(in.w_hr), ptr<scalar_t>(in.b_ih),
                                        ptr<scalar_t>(in.b_hh), ptr<scalar_t>(in.h0),   ptr<scalar_t>(in.c0),
                                        lengths_ptr(in),        s};
-  PythonInterrupt interrupt;
-  a.interrupt = &interrupt.poll;
-  {
-    py::gil_scoped_release release;
-    minirnn::lstm_proj_forward(a);
-  }
-  interrupt.raise_if_interrupted();
+  run_without_gil(a, [&](const auto& b) { minirnn::lstm_proj_forward(b); });
   return py::make_tuple(y, h_n, c_n, ws);
 }
 
@@ -385,13 +380,7 @@ py::tuple proj_backward(const Inputs& in, py::handle workspace, py::handle dy, p
       ptr<scalar_t>(in.x),    ptr<scalar_t>(in.w_ih), ptr<scalar_t>(in.w_hh), ptr<scalar_t>(in.w_hr),
       ptr<scalar_t>(ws),      ptr<scalar_t>(dya),     ptr<scalar_t>(dhn),     ptr<scalar_t>(dcn),
       lengths_ptr(in),        s};
-  PythonInterrupt interrupt;
-  a.interrupt = &interrupt.poll;
-  {
-    py::gil_scoped_release release;
-    minirnn::lstm_proj_backward(a);
-  }
-  interrupt.raise_if_interrupted();
+  run_without_gil(a, [&](const auto& b) { minirnn::lstm_proj_backward(b); });
   auto or_none = [](const py::array& arr) { return arr ? py::object(arr) : py::object(py::none()); };
   return py::make_tuple(dx, dw_ih, dw_hh, dw_hr, or_none(db_ih), or_none(db_hh), dh0, dc0);
 }

@@ -47,6 +47,25 @@ int proj_loop_threads(ProjSizes s) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(loop_threads(s.B * 4 * s.H * s.P), s.B)));
 }
 
+// Runs step(k, rows) for k = 0 .. T-1 in order on the time loop's team, each thread on its own block
+// of batch rows (no barrier: the rows' recurrences are independent). Returns false if the caller
+// asked it to stop (Interrupt) before the end.
+template <typename Step>
+bool run_steps_by_rows(ProjSizes sz, const Interrupt* interrupt, Step step) {
+  StopAt stop(interrupt);
+#pragma omp parallel num_threads(proj_loop_threads(sz))
+  {
+    FlushDenormals ftz;
+    const int tid = omp_get_thread_num();
+    const Range r = split(sz.B, omp_get_num_threads(), tid);
+    for (int64_t k = 0; k < sz.T && !stop.reached(k); k++) {
+      step(k, r);
+      stop.ask(tid, k + 1);  // the threads share no barrier
+    }
+  }
+  return !stop.stopped();
+}
+
 // One step of the forward pass for rows r (one thread's); t is the step.
 template <typename scalar_t>
 void forward_step(const ProjForwardArgs<scalar_t>& a, const ProjWorkspaceLayout& L, scalar_t* gh,
@@ -103,18 +122,8 @@ void lstm_proj_forward(const ProjForwardArgs<scalar_t>& a) {
     FlushDenormals ftz;
     project_block(omp_get_thread_num(), omp_get_num_threads(), a.workspace + L.gates, a.x, a.w_ih, T * B, GH, I);
   }
-  StopAt stop(a.interrupt);
-#pragma omp parallel num_threads(proj_loop_threads(sz))
-  {
-    FlushDenormals ftz;
-    const int tid = omp_get_thread_num();
-    const Range r = split(B, omp_get_num_threads(), tid);
-    for (int64_t t = 0; t < T && !stop.reached(t); t++) {
-      forward_step(a, L, gh, b_ih, b_hh, t, r);
-      stop.ask(tid, t + 1);  // the threads share no barrier
-    }
-  }
-  if (stop.stopped()) return;
+  if (!run_steps_by_rows(sz, a.interrupt, [&](int64_t t, Range r) { forward_step(a, L, gh, b_ih, b_hh, t, r); }))
+    return;
   const scalar_t* h_T = a.workspace + L.hs + T * B * P;
   const scalar_t* c_T = a.workspace + L.cs + T * B * H;
   std::copy(h_T, h_T + B * P, a.h_n);
@@ -187,18 +196,7 @@ void lstm_proj_backward(const ProjBackwardArgs<scalar_t>& a) {
   std::fill(buf.dh, buf.dh + 2 * B * P + 4 * BH, scalar_t(0));
   if (a.dh_n != nullptr) std::copy(a.dh_n, a.dh_n + B * P, buf.dh);
   if (a.dc_n != nullptr) std::copy(a.dc_n, a.dc_n + BH, buf.dc);
-  StopAt stop(a.interrupt);
-#pragma omp parallel num_threads(proj_loop_threads(sz))
-  {
-    FlushDenormals ftz;
-    const int tid = omp_get_thread_num();
-    const Range r = split(B, omp_get_num_threads(), tid);
-    for (int64_t k = 0; k < T && !stop.reached(k); k++) {
-      backward_step(a, L, buf, k, r);
-      stop.ask(tid, k + 1);  // the threads share no barrier
-    }
-  }
-  if (stop.stopped()) return;
+  if (!run_steps_by_rows(sz, a.interrupt, [&](int64_t k, Range r) { backward_step(a, L, buf, k, r); })) return;
   const scalar_t* hp = a.workspace + L.hs;  // (T, B, P) h_{t-1} of each row
   const scalar_t* mp = a.workspace + L.ms;  // (T, B, H)
 #pragma omp parallel num_threads(gemm_threads(N * (GH * (2 * I + P) + P * H)))
