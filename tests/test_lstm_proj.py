@@ -17,6 +17,7 @@ from minirnn import Tensor, fused, gradcheck, nn, reference
 from minirnn.nn.rnn import RNNBase
 
 P = 2  # proj_size, < H = 3
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 
 GRID = list(itertools.product((1, 2), (False, True), (False, True), (False, True), (np.float64, np.float32)))
 
@@ -219,3 +220,22 @@ def test_kernel_arguments_are_checked(backend: str) -> None:
         f(x, w_ih, w_hh, w_hr, None, None, np.zeros((B, H)), c0, None)
     with pytest.raises(TypeError, match="w_hr: expected dtype"):
         f(x, w_ih, w_hh, w_hr.astype(np.float32), None, None, h0, c0, None)
+
+
+@pytest.mark.parametrize("backend", ("c", "reference"))
+@pytest.mark.parametrize("shape", [(0, B, I), (T, 0, I)], ids=["T0", "B0"])
+def test_empty_input_gives_empty_results_and_zero_weight_gradients(backend: str, shape: tuple) -> None:
+    """T = 0: empty output, h_n/c_n the initial states; B = 0: empty results. Either way the weight
+    gradients are zero (no step ran)."""
+    m = nn.LSTM(I, H, num_layers=2, bidirectional=True, proj_size=P, dtype=np.float64)
+    rng = np.random.default_rng(2)
+    hx = tuple(rng.standard_normal((4, shape[1], size)) for size in (P, H))
+    x = Tensor(np.zeros(shape), requires_grad=True)
+    with fused.use_backend(backend):
+        out, (h_n, c_n) = m(x, hx)
+    assert out.shape == shape[:2] + (2 * P,) and h_n.shape == hx[0].shape and c_n.shape == hx[1].shape
+    np.testing.assert_array_equal(h_n.data, hx[0])
+    np.testing.assert_array_equal(c_n.data, hx[1])
+    (out.sum() + h_n.sum() + c_n.sum()).backward()
+    for name, p in m.named_parameters():
+        np.testing.assert_array_equal(p.grad, np.zeros(p.shape), err_msg=name)
