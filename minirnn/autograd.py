@@ -98,11 +98,11 @@ class Released:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (self._node.output_meta[self._output_index] if self._meta is None else self._meta)[0]
+        return (self._node.output_meta[self._output_index] if self._meta is None else self._meta)[0]  # type: ignore[union-attr]
 
     @property
     def dtype(self) -> np.dtype:
-        return (self._node.output_meta[self._output_index] if self._meta is None else self._meta)[1]
+        return (self._node.output_meta[self._output_index] if self._meta is None else self._meta)[1]  # type: ignore[union-attr]
 
     @property
     def grad_fn(self) -> Node | None:
@@ -157,6 +157,10 @@ class Node:
         self.needs_input_grad = needs_input_grad
         self._saved: tuple[Any, ...] | None = ()  # None once freed
         self.output_hooks: list[list[Hook]] | None = None
+
+    if TYPE_CHECKING:  # a Function's forward keeps what its backward needs as attributes of its own
+        def __getattr__(self, name: str) -> Any: ...
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
     def record(self, inputs: tuple[Any, ...], output_meta: tuple[tuple[tuple[int, ...], np.dtype], ...]) -> None:
         """Put this node on the tape: its ``inputs`` as passed to apply (Tensors or plain values),
@@ -220,12 +224,14 @@ class Function:
     #: half of a split). False: it gets None there and skips that work (the fused kernels).
     materialize_grads = True
 
+    # (ctx, *inputs, **options) and (ctx, *output_grads): spelled (*args, **kwargs) so that the type
+    # checker lets each subclass name its own arguments.
     @staticmethod
-    def forward(ctx: Context, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
+    def forward(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @staticmethod
-    def backward(ctx: Context, *grads: np.ndarray) -> Any:  # pragma: no cover - abstract
+    def backward(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @classmethod
@@ -315,6 +321,8 @@ class LazyGrad:
     """
 
     __slots__ = ("shape", "dtype")
+    shape: tuple[int, ...]
+    dtype: np.dtype
 
     @property
     def nbytes(self) -> int:  # pragma: no cover - abstract
@@ -417,8 +425,9 @@ def _grads_in(slots: list[Any], node: Node) -> list[np.ndarray | None]:
         grads = [np.zeros(shape, dtype) if g is None else g for g, (shape, dtype) in zip(grads, node.output_meta)]
     if node.output_hooks is not None:
         for i, hooks in enumerate(node.output_hooks):
-            if hooks and grads[i] is not None:
-                grads[i] = apply_hooks(hooks, grads[i])
+            grad = grads[i]
+            if hooks and grad is not None:
+                grads[i] = apply_hooks(hooks, grad)
     return grads
 
 
@@ -442,6 +451,7 @@ def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> 
             continue
         if node.freed:
             node.saved_tensors  # raises the "backward a second time" error
+        grads: list[np.ndarray | None]
         if len(slots) == 1 and node.output_hooks is None:  # the common case: one output, no hooks
             grads = [_value(slots[0])]
         else:
@@ -492,11 +502,10 @@ _post_accumulate_hooks: weakref.WeakKeyDictionary[Tensor, list[Callable[[Tensor]
 def _last_consumers(order: list[Node]) -> dict[Node, list[Tensor]]:
     """{node: the leaves with post-accumulate hooks that ``node`` is the last in ``order`` to read}:
     once that node's backward has run, their gradients are complete, though backward goes on."""
-    Tensor = tensor.Tensor
     last: dict[Tensor, Node] = {}
     for node in order:
         for x in node.inputs:
-            if isinstance(x, Tensor) and x in _post_accumulate_hooks:
+            if isinstance(x, tensor.Tensor) and x in _post_accumulate_hooks:
                 last[x] = node
     finishing: dict[Node, list[Tensor]] = {}
     for leaf, node in last.items():

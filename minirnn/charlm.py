@@ -6,7 +6,7 @@ Shapes: ids (T, B) int -> logits (T, B, V); state ``(h, c)`` each (num_layers, B
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -24,7 +24,7 @@ class CharLM(nn.Module):
     def __init__(self, vocab_size: int, embed_dim: int = 32, hidden_size: int = 256, num_layers: int = 2,
                  dropout: float = 0.0, dtype: Any = np.float32):
         super().__init__()
-        self.config = {"vocab_size": vocab_size, "embed_dim": embed_dim, "hidden_size": hidden_size,
+        self.config: dict[str, Any] = {"vocab_size": vocab_size, "embed_dim": embed_dim, "hidden_size": hidden_size,
                        "num_layers": num_layers, "dropout": dropout}
         self.embed = Embedding(vocab_size, embed_dim, dtype=dtype)
         self.lstm = nn.LSTM(embed_dim, hidden_size, num_layers=num_layers, dropout=dropout, dtype=dtype)
@@ -63,7 +63,7 @@ def state_shapes(vocab_size: int, embed_dim: int, hidden_size: int, num_layers: 
 _CHUNK = 1 << 16  # characters encoded at a time: temporaries of ~12 bytes a character, for this many only
 
 
-def _code_chunks(text: str):
+def _code_chunks(text: str) -> Iterator[np.ndarray]:
     for a in range(0, len(text), _CHUNK):
         yield np.frombuffer(text[a:a + _CHUNK].encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 

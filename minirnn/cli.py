@@ -17,6 +17,7 @@
   reported; ``--max-nonfinite`` (default 5) in a row, or parameters that are no longer finite,
   stop the run with exit status 3, and a checkpoint with non-finite parameters is never written.
 * ``sample CKPT --prompt TEXT [--length N --temperature T --top-k K --seed S]``: generate.
+* ``export CKPT OUT.onnx``: the ``train charlm`` model as ONNX (:func:`export_charlm`).
 * ``bench [--full] [--threads N,N] [--shape T,B,H ...] [--repeats R]``: the benchmark harness
   (:mod:`minirnn.bench`).
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
+import json
 import math
 import os
 import signal
@@ -33,7 +35,8 @@ import threading
 import time
 import zlib
 from collections.abc import Mapping
-from typing import Callable, Iterator, Sequence, TypeVar
+from types import FrameType
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -41,6 +44,7 @@ from . import _C, distributed, optim
 from .charlm import (CharLM, default_corpus, encode_corpus, evaluate_bits, split_held_out, state_shapes, streams,
                      training_loss, unigram_bits)
 from .data import CharVocab, WordVocab
+from .data.vocab import Vocab
 from .generate import generate
 from .random import default_generator, manual_seed
 from .serialization import load, save
@@ -53,13 +57,13 @@ T = TypeVar("T")
 CHARLM_CONFIG_KEYS = frozenset(inspect.signature(CharLM).parameters) - {"dtype"}
 
 
-def _progress(total: int | None, quiet: bool, unit: str):
+def _progress(total: int | None, quiet: bool, unit: str) -> Any:  # a tqdm bar
     from tqdm import tqdm
     quiet = quiet or distributed.rank() != 0  # one progress bar: rank 0's
     return tqdm(total=total, unit=unit, disable=quiet or not sys.stderr.isatty(), dynamic_ncols=True)
 
 
-def _sample_text(model: CharLM, vocab: CharVocab, prompt: str, length: int, temperature: float,
+def _sample_text(model: CharLM, vocab: Vocab, prompt: str, length: int, temperature: float,
                  top_k: int | None, seed: int) -> str:
     ids = generate(model, vocab.encode(prompt), length, temperature, top_k, np.random.default_rng(seed))
     # characters run on; words are split and joined with single spaces ("The " + "cat" -> "The cat")
@@ -114,7 +118,7 @@ class _Stop:
 
     def __init__(self) -> None:
         self.signum: int | None = None
-        self.previous: dict[int, object] = {}
+        self.previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
     def __call__(self, signum: int, frame: object) -> None:
         self.signum = signum
@@ -218,7 +222,8 @@ def train_charlm(args: argparse.Namespace) -> int:
     params = list(model.parameters())
     opt = optim.Adam(params, lr=args.lr)
     guard = NonFiniteGuard(args.max_nonfinite)
-    step, pos, state, recent, trained_s = 0, 0, None, [], 0.0
+    step, pos, state, trained_s = 0, 0, None, 0.0
+    recent: list[float] = []
     if ckpt is not None:
         step, pos, state, trained_s = _checkpoint_part("train", lambda: _restore(ckpt["train"], model, opt, guard))
         state = None if state is None else tuple(Tensor(np.ascontiguousarray(s.data[:, mine])) for s in state)
@@ -348,7 +353,7 @@ def _check_model_shapes(config: dict, weights: object) -> None:
                              + ("no such array" if got is None else str(got)))
 
 
-def _model_from(ckpt: dict) -> tuple[CharLM, CharVocab]:
+def _model_from(ckpt: dict) -> tuple[CharLM, Vocab]:
     if not {"model", "config", "vocab"} <= set(ckpt):
         raise ValueError(f"checkpoint: expected a file written by 'train charlm' (model, config, vocab), "
                          f"got keys {sorted(ckpt)}")
@@ -366,7 +371,7 @@ def _model_from(ckpt: dict) -> tuple[CharLM, CharVocab]:
     return model, vocab
 
 
-def load_charlm(path: str) -> tuple[CharLM, CharVocab]:
+def load_charlm(path: str) -> tuple[CharLM, Vocab]:
     """The model and vocabulary of a checkpoint written by ``train charlm`` or ``train wordlm`` (the
     vocabulary's kind says which). A file is user data:
     a missing or damaged part (config keys or values, vocabulary, weights) is a ValueError naming it;
@@ -385,6 +390,24 @@ def sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_charlm(args: argparse.Namespace) -> int:
+    """The model of a ``train charlm`` checkpoint as an ONNX file: inputs ``ids`` (T, B) int64,
+    ``h0``/``c0`` (layers, B, hidden); outputs ``logits`` (T, B, vocab), ``h_n``, ``c_n``; the
+    vocabulary's characters, in id order, as JSON in the metadata under ``minirnn.vocab``."""
+    try:
+        from . import onnx as minirnn_onnx
+    except ImportError as exc:
+        print(f"export: {exc}", file=sys.stderr)
+        return 1
+    model, vocab = load_charlm(args.checkpoint)
+    state = np.zeros((model.config["num_layers"], 1, model.config["hidden_size"]), np.float32)
+    minirnn_onnx.export(model, (np.zeros((2, 1), np.int64), (state, state)), args.out,
+                        input_names=["ids", "h0", "c0"], output_names=["logits", "h_n", "c_n"],
+                        metadata={"minirnn.vocab": json.dumps(vocab.tokens)})
+    print(f"saved {args.out}")
+    return 0
+
+
 def bench(args: argparse.Namespace) -> int:
     try:
         from .bench import main as bench_main
@@ -396,7 +419,7 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def positive_argument(kind: type) -> object:
+def positive_argument(kind: type) -> Callable[[str], float | int]:
     """argparse type: a ``kind`` (int or float) > 0 (also used by benchmarks/ab_builds.py)."""
     def parse(text: str) -> float | int:
         value = kind(text)
@@ -423,7 +446,7 @@ def thread_counts_argument(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(counts)))
 
 
-def shape_argument(text: str) -> object:
+def shape_argument(text: str) -> Any:
     """argparse type of a layer size: ``"50,64,512"`` (T, B, H with I = H) or ``"50,64,256,512"``
     (T, B, I, H) -> a bench Shape (also used by benchmarks/ab_builds.py)."""
     from .bench.problem import Shape
@@ -515,6 +538,10 @@ def parser() -> argparse.ArgumentParser:
     smp.add_argument("--top-k", type=positive_argument(int))
     smp.add_argument("--seed", type=_non_negative(int), default=0)
     smp.set_defaults(run=sample)
+    exp = sub.add_parser("export", help="write a 'train charlm' checkpoint's model as ONNX (needs minirnn[onnx])")
+    exp.add_argument("checkpoint")
+    exp.add_argument("out", type=_file_path, help="the .onnx file to write")
+    exp.set_defaults(run=export_charlm)
     b = sub.add_parser("bench", help="run the benchmarks (quick unless --full)")
     b.add_argument("--full", action="store_true", help="the whole grid at 1 thread and all cores (~17 min)")
     b.add_argument("--json", default="minirnn-bench.json", help="results file (default minirnn-bench.json)")

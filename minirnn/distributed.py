@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 import numpy as np
 
@@ -238,7 +238,9 @@ class _Bucket:
 def _buckets(params: list[Tensor], bucket_bytes: int) -> list[_Bucket]:
     """``params`` in reverse order (backward produces the last layers' gradients first), cut into
     runs of one dtype of about ``bucket_bytes`` each."""
-    buckets, run, run_bytes = [], [], 0
+    buckets: list[_Bucket] = []
+    run: list[Tensor] = []
+    run_bytes = 0
     for p in reversed(params):
         if run and (run_bytes + p.data.nbytes > bucket_bytes or p.data.dtype != run[0].data.dtype):
             buckets.append(_Bucket(run))
@@ -279,7 +281,7 @@ class DistributedDataParallel:
         self.wait_seconds = 0.0  # time spent waiting for allreduces to finish, summed over backwards
         self._names = {id(p): name for name, p in module.named_parameters()}
         comm = _world()
-        self._comm = None if comm is None else comm.Dup()  # its own communicator: never mixed with the caller's
+        self._comm: Any = None if comm is None else comm.Dup()  # its own communicator: never mixed with the caller's
         params = [p for p in module.parameters() if p.requires_grad]
         if bucket_mb is None:
             bucket_mb = min(MAX_BUCKET_MB, max(MIN_BUCKET_MB, sum(p.data.nbytes for p in params) / 2**20 / 4))
@@ -309,7 +311,7 @@ class DistributedDataParallel:
         return self.module.parameters()
 
     def _on_gradient(self, bucket: _Bucket, index: int, param: Tensor) -> None:
-        bucket.put(index, param.grad)
+        bucket.put(index, cast(np.ndarray, param.grad))  # (set: this runs after it is accumulated)
         if all(b.full for b in self.buckets):
             self._finish()
         elif self.overlap:

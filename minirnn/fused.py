@@ -107,7 +107,7 @@ def longest_first(lengths: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] |
     return order, np.argsort(order)
 
 
-def _take(a: np.ndarray | None, order: np.ndarray | None, axis: int) -> np.ndarray | None:
+def _take(a: Any, order: np.ndarray | None, axis: int) -> Any:  # (an ndarray, or None for None)
     """``a`` with its batch axis reordered by ``order`` (a no-op for None)."""
     return a if a is None or order is None else np.take(a, order, axis=axis)
 
@@ -188,7 +188,8 @@ def rnn_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | N
     (TypeError/ValueError naming the argument).
     """
     module = get_backend(backend)
-    reference.check_forward_args(mode, *(_array(a) for a in (x, w_ih, w_hh, b_ih, b_hh, h0, c0)), lengths)
+    reference.check_forward_args(mode, _array(x), _array(w_ih), _array(w_hh), _array(b_ih), _array(b_hh), _array(h0),
+                                 _array(c0), lengths)
     if dh_steps is not None:
         T, B = _array(x).shape[:2]
         reference.check_array("dh_steps", dh_steps, (T, B, _array(w_hh).shape[1]), _array(x).dtype)

@@ -109,7 +109,8 @@ def scheduled_sampling_loss(model: LanguageModel, ids: Any, p: float, state: Any
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p <= 1:
         raise ValueError(f"p: expected a probability in [0, 1], got {p!r}")
     rng = get_generator(generator)
-    x, total = ids[0], None
+    x = ids[0]
+    total: Any = None  # (a Tensor after the loop: ids has at least two steps)
     for t in range(1, len(ids)):
         logits, state = model(x[None], state)
         step = sequence_cross_entropy(logits, ids[t][None])

@@ -127,7 +127,7 @@ def _input_record(x: Any, position: dict[int, int], leaves: dict[int, int],
     if x.requires_grad:
         number = leaves.setdefault(id(x), len(leaves))
         return InputRecord("leaf", number, 0, shape, dtype, by_id.get(id(x), f"leaf{number}"))
-    original = x.source() if isinstance(x, Released) else x  # None once a released constant is gone
+    original = (x.source and x.source()) if isinstance(x, Released) else x  # None once a released constant is gone
     return InputRecord("constant", None, 0, shape, dtype, None if original is None else by_id.get(id(original)))
 
 

@@ -39,6 +39,8 @@ part of the n gate, which the reset gate multiplies), for gru_reset_before ``r *
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 
 #: Gates per hidden unit, by mode.
@@ -127,11 +129,11 @@ def workspace_size(mode: str, T: int, B: int, H: int) -> int:
 
 
 def workspace_views(mode: str, workspace: np.ndarray, T: int, B: int,
-                    H: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Views of the workspace: ``gates`` (T, B, G*H) and ``extra`` (T, B, H) or None."""
+                    H: int) -> tuple[np.ndarray, np.ndarray]:
+    """Views of the workspace: ``gates`` (T, B, G*H) and ``extra`` (T, B, H) (Elman: (T, B, 0), empty)."""
     GH = NUM_GATES[mode] * H
     gates = workspace[:T * B * GH].reshape(T, B, GH)
-    extra = workspace[T * B * GH:].reshape(T, B, H) if _extra_slots(mode) else None
+    extra = workspace[T * B * GH:].reshape(T, B, H * _extra_slots(mode))
     return gates, extra
 
 
@@ -147,7 +149,7 @@ def _sigmoid(v: np.ndarray) -> np.ndarray:
 
 
 #: Elman mode -> (activation, its derivative written in terms of its output h).
-_ELMAN_ACTIVATIONS = {
+_ELMAN_ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], Any]]] = {
     "rnn_tanh": (np.tanh, lambda h: 1 - h ** 2),
     "rnn_relu": (lambda v: np.maximum(v, 0), lambda h: h > 0),
     "rnn_sigmoid": (_sigmoid, lambda h: h * (1 - h)),
@@ -219,7 +221,7 @@ def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
 
 # ---------------------------------------------------------------------------- backward
 def _step_backward(mode: str, dh: np.ndarray, dc: np.ndarray | None, gates: np.ndarray,
-                   extra: np.ndarray | None, c_prev: np.ndarray | None, h_prev: np.ndarray,
+                   extra: np.ndarray, c_prev: np.ndarray | None, h_prev: np.ndarray,
                    H: int, w_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Local derivatives of one step, given dL/dh_t (and dL/dc_t for lstm), all (B, .).
 
@@ -308,7 +310,7 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
         if mode == "lstm":
             c_prev = extra[t - 1] if t else c0
         da, dr, dh_direct, dc_prev = _step_backward(
-            mode, dh_t, dc, gates[t], None if extra is None else extra[t], c_prev, h_prev_all[t], H, w_hh)
+            mode, dh_t, dc, gates[t], extra[t], c_prev, h_prev_all[t], H, w_hh)
         da_all[t] = np.where(m, da, 0)
         dr_all[t] = np.where(m, dr, 0)
         dh = np.where(m, dh_direct + dr[:, :GH_h] @ w_hh[:GH_h], dh)

@@ -35,6 +35,7 @@ leaves its temporary only until the next save there. A live writer's temporary i
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -46,7 +47,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -363,7 +364,7 @@ def _check_shape(info: zipfile.ZipInfo, shape: tuple[int, ...], dtype: np.dtype,
                        f"but holds {held} bytes of array data")
 
 
-def _read_data(stream: IO[bytes], dtype: np.dtype, count: int) -> np.ndarray:
+def _read_data(stream: io.BufferedIOBase, dtype: np.dtype, count: int) -> np.ndarray:
     """``count`` elements read in chunks straight into a new array (sizes already checked)."""
     array = np.ndarray(count, dtype=dtype)  # np.empty mishandles zero-width string dtypes
     if array.nbytes:
@@ -382,7 +383,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
     with archive.open(info) as stream:
         shape, fortran_order, dtype = _read_header(stream)
         _check_shape(info, shape, dtype, info.file_size - stream.tell())
-        array = _read_data(stream, dtype, math.prod(shape))
+        array = _read_data(cast(io.BufferedIOBase, stream), dtype, math.prod(shape))  # (a zipfile.ZipExtFile)
         if stream.read(1):  # also makes zipfile check the CRC, if the last read did not
             raise _Refused(f"member {info.filename!r} has bytes after its array")
     if fortran_order:

@@ -173,7 +173,7 @@ def tbptt(model: Model, loss_fn: LossFn, optimizer: Optimizer, inputs: Any, targ
         if start < a:  # history: gradients flow through it into the state, not into a loss
             _, s = model(inputs[start:a], s)
         cuts = [a, a + split, b] if a + split < b else [a, b]
-        loss = None
+        loss: Any = None  # (a Tensor after the loop: there is at least one cut)
         for lo, hi in zip(cuts, cuts[1:]):
             out, s = model(inputs[lo:hi], s)
             part = loss_fn(out, targets[lo:hi]) * ((hi - lo) / (b - a))

@@ -5,6 +5,7 @@ Methods and operators are spelled as in PyTorch (``x @ w``, ``x.tanh()``, ``x.su
 """
 from __future__ import annotations
 
+import builtins
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -291,7 +292,7 @@ class Tensor:
     def log_softmax(self, axis: int = -1) -> Tensor:
         return ops.log_softmax(self, axis)
 
-    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+    def clip(self, min: builtins.float | None = None, max: builtins.float | None = None) -> Tensor:  # noqa: A002
         return ops.clip(self, min, max)
 
     def split(self, split_size_or_sections: Any, axis: int = 0) -> tuple[Tensor, ...]:

@@ -497,6 +497,7 @@ def test_workspace_formula_matches_the_kernels_layout(mode):
         assert workspace_bytes(mode, T, B, H, itemsize=8) == 8 * _C.workspace_size(mode, T, B, H)
 
 
+@pytest.mark.checkout
 def test_thread_knobs_script_times_every_variant_and_restores_the_knobs():
     """benchmarks/thread_knobs.py on tiny layers: one line per point with each variant's ratio to
     the default, and min_step_work / step sharing as they were afterwards."""
@@ -512,6 +513,7 @@ def test_thread_knobs_script_times_every_variant_and_restores_the_knobs():
     assert all(" units " in t and " rows " in t for t in sharing_lines)
 
 
+@pytest.mark.checkout
 def test_gemm_layouts_products_agree_across_libraries_and_layouts():
     """benchmarks/gemm_layouts.py: every OpenBLAS call equals its torch twin, and each layout of dX
     and of dW gives the same matrix (so the script times the same product in each)."""
@@ -528,6 +530,7 @@ def test_gemm_layouts_products_agree_across_libraries_and_layouts():
             np.testing.assert_allclose(a, layouts[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.checkout
 def test_gemm_layouts_script_prints_a_line_per_product():
     pytest.importorskip("torch")
     log = []
@@ -537,6 +540,7 @@ def test_gemm_layouts_script_prints_a_line_per_product():
     assert all(re.search(r"openblas +[\d.]+ ms .* torch +[\d.]+ ms .* openblas/torch [\d.]+$", t) for t in lines)
 
 
+@pytest.mark.checkout
 def test_tape_table_script_prints_a_row_per_measurement(monkeypatch, no_pause, capsys):
     """benchmarks/tape_table.py on the tiny tape config: which minirnn, then the table with one row
     per cell loop, the op chain, the tree net and sampling."""
@@ -548,6 +552,7 @@ def test_tape_table_script_prints_a_row_per_measurement(monkeypatch, no_pause, c
     assert len(rows) == len(TINY_TAPE.modes) * len(TINY_TAPE.shapes) + 3
 
 
+@pytest.mark.checkout
 def test_tape_table_script_prints_the_dynamic_section_and_its_targets(monkeypatch, no_pause, capsys):
     monkeypatch.setattr(dynamic, "DynamicConfig", lambda: TINY_DYNAMIC)
     load_benchmark_script("tape_table").main(["--repeats", "1", "--budget", "0.1", "--threads", "1",
@@ -558,6 +563,7 @@ def test_tape_table_script_prints_the_dynamic_section_and_its_targets(monkeypatc
     assert out.count("] autobatch ") == 5
 
 
+@pytest.mark.checkout
 def test_ab_builds_script_times_two_builds_in_alternating_processes():
     """benchmarks/ab_builds.py with the installed build as both A and B, one round on a tiny layer:
     each child loads the build it is given (it checks), and the report has the round and both ratios."""
@@ -573,6 +579,7 @@ def test_ab_builds_script_times_two_builds_in_alternating_processes():
     assert lines[2].startswith("fused B/A: median ") and lines[3].startswith("floor B/A: median ")
 
 
+@pytest.mark.checkout
 def test_ab_builds_script_in_process_loads_both_builds_in_one_process(tmp_path):
     """--in-process with the installed build and a copy of it (two files, so two modules): a B/A per
     round from kernel calls timed interleaved, and the summary line."""
@@ -589,6 +596,7 @@ def test_ab_builds_script_in_process_loads_both_builds_in_one_process(tmp_path):
     assert lines[3].startswith("kernels B/A: median ") and len(lines) == 4
 
 
+@pytest.mark.checkout
 def test_ab_builds_script_refuses_a_missing_build(tmp_path):
     script = BENCHMARKS / "ab_builds.py"
     done = subprocess.run([sys.executable, str(script), _C.__file__, str(tmp_path / "nothing.so")],
@@ -596,6 +604,7 @@ def test_ab_builds_script_refuses_a_missing_build(tmp_path):
     assert done.returncode == 2 and "nothing.so': no such file" in done.stderr
 
 
+@pytest.mark.checkout
 def test_readme_tables_are_the_ones_the_cited_run_prints(capsys):
     """benchmarks/README.md names the run whose tables the top-level README shows; printing that
     run's tables with benchmarks/readme_tables.py gives exactly the README's rows."""
@@ -618,6 +627,7 @@ def test_the_distributed_section_without_mpi_is_skipped(monkeypatch):
     assert [t.status for t in section.targets(None)] == ["n/a", "n/a"]
 
 
+@pytest.mark.checkout
 def test_scaling_model_ring_allreduce_and_tables(capsys):
     model = load_benchmark_script("scaling_model")
     # 2 nodes send half the bytes twice: 1.25 GB over 1.25 GB/s is 1 s; 3 nodes, 2 buckets: 2 x 4 messages

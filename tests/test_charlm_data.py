@@ -56,6 +56,7 @@ def test_a_checkpoint_declaring_a_huge_model_fails_before_building_it(tmp_path, 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+@pytest.mark.checkout
 def test_the_examples_fit_skips_non_finite_updates(monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(EXAMPLES))
     import _common

@@ -702,6 +702,7 @@ def test_float32_activation_accuracy(mode):
         assert np.abs(y[ok]).max() <= 1.0
 
 
+@pytest.mark.checkout
 def test_float32_tanh_coefficients_are_the_fit_of_csrc_fit_tanh():
     """The rational tanh's coefficients in csrc/activations.h are the ones csrc/fit_tanh.py derives
     (to float32 rounding, 6e-8, with room for the BLAS under numpy's lstsq: 2e-7)."""

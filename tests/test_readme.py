@@ -18,7 +18,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_readme_example_runs_and_its_loss_falls() -> None:
-    (example,) = re.findall(r"```python\n(.*?)```", README, re.S)
+    (example,) = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "onnxruntime" not in b]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(example, "README.md", "exec"), {})

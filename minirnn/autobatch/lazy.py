@@ -19,7 +19,7 @@ from ..ops.indexing import GetItem
 from ..tensor import Tensor
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .recorder import PendingOp, Recorder
+    from .recorder import PendingOp
 
 
 @contextlib.contextmanager
@@ -36,17 +36,22 @@ def paused() -> Iterator[None]:
 class LazyTensor(Tensor):
     """A tensor whose value is computed in a batch (see the module docstring)."""
 
-    __slots__ = ("_op", "_meta", "_depth", "_source", "_row", "_eager", "_recorder")
+    __slots__ = ("_op", "_meta", "_source", "_row", "_eager")
+    _op: PendingOp | None
+    _meta: tuple[tuple[int, ...], np.dtype]
+    _source: Tensor  # (once computed; None before)
+    _row: int | None
+    _eager: Tensor | None
 
     def __init__(self, *args: Any, **kwargs: Any):
         raise TypeError("LazyTensor is made by ops recorded inside minirnn.autobatch(), not directly")
 
     @classmethod
-    def pending(cls, op: PendingOp, meta: tuple[tuple[int, ...], np.dtype], depth: int, requires_grad: bool,
-                recorder: Recorder) -> LazyTensor:
+    def pending(cls, op: PendingOp, meta: tuple[tuple[int, ...], np.dtype], requires_grad: bool) -> LazyTensor:
+        """The output of ``op`` (its recorder and depth are the op's), of ``meta`` (shape, dtype)."""
         t = cls.__new__(cls)
-        t._op, t._meta, t._depth, t._recorder = op, meta, depth, recorder
-        t._source, t._row, t._eager = None, None, None
+        t._op, t._meta, t._row, t._eager = op, meta, None, None
+        t._source = None  # type: ignore[assignment]  # (set when its batch runs)
         t.grad, t._hooks, t.requires_grad = None, None, requires_grad
         return t
 
@@ -55,7 +60,7 @@ class LazyTensor(Tensor):
         of a batch becomes ``source[row]`` (one tape node, so gradients reach the batch)."""
         if self._eager is None:
             if self._op is not None:
-                self._recorder.flush()
+                self._op.recorder.flush()
             if self._row is None:
                 self._eager = self._source
             else:
@@ -63,20 +68,20 @@ class LazyTensor(Tensor):
                 # leave a value cut from the graph for a later backward)
                 with paused(), _grad_mode(self.requires_grad):
                     self._eager = GetItem.apply(self._source, self._row)
-        return self._eager  # type: ignore[return-value]
+        return self._eager
 
     # What eager code reads goes through value(): the engine reads _node and _output_index of
     # every input, users read data.
-    @property  # type: ignore[override]
-    def data(self) -> np.ndarray:
+    @property
+    def data(self) -> np.ndarray:  # type: ignore[override]  # (read-only here: the value comes from its batch)
         return self.value().data
 
-    @property  # type: ignore[override]
-    def _node(self) -> Node | None:
+    @property
+    def _node(self) -> Node | None:  # type: ignore[override]
         return self.value()._node
 
-    @property  # type: ignore[override]
-    def _output_index(self) -> int:
+    @property
+    def _output_index(self) -> int:  # type: ignore[override]
         return self.value()._output_index
 
     @property

@@ -61,13 +61,15 @@ def _key(a: Any) -> Any:
 
 class PendingOp:
     """One recorded op: what to apply to what, the lazy tensors it will fill in, its signature
-    and depth, and for the agenda: how many pending ops it still waits for, and who waits for it."""
+    and depth, for the agenda how many pending ops it still waits for and who waits for it, and
+    the recorder that will run it."""
 
-    __slots__ = ("function", "args", "kwargs", "outputs", "signature", "depth", "waiting", "consumers")
+    __slots__ = ("function", "args", "kwargs", "outputs", "signature", "depth", "waiting", "consumers", "recorder")
 
     def __init__(self, function: type[Function], args: tuple[Any, ...], kwargs: dict[str, Any], signature: int,
-                 depth: int, producers: list[PendingOp]):
+                 depth: int, producers: list[PendingOp], recorder: Recorder):
         self.function, self.args, self.kwargs, self.signature, self.depth = function, args, kwargs, signature, depth
+        self.recorder = recorder
         self.outputs: list[LazyTensor] = []
         self.waiting = len(producers)
         self.consumers: list[PendingOp] = []
@@ -126,8 +128,10 @@ class Recorder:
         self.pending: list[PendingOp] = []
         self.schedule = self._by_agenda if schedule == "agenda" else self._by_depth
         # Signatures are numbered as they are first met: the scheduler's dictionaries then hash
-        # small ints, not nested tuples (a tuple's hash is recomputed at every lookup).
-        self.signature_numbers: dict[Any, int] = {}
+        # small ints, not nested tuples (a tuple's hash is recomputed at every lookup). ``known``
+        # keeps each signature's (number, output metas, returns a tuple): a rule's checks and
+        # shapes depend on the signature alone (except where ``meta_per_call`` says otherwise).
+        self.known: dict[Any, tuple[int, Any, bool]] = {}
         self.signatures: list[Any] = []
 
     # ------------------------------------------------------------------ recording
@@ -138,30 +142,31 @@ class Recorder:
             return self._alone(cls, args, kwargs, "no batching rule")
         # One pass over the arguments (this runs for every op): their keys, whether any is a
         # member's own, the depth, whether the outputs will require grad.
-        keys, shared, per_member, depth, needs_grad, producers = [], [], False, 0, False, []
+        keys, per_member, depth, needs_grad, producers = [], False, 0, False, []
         weights = rule.weights
         try:
             for i, a in enumerate(args):
-                if type(a) is LazyTensor:
+                kind = type(a)
+                if kind is LazyTensor:
                     keys.append((BATCHED, a._meta))
-                    shared.append(False)
                     per_member = True
-                    if a._op is not None:
-                        producers.append(a._op)
-                        depth = a._depth if a._depth > depth else depth
+                    producer = a._op
+                    if producer is not None:
+                        producers.append(producer)
+                        depth = producer.depth if producer.depth > depth else depth
                     needs_grad = needs_grad or a.requires_grad
-                    continue
-                if isinstance(a, Tensor) and a.requires_grad and (
+                elif kind is int or a is None:  # (an option: an axis, a count)
+                    keys.append(a)
+                elif isinstance(a, Tensor) and a.requires_grad and (
                         weights is ANY or i in weights or isinstance(a, Parameter)):
-                    key = (SHARED, id(a))
+                    keys.append((SHARED, a))  # (the object, not its id: an id can be reused once it dies)
                     needs_grad = True
                 else:
                     key = _key(a)
+                    keys.append(key)
                     needs_grad = needs_grad or (isinstance(a, Tensor) and a.requires_grad)
-                keys.append(key)
-                shared.append(key[0] == SHARED if type(key) is tuple and key else False)
-                if type(key) is tuple and key and key[0] in (BATCHED, PER_MEMBER):
-                    per_member = True
+                    if type(key) is tuple and key and key[0] in (BATCHED, PER_MEMBER):
+                        per_member = True
             options = tuple(kwargs.items())
             hash(options)
         except TypeError:
@@ -169,26 +174,41 @@ class Recorder:
         if not per_member:  # only weights and options (e.g. W.T): the same for every member, so it runs now, once
             with paused():
                 return cls.apply(*args, **kwargs)
-        if weights and weights is not ANY:
-            for i in weights:
-                if i < len(args) and not shared[i] and args[i] is not None:
-                    return self._alone(cls, args, kwargs, f"argument {i} should be a weight and is not")
-        try:
-            metas, is_tuple = rule.meta(args, kwargs, shared)
-        except NotBatchable as why:
-            return self._alone(cls, args, kwargs, str(why))
         grad = _grad_mode_state.enabled
         signature = (cls, grad, tuple(keys), options)
-        number = self.signature_numbers.get(signature)
-        if number is None:
-            number = self.signature_numbers[signature] = len(self.signatures)
-            self.signatures.append(signature)
-        op = PendingOp(cls, args, kwargs, number, depth + 1, producers)
+        known = self.known.get(signature)
+        if known is None or rule.meta_per_call:
+            described = self._describe(rule, signature, args, kwargs)
+            if isinstance(described, str):
+                return self._alone(cls, args, kwargs, described)
+            known = described
+        number, metas, is_tuple = known
+        op = PendingOp(cls, args, kwargs, number, depth + 1, producers, self)
         requires_grad = grad and needs_grad
-        outputs = op.outputs = [LazyTensor.pending(op, meta, depth + 1, requires_grad, self) for meta in metas]
+        outputs = op.outputs = [LazyTensor.pending(op, meta, requires_grad) for meta in metas]
         self.pending.append(op)
         self.log.record_seconds += time.perf_counter() - start
         return tuple(outputs) if is_tuple else outputs[0]
+
+    def _describe(self, rule: Any, signature: Any, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> tuple[int, Any, bool] | str:
+        """The signature's number and the outputs' metas (the rule's checks, the op's own errors
+        for bad shapes), or why the op cannot be batched."""
+        keys = signature[2]
+        shared = [type(k) is tuple and bool(k) and k[0] == SHARED for k in keys]
+        if rule.weights and rule.weights is not ANY:
+            for i in rule.weights:
+                if i < len(args) and not shared[i] and args[i] is not None:
+                    return f"argument {i} should be a weight and is not"
+        try:
+            metas, is_tuple = rule.meta(args, kwargs, shared)
+        except NotBatchable as why:
+            return str(why)
+        known = self.known.get(signature)
+        if known is None:
+            known = self.known[signature] = (len(self.signatures), metas, is_tuple)
+            self.signatures.append(signature)
+        return known[0], metas, is_tuple
 
     def _alone(self, cls: type[Function], args: tuple[Any, ...], kwargs: dict[str, Any], why: str) -> Any:
         """Run an op that cannot be batched now, on its own: first everything pending it may read."""

@@ -1,6 +1,8 @@
 """How each op is batched: the shape it gives one member, and how k members run as one op.
 
-A rule has two methods:
+A rule has two methods (and ``weights``: the positions of the arguments that are weights, or
+``ANY`` for matmul; ``meta_per_call``: True where ``meta`` reads more than the signature, so that
+the recorder asks it at every call instead of once per signature):
 
 * ``meta(args, kwargs) -> (((shape, dtype), ...), returns_tuple)``: the outputs of ONE member,
   worked out without computing anything (lazy tensors know their shapes). It raises the op's
@@ -68,10 +70,15 @@ def _own(shared: list[bool], *positions: int) -> None:
             raise NotBatchable(f"argument {i} is shared (a Parameter) where each member needs its own")
 
 
-class Pointwise:
-    """One input, same shape out (tanh, exp, ...; clip and cast carry options)."""
+class Rule:
+    """What every rule shares: no weights, and output metas that depend on the signature alone."""
 
     weights: Any = ()
+    meta_per_call = False
+
+
+class Pointwise(Rule):
+    """One input, same shape out (tanh, exp, ...; clip and cast carry options)."""
 
     @staticmethod
     def meta(args: tuple[Any, ...], kwargs: dict[str, Any], shared: list[bool]) -> tuple[Meta, bool]:
@@ -85,11 +92,9 @@ class Pointwise:
         return cls.apply(*args, **kwargs)
 
 
-class Broadcasting:
+class Broadcasting(Rule):
     """Two or three inputs broadcast together (add, mul, where, ...); a shared one (a bias) is
     broadcast over the members as it is."""
-
-    weights: Any = ()
 
     @staticmethod
     def meta(args: tuple[Any, ...], kwargs: dict[str, Any], shared: list[bool]) -> tuple[Meta, bool]:
@@ -123,7 +128,7 @@ def _matmul_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     return out
 
 
-class Product:
+class Product(Rule):
     """a @ b with the members' operand(s) stacked; a shared operand (a weight) must be a matrix."""
 
     weights: Any = ANY
@@ -158,7 +163,7 @@ class Product:
         return out if out.shape == (k, *out_shape) else Reshape.apply(out, (k, *out_shape))
 
 
-class LinearRule:
+class LinearRule(Rule):
     """linear(x, W, b): members' x stacked, W and b shared: one GEMM for the batch."""
 
     weights = (1, 2)
@@ -171,10 +176,8 @@ class LinearRule:
     run = Pointwise.run
 
 
-class Reduction:
+class Reduction(Rule):
     """sum/max over axes: the axes move one to the right."""
-
-    weights: Any = ()
 
     @staticmethod
     def meta(args: tuple[Any, ...], kwargs: dict[str, Any], shared: list[bool]) -> tuple[Meta, bool]:
@@ -189,10 +192,8 @@ class Reduction:
         return cls.apply(x, tuple(a + 1 for a in axes), keepdims)
 
 
-class OneAxis:
+class OneAxis(Rule):
     """An op with one axis option after its input (log_softmax): the axis moves one to the right."""
-
-    weights: Any = ()
 
     @staticmethod
     def meta(args: tuple[Any, ...], kwargs: dict[str, Any], shared: list[bool]) -> tuple[Meta, bool]:
@@ -211,9 +212,7 @@ def _resolved(shape_in: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, .
     return tuple(int(np.prod(shape_in)) // known if n == -1 else n for n in shape)
 
 
-class ReshapeRule:
-    weights: Any = ()
-
+class ReshapeRule(Rule):
     @staticmethod
     def meta(args: tuple[Any, ...], kwargs: dict[str, Any], shared: list[bool]) -> tuple[Meta, bool]:
         x, shape = args
@@ -225,9 +224,7 @@ class ReshapeRule:
         return Reshape.apply(x, (k, *_resolved(x.shape[1:], shape)))
 
 
-class PermuteRule:
-    weights: Any = ()
-
+class PermuteRule(Rule):
     @staticmethod
     def meta(args: tuple[Any, ...], kwargs: dict[str, Any], shared: list[bool]) -> tuple[Meta, bool]:
         x, dims = args
@@ -242,11 +239,11 @@ def _index_parts(index: Any) -> tuple[Any, ...]:
     return index if isinstance(index, tuple) else (index,)
 
 
-class Indexing:
+class Indexing(Rule):
     """x[index]: a basic index (ints, slices) the same for all members, or an index of integer
     arrays (and ints) that each member has its own of (e.g. a loss picking its targets)."""
 
-    weights: Any = ()
+    meta_per_call = True  # (an index array's values must be checked against the shape every time)
 
     @staticmethod
     def meta(args: tuple[Any, ...], kwargs: dict[str, Any], shared: list[bool]) -> tuple[Meta, bool]:
@@ -285,10 +282,8 @@ def _pieces(xs: list[Any], shared: list[bool]) -> None:
         raise NotBatchable("pieces of several dtypes")
 
 
-class Joining:
+class Joining(Rule):
     """cat/stack(axis, *xs): the axis moves one to the right; every piece is a member's own."""
-
-    weights: Any = ()
 
     @staticmethod
     def meta(args: tuple[Any, ...], kwargs: dict[str, Any], shared: list[bool]) -> tuple[Meta, bool]:
@@ -311,9 +306,7 @@ class StackRule(Joining):
         return ((first[:axis] + (len(xs),) + first[axis:], xs[0].dtype),), False
 
 
-class SplitRule:
-    weights: Any = ()
-
+class SplitRule(Rule):
     @staticmethod
     def meta(args: tuple[Any, ...], kwargs: dict[str, Any], shared: list[bool]) -> tuple[Meta, bool]:
         x, sizes, axis = args
@@ -325,7 +318,7 @@ class SplitRule:
         return Split.apply(x, sizes, axis + 1)
 
 
-class EmbeddingRule:
+class EmbeddingRule(Rule):
     """embedding(ids, W): the members' ids stacked, one lookup in the shared W."""
 
     weights = (1,)
@@ -338,7 +331,7 @@ class EmbeddingRule:
     run = Pointwise.run
 
 
-class CellStep:
+class CellStep(Rule):
     """One fused cell step: the members' rows (x, h, c) make one batch for the kernel; weights shared."""
 
     weights = (3, 4, 5, 6)

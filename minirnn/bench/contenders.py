@@ -23,6 +23,7 @@ def make_module(problem: Problem, cell: bool, **options: Any) -> Any:
     """A minirnn layer (or cell) of ``problem``'s mode and size holding ``problem.weights``;
     ``options`` go to its constructor."""
     s, mode = problem.shape, problem.mode
+    module: Any
     if mode == "lstm" and problem.proj_size:
         module = nn.LSTM(s.I, s.H, proj_size=problem.proj_size, **options)
     elif mode == "lstm":

@@ -64,7 +64,10 @@ def _launch(ranks: int, threads: int, cfg: DistributedConfig) -> dict[str, Any]:
         command = [sys.executable, "-c", "import sys; from minirnn.bench.distributed import main; main(sys.argv[1:])",
                    "--threads", str(threads), "--json", out, "--config", json.dumps(asdict(cfg))]
         if ranks > 1:
-            command = [mpiexec(), "-n", str(ranks), *command]
+            launcher = mpiexec()
+            if launcher is None:
+                raise RuntimeError("the distributed benchmark needs mpi4py and mpiexec (pip install 'minirnn[mpi]')")
+            command = [launcher, "-n", str(ranks), *command]
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
         if done.returncode != 0:
             raise RuntimeError(f"distributed bench: {' '.join(command[:4])}... failed: {done.stderr[-2000:]}")

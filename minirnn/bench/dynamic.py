@@ -106,15 +106,7 @@ def workloads(cfg: DynamicConfig, with_torch: bool) -> list[tuple[dict[str, Any]
     """(record fields, contenders) of every measurement, models seeded by ``manual_seed(0)``."""
     rng = np.random.default_rng(0)
     trees = [dm.treebank_tree(rng, cfg.vocab, 5) for _ in range(cfg.trees)]
-    out = []
-    for batch in (trees, trees[:1]):
-        manual_seed(0)
-        model = dm.TreeLSTM(cfg.vocab, cfg.embed, cfg.hidden)
-        steps = _contenders(model, lambda m, fw, b=batch: dm.tree_lstm_loss(m, b, fw, cfg.hidden), with_torch)
-        plan = dm.level_plan(batch)
-        steps["by_level"] = minirnn_step(model, lambda p=plan, m=model: dm.tree_lstm_loss_by_level(m, p), None)
-        out.append(({"kind": "treelstm", "trees": len(batch), "nodes": sum(map(dm.count_nodes, batch)),
-                     "H": cfg.hidden}, steps))
+    out = [_tree_lstm(cfg, batch, with_torch) for batch in (trees, trees[:1])]
     manual_seed(0)
     net = TreeNet(cfg.vocab, cfg.hidden)
     labels = rng.integers(2, size=len(trees))
@@ -136,6 +128,16 @@ def workloads(cfg: DynamicConfig, with_torch: bool) -> list[tuple[dict[str, Any]
                 _contenders(decoder, lambda m, fw: dm.decoders_loss(m, [fw.tensor(s) for s in sources], targets, fw),
                             with_torch)))
     return out
+
+
+def _tree_lstm(cfg: DynamicConfig, trees: list[dm.Tree], with_torch: bool) -> tuple[dict[str, Any], dict[str, Step]]:
+    """The Tree-LSTM's record fields and contenders on ``trees``, batched by hand by level too."""
+    manual_seed(0)
+    model = dm.TreeLSTM(cfg.vocab, cfg.embed, cfg.hidden)
+    steps = _contenders(model, lambda m, fw: dm.tree_lstm_loss(m, trees, fw, cfg.hidden), with_torch)
+    plan = dm.level_plan(trees)
+    steps["by_level"] = minirnn_step(model, lambda: dm.tree_lstm_loss_by_level(model, plan), None)
+    return {"kind": "treelstm", "trees": len(trees), "nodes": sum(map(dm.count_nodes, trees)), "H": cfg.hidden}, steps
 
 
 def _peak_bytes(step: Step) -> int:

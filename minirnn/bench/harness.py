@@ -119,7 +119,7 @@ def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Sh
     light = _light(shapes, slow_max_flops)
     if light != shapes:
         results["notes"].append(f"quick: memory and variable lengths measured only at "
-                                f"{', '.join(s.label for s in light)} (at most {slow_max_flops / 1e9:g} GFLOP "
+                                f"{', '.join(s.label for s in light)} (at most {QUICK_SLOW_MAX_FLOPS / 1e9:g} GFLOP "
                                 "per LSTM training step); --full measures all")
     log(f"minirnn bench ({'quick' if quick else 'full'}) on {results['machine']['cpu']}, {cores} cores, "
         f"commit {results['machine']['commit']}")

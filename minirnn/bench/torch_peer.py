@@ -30,6 +30,7 @@ def make_layer(problem: Problem, cell: bool = False) -> Any:
     ``problem``'s mode and size holding ``problem.weights``."""
     import torch
     s, nn = problem.shape, torch.nn
+    layer: Any
     if problem.proj_size:
         layer = nn.LSTM(s.I, s.H, proj_size=problem.proj_size)
     elif problem.mode == "lstm":

@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
+
+import numpy as np
 
 from . import torch_peer
 from .contenders import fused_step
@@ -33,6 +35,6 @@ def run_varlen(modes: tuple[str, ...], shapes: tuple[Shape, ...], threads: int, 
             contenders.append(Contender("floor", floor_step(problem, True), spins=False))
             with use_threads(threads):
                 timings = time_interleaved(contenders, repeats, budget_s)
-            records.append(shape.record(mode, threads=threads, mean_length=float(problem.lengths.mean()),
+            records.append(shape.record(mode, threads=threads, mean_length=float(cast(np.ndarray, problem.lengths).mean()),
                                         median_s={name: t.median_s for name, t in timings.items()}))
     return records

@@ -5,9 +5,11 @@ import json
 import os
 import re
 from collections import Counter
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, TypeVar
 
 import numpy as np
+
+V = TypeVar("V", bound="Vocab")  # a subclass's class methods return that subclass
 
 
 class Vocab:
@@ -49,7 +51,7 @@ class Vocab:
         raise NotImplementedError
 
     @classmethod
-    def build(cls, text: str, min_count: int = 1, unk: str | None = None) -> Vocab:
+    def build(cls: type[V], text: str, min_count: int = 1, unk: str | None = None) -> V:
         """The tokens of ``text`` seen at least ``min_count`` times, most frequent first (ties: sorted)."""
         counts = Counter(cls.split(text))
         tokens = sorted((t for t, n in counts.items() if n >= min_count), key=lambda t: (-counts[t], t))
@@ -83,7 +85,7 @@ class Vocab:
         return {"kind": self.kind, "tokens": self.tokens, "unk": self.unk}
 
     @classmethod
-    def from_dict(cls, d: dict) -> Vocab:
+    def from_dict(cls: type[V], d: dict) -> V:
         if not isinstance(d, dict) or d.get("kind") != cls.kind:
             got = d.get("kind") if isinstance(d, dict) else type(d).__name__
             raise ValueError(f"vocab: expected a {cls.__name__} description (kind {cls.kind!r}), got {got!r}")
@@ -95,7 +97,7 @@ class Vocab:
             json.dump(self.to_dict(), f, ensure_ascii=False)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Vocab:
+    def load(cls: type[V], path: str | os.PathLike[str]) -> V:
         """Read a vocabulary written by :meth:`save`."""
         with open(path, encoding="utf-8") as f:
             return cls.from_dict(json.load(f))

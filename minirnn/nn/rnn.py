@@ -103,9 +103,9 @@ class RNNBase(Module):
     def _suffixes(self, layer: int) -> list[str]:
         return [f"_l{layer}", f"_l{layer}_reverse"][:self.num_directions]
 
-    def _layer_parameters(self, suffix: str) -> tuple[Tensor | None, ...]:
-        return tuple(getattr(self, f"{name}{suffix}", None)
-                     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    def _layer_parameters(self, suffix: str) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        return (getattr(self, f"weight_ih{suffix}"), getattr(self, f"weight_hh{suffix}"),
+                getattr(self, f"bias_ih{suffix}", None), getattr(self, f"bias_hh{suffix}", None))
 
     def _run_layer(self, x: Tensor, suffix: str, h0: Any, c0: Any, lengths: np.ndarray | None,
                    reverse: bool) -> tuple[Tensor, ...]:

@@ -171,7 +171,7 @@ class Linear(Function):
         return y if x.ndim == 2 else y.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | None, ProductGrad | None, np.ndarray | None]:
         x2, weight = ctx.saved_tensors
         g2 = grad.reshape(x2.shape[0], weight.shape[0])      # (M, N)
         need_x, need_w, need_b = ctx.needs_input_grad

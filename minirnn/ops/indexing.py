@@ -86,7 +86,7 @@ class GetItem(Function):
         return y
 
     @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | ScatteredGrad, None]:
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray | LazyGrad, None]:
         parts = ctx.saved_tensors
         index = parts if ctx.is_tuple else parts[0]
         if not any(isinstance(p, np.ndarray) for p in parts):  # a basic index: x[t], x[:, 4:8]

@@ -21,17 +21,17 @@ class OutputDerivative(Function):
     Subclasses set ``f`` and ``derivative`` (both on arrays); only y is saved for backward.
     """
 
-    f: Callable[[np.ndarray], np.ndarray]
-    derivative: Callable[[np.ndarray], np.ndarray]
+    f: Callable[..., np.ndarray]
+    derivative: Callable[..., np.ndarray]
 
     @classmethod
-    def forward(cls, ctx: Context, x: np.ndarray) -> np.ndarray:  # type: ignore[override]
+    def forward(cls, ctx: Context, x: np.ndarray) -> np.ndarray:
         y = cls.f(x)
         ctx.save_for_backward(y)
         return y
 
     @classmethod
-    def backward(cls, ctx: Context, grad: np.ndarray) -> np.ndarray:  # type: ignore[override]
+    def backward(cls, ctx: Context, grad: np.ndarray) -> np.ndarray:
         (y,) = ctx.saved_tensors
         return grad * cls.derivative(y)
 

@@ -1,7 +1,7 @@
 """Shape changes that move no values around logically: reshape, permute, transpose."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -40,20 +40,19 @@ class Permute(Function):
         return grad.transpose(ctx.inverse), None
 
 
-def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
+def reshape(x: Tensor, shape: int | Sequence[int]) -> Tensor:
     """``x`` with shape ``shape`` (one entry may be -1); the element count must not change."""
     check_tensor("reshape", "x", x, floating=False)
-    if isinstance(shape, (int, np.integer)):
-        shape = (shape,)
-    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape):
-        raise TypeError(f"reshape(): expected shape to be ints, got {shape!r}")
-    shape = tuple(int(s) for s in shape)
+    dims: Sequence[Any] = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in dims):
+        raise TypeError(f"reshape(): expected shape to be ints, got {dims!r}")
+    new_shape = tuple(int(s) for s in dims)
     try:
-        np.empty(x.shape, dtype=np.bool_).reshape(shape)
+        np.empty(x.shape, dtype=np.bool_).reshape(new_shape)
     except ValueError:
         raise ValueError(f"reshape(): cannot reshape a tensor of shape {x.shape} ({x.size} elements) "
-                         f"into shape {shape}") from None
-    return Reshape.apply(x, shape)
+                         f"into shape {new_shape}") from None
+    return Reshape.apply(x, new_shape)
 
 
 def permute(x: Tensor, dims: Sequence[int]) -> Tensor:

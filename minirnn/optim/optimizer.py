@@ -47,10 +47,10 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[int, dict[str, Any]] = {}  # id(param) -> that parameter's state
-        params = list(params) if not isinstance(params, Tensor) else [params]
-        if not params:
+        items: list[Any] = list(params) if not isinstance(params, Tensor) else [params]
+        if not items:
             raise ValueError("optimizer got an empty parameter list: expected at least one Parameter")
-        groups = params if isinstance(params[0], Mapping) else [{"params": params}]
+        groups = items if isinstance(items[0], Mapping) else [{"params": items}]
         for group in groups:
             self.add_param_group(group)
 

@@ -1,0 +1,24 @@
+"""Recurrent weights between minirnn's (PyTorch's) layout and ONNX's.
+
+Legend: D directions, G gates, H hidden size, I input size. minirnn stores, per (layer,
+direction), ``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), ``bias_ih``/``bias_hh`` (G*H,) with the
+gate blocks in the order LSTM i f g o, GRU r z n. One ONNX LSTM/GRU/RNN node is one layer, all
+directions: W (D, G*H, I), R (D, G*H, H), B (D, 2*G*H) = [Wb | Rb], gate blocks LSTM i o f c,
+GRU z r h. PyTorch's GRU is ONNX's ``linear_before_reset=1``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: ONNX operator of each minirnn mode.
+ONNX_OPS = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
+#: ONNX gate block j is minirnn's block ``TO_ONNX[mode][j]``.
+TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,)}
+#: minirnn's gate block j is ONNX's block ``FROM_ONNX[mode][j]`` (the inverse permutation).
+FROM_ONNX = {mode: tuple(int(k) for k in np.argsort(order)) for mode, order in TO_ONNX.items()}
+
+
+def reorder_gates(w: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
+    """The (G*H, ...) array ``w`` with its G row blocks taken in ``order``."""
+    blocks = np.split(w, len(order), axis=0)
+    return np.concatenate([blocks[k] for k in order], axis=0)
