@@ -65,7 +65,7 @@ def lstm_proj_layer(x: Tensor, w_ih: Tensor, w_hh: Tensor, w_hr: Tensor, b_ih: T
     (TypeError/ValueError naming the argument).
     """
     module = get_backend(backend)
-    arrays = [_array(a) for a in (x, w_ih, w_hh, b_ih, b_hh, h0, c0)]
-    reference.check_forward_args("lstm", *arrays, lengths, w_hr=_array(w_hr))
+    reference.check_forward_args("lstm", _array(x), _array(w_ih), _array(w_hh), _array(b_ih), _array(b_hh),
+                                 _array(h0), _array(c0), lengths, w_hr=_array(w_hr))
     return FusedProjLSTMLayer.apply(x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, lengths=lengths,
                                     reverse=bool(reverse), backend=module)

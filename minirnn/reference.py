@@ -186,7 +186,7 @@ def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
         a += b_ih
     y = np.zeros((T, B, H), dtype=x.dtype)
     h = h0.copy()                                                # (B, H)
-    c = None if c0 is None else c0.copy()                        # (B, H)
+    c: Any = None if c0 is None else c0.copy()                   # (B, H), lstm only
     GH_h = _h_gates(mode, H)
     for t in range(T):
         r = h @ w_hh[:GH_h].T                                    # (B, G*H) (gru_reset_before: (B, 2H))
@@ -220,6 +220,21 @@ def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
 
 
 # ---------------------------------------------------------------------------- backward
+def _lstm_step_backward(dh: np.ndarray, dc: Any, gates: np.ndarray, c: np.ndarray, c_prev: Any,
+                        H: int) -> tuple[np.ndarray, np.ndarray]:
+    """An LSTM step's local derivatives: given dL/d(o * tanh(c_t)) ``dh`` and dL/dc_t ``dc`` from later
+    steps, ``gates`` (B, 4H), ``c`` = c_t and ``c_prev`` = c_{t-1}, returns dL/d(pre-activations)
+    (B, 4H) and dL/dc_{t-1}."""
+    i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+    tanh_c = np.tanh(c)
+    dc = dc + dh * o * (1 - tanh_c ** 2)          # dL/dc_t, through h_t = o * tanh(c_t)
+    da = np.concatenate([dc * g * i * (1 - i),    # d(pre_i), sigmoid' = s(1 - s)
+                         dc * c_prev * f * (1 - f),
+                         dc * i * (1 - g ** 2),   # tanh' = 1 - tanh^2
+                         dh * tanh_c * o * (1 - o)], axis=1)
+    return da, dc * f
+
+
 def _step_backward(mode: str, dh: np.ndarray, dc: np.ndarray | None, gates: np.ndarray,
                    extra: np.ndarray, c_prev: np.ndarray | None, h_prev: np.ndarray,
                    H: int, w_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -235,14 +250,8 @@ def _step_backward(mode: str, dh: np.ndarray, dc: np.ndarray | None, gates: np.n
     also ``dL/d(r * h) * r``; else 0), and dL/dc_{t-1} (lstm) or None.
     """
     if mode == "lstm":
-        i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
-        tanh_c = np.tanh(extra)                       # extra = c_t
-        dc = dc + dh * o * (1 - tanh_c ** 2)          # dL/dc_t, through h_t = o * tanh(c_t)
-        da = np.concatenate([dc * g * i * (1 - i),    # d(pre_i), sigmoid' = s(1 - s)
-                             dc * c_prev * f * (1 - f),
-                             dc * i * (1 - g ** 2),   # tanh' = 1 - tanh^2
-                             dh * tanh_c * o * (1 - o)], axis=1)
-        return da, da, np.zeros_like(dh), dc * f
+        da, dc_prev = _lstm_step_backward(dh, dc, gates, extra, c_prev, H)  # extra = c_t
+        return da, da, np.zeros_like(dh), dc_prev
     if mode == "gru":
         r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
         dn = dh * (1 - z) * (1 - n ** 2)              # d(pre_n), pre_n = a_n + r * r_n
@@ -382,8 +391,7 @@ def lstm_proj_backward(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, w_hr: 
     for t in reversed(range(T)):
         m = mask[t]
         dh_t = dh + (0 if dy is None else dy[t])
-        da, _, _, dc_prev = _step_backward("lstm", dh_t @ w_hr, dc, gates[t], cs[t], cs[t - 1] if t else c0,
-                                           hs[t], H, w_hh)
+        da, dc_prev = _lstm_step_backward(dh_t @ w_hr, dc, gates[t], cs[t], cs[t - 1] if t else c0, H)
         da_all[t], dh_all[t] = np.where(m, da, 0), np.where(m, dh_t, 0)
         dh = np.where(m, da @ w_hh, dh)
         dc = np.where(m, dc_prev, dc)
