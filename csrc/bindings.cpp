@@ -24,6 +24,7 @@
 #include "packed_gemm.h"
 #include "parallel.h"
 #include "pointwise.h"
+#include "lstm_proj.h"
 #include "rnn.h"
 #include "scratch.h"
 
@@ -95,8 +96,10 @@ struct Inputs {
   Mode mode = Mode::rnn_tanh;
   int64_t G = 1;
   Sizes sz;
+  int64_t P = 0;  // proj_size (the width of h) when w_hr is given, else 0 (h has H features)
   bool is_double;
   py::array x, w_ih, w_hh, b_ih, b_hh, h0, c0;  // contiguous, x's dtype; b_*, c0 may be null (no_array)
+  py::array w_hr = no_array();                  // (P, H) the projected LSTM's, else null
   py::array lengths = no_array();              // int64 (B,), null handle when None
   std::string mode_name;
 
@@ -112,8 +115,10 @@ struct Inputs {
   }
 };
 
+// w_hr: None, or (lstm only) the projection (P, H) of a projected LSTM: then w_hh is (4H, P) and h0 (B, P).
 Inputs parse_inputs(const std::string& mode, py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih,
-                    py::handle b_hh, py::handle h0, py::handle c0, py::handle lengths) {
+                    py::handle b_hh, py::handle h0, py::handle c0, py::handle lengths,
+                    py::handle w_hr = py::none()) {
   Inputs in;
   in.mode_name = mode;
   if (!minirnn::parse_mode(mode, &in.mode))
@@ -129,13 +134,22 @@ Inputs parse_inputs(const std::string& mode, py::handle x, py::handle w_ih, py::
   in.x = c_contiguous(xa);
   const int64_t T = xa.shape(0), B = xa.shape(1), I = xa.shape(2);
 
+  in.w_hr = in.float_arg(w_hr, "w_hr");
+  if (in.w_hr && !lstm) throw py::value_error("w_hr: expected None for mode '" + mode + "', got an array");
+  if (in.w_hr && (in.w_hr.ndim() != 2 || in.w_hr.shape(0) < 1 || in.w_hr.shape(0) >= in.w_hr.shape(1)))
+    throw py::value_error("w_hr: expected a 2-D array (P, H) with 0 < P < H, got shape " +
+                          shape_str(shape_of(in.w_hr)));
+  const char* h_letter = in.w_hr ? "P" : "H";  // the width of the state h
   in.w_hh = in.float_arg(w_hh, "w_hh");
-  if (!in.w_hh) throw py::value_error("w_hh: expected an array (G*H, H), got None");
+  if (!in.w_hh) throw py::value_error(std::string("w_hh: expected an array (G*H, ") + h_letter + "), got None");
   if (in.w_hh.ndim() != 2)
-    throw py::value_error("w_hh: expected a 2-D array (G*H, H), got shape " + shape_str(shape_of(in.w_hh)));
-  const int64_t H = in.w_hh.shape(1), G = in.G;
-  const std::string gh = "(G*H, H) with G = " + std::to_string(G) + " for mode '" + mode + "'";
-  check_shape(in.w_hh, "w_hh", gh, {G * H, H});
+    throw py::value_error(std::string("w_hh: expected a 2-D array (G*H, ") + h_letter + "), got shape " +
+                          shape_str(shape_of(in.w_hh)));
+  const int64_t H = in.w_hr ? in.w_hr.shape(1) : in.w_hh.shape(1), G = in.G;
+  const int64_t R = in.w_hr ? in.w_hr.shape(0) : H;  // the width of h
+  in.P = in.w_hr ? R : 0;
+  const std::string gh = std::string("(G*H, ") + h_letter + ") with G = " + std::to_string(G) + " for mode '" + mode + "'";
+  check_shape(in.w_hh, "w_hh", gh, {G * H, R});
   in.w_ih = in.float_arg(w_ih, "w_ih");
   if (!in.w_ih) throw py::value_error("w_ih: expected an array (G*H, I), got None");
   check_shape(in.w_ih, "w_ih", "(G*H, I)", {G * H, I});
@@ -151,8 +165,8 @@ Inputs parse_inputs(const std::string& mode, py::handle x, py::handle w_ih, py::
   }
 
   in.h0 = in.float_arg(h0, "h0");
-  if (!in.h0) throw py::value_error("h0: expected an array (B, H), got None");
-  check_shape(in.h0, "h0", "(B, H)", {B, H});
+  if (!in.h0) throw py::value_error(std::string("h0: expected an array (B, ") + h_letter + "), got None");
+  check_shape(in.h0, "h0", std::string("(B, ") + h_letter + ")", {B, R});
   in.c0 = in.float_arg(c0, "c0");
   if (lstm && !in.c0) throw py::value_error("c0: expected an array (B, H) for mode 'lstm', got None");
   if (!lstm && in.c0) throw py::value_error("c0: expected None for mode '" + mode + "', got an array");
@@ -228,6 +242,19 @@ struct PythonInterrupt {
   }
 };
 
+// Runs kernel(a) without the GIL, asked about Ctrl-C as it goes (a.interrupt); raises
+// KeyboardInterrupt if one came.
+template <typename KernelArgs, typename Kernel>
+void run_without_gil(KernelArgs& a, Kernel kernel) {
+  PythonInterrupt interrupt;
+  a.interrupt = &interrupt.poll;
+  {
+    py::gil_scoped_release release;
+    kernel(a);
+  }
+  interrupt.raise_if_interrupted();
+}
+
 // The kernels write every element of the workspace, so it is not zeroed here. keep_workspace
 // false (inference): the smaller inference layout, in scratch memory freed on return, and None is
 // returned instead.
@@ -247,13 +274,7 @@ py::tuple forward(const Inputs& in, bool keep_workspace) {
                                    ptr<scalar_t>(in.w_hh),   ptr<scalar_t>(in.b_ih),  ptr<scalar_t>(in.b_hh),
                                    ptr<scalar_t>(in.h0),     ptr<scalar_t>(in.c0),    lengths_ptr(in),
                                    s,                        keep_workspace};
-  PythonInterrupt interrupt;
-  a.interrupt = &interrupt.poll;
-  {
-    py::gil_scoped_release release;
-    minirnn::rnn_forward(in.mode, a);
-  }
-  interrupt.raise_if_interrupted();
+  run_without_gil(a, [&](const auto& b) { minirnn::rnn_forward(in.mode, b); });
   return py::make_tuple(y, h_n, lstm ? py::object(c_n) : py::none(), keep_workspace ? py::object(ws) : py::none());
 }
 
@@ -305,16 +326,63 @@ py::tuple backward(const Inputs& in, py::handle y, py::handle workspace, py::han
       throw py::value_error("dh_steps: expected a writable C-contiguous array of x's dtype (filled in place)");
     a.dh_steps = mut<scalar_t>(steps);
   }
-  PythonInterrupt interrupt;
-  a.interrupt = &interrupt.poll;
-  {
-    py::gil_scoped_release release;
-    minirnn::rnn_backward(in.mode, a);
-  }
-  interrupt.raise_if_interrupted();
+  run_without_gil(a, [&](const auto& b) { minirnn::rnn_backward(in.mode, b); });
   auto or_none = [](const py::array& arr) { return arr ? py::object(arr) : py::object(py::none()); };
   if (gate_grads) return py::make_tuple(dx, dg_ih, or_none(dg_hh), or_none(db_ih), or_none(db_hh), dh0, or_none(dc0));
   return py::make_tuple(dx, dw_ih, dw_hh, or_none(db_ih), or_none(db_hh), dh0, or_none(dc0));
+}
+
+minirnn::ProjSizes proj_sizes(const Inputs& in) { return {in.sz.T, in.sz.B, in.sz.I, in.sz.H, in.P}; }
+
+// The projected LSTM (lstm_proj.h): (y (T, B, P), h_n (B, P), c_n (B, H), workspace).
+template <typename scalar_t>
+py::tuple proj_forward(const Inputs& in) {
+  const minirnn::ProjSizes s = proj_sizes(in);
+  py::array y = empty<scalar_t>({s.T, s.B, s.P});
+  py::array h_n = empty<scalar_t>({s.B, s.P});
+  py::array c_n = empty<scalar_t>({s.B, s.H});
+  py::array ws = empty<scalar_t>({minirnn::lstm_proj_workspace_layout(s).total});
+  minirnn::ProjForwardArgs<scalar_t> a{mut<scalar_t>(y),       mut<scalar_t>(h_n),     mut<scalar_t>(c_n),
+                                       mut<scalar_t>(ws),      ptr<scalar_t>(in.x),    ptr<scalar_t>(in.w_ih),
+                                       ptr<scalar_t>(in.w_hh), ptr<scalar_t>(in.w_hr), ptr<scalar_t>(in.b_ih),
+                                       ptr<scalar_t>(in.b_hh), ptr<scalar_t>(in.h0),   ptr<scalar_t>(in.c0),
+                                       lengths_ptr(in),        s};
+  run_without_gil(a, [&](const auto& b) { minirnn::lstm_proj_forward(b); });
+  return py::make_tuple(y, h_n, c_n, ws);
+}
+
+// (dx, dw_ih, dw_hh, dw_hr, db_ih, db_hh, dh0, dc0) of the projected LSTM; db_* None without bias.
+template <typename scalar_t>
+py::tuple proj_backward(const Inputs& in, py::handle workspace, py::handle dy, py::handle dh_n, py::handle dc_n) {
+  const minirnn::ProjSizes s = proj_sizes(in);
+  const bool bias = bool(in.b_ih);
+  py::array ws = in.float_arg(workspace, "workspace");
+  if (!ws) throw py::value_error("workspace: expected the array returned by lstm_proj_forward, got None");
+  check_shape(ws, "workspace", "(size from lstm_proj_forward with the same arguments,)",
+              {minirnn::lstm_proj_workspace_layout(s).total});
+  py::array dya = in.float_arg(dy, "dy");
+  if (dya) check_shape(dya, "dy", "(T, B, P)", {s.T, s.B, s.P});
+  py::array dhn = in.float_arg(dh_n, "dh_n");
+  if (dhn) check_shape(dhn, "dh_n", "(B, P)", {s.B, s.P});
+  py::array dcn = in.float_arg(dc_n, "dc_n");
+  if (dcn) check_shape(dcn, "dc_n", "(B, H)", {s.B, s.H});
+  py::array dx = empty<scalar_t>({s.T, s.B, s.I});
+  py::array dw_ih = empty<scalar_t>({4 * s.H, s.I});
+  py::array dw_hh = empty<scalar_t>({4 * s.H, s.P});
+  py::array dw_hr = empty<scalar_t>({s.P, s.H});
+  py::array db_ih = bias ? py::array(empty<scalar_t>({4 * s.H})) : no_array();
+  py::array db_hh = bias ? py::array(empty<scalar_t>({4 * s.H})) : no_array();
+  py::array dh0 = empty<scalar_t>({s.B, s.P});
+  py::array dc0 = empty<scalar_t>({s.B, s.H});
+  minirnn::ProjBackwardArgs<scalar_t> a{
+      mut<scalar_t>(dx),      mut<scalar_t>(dw_ih),   mut<scalar_t>(dw_hh),   mut<scalar_t>(dw_hr),
+      mut<scalar_t>(db_ih),   mut<scalar_t>(db_hh),   mut<scalar_t>(dh0),     mut<scalar_t>(dc0),
+      ptr<scalar_t>(in.x),    ptr<scalar_t>(in.w_ih), ptr<scalar_t>(in.w_hh), ptr<scalar_t>(in.w_hr),
+      ptr<scalar_t>(ws),      ptr<scalar_t>(dya),     ptr<scalar_t>(dhn),     ptr<scalar_t>(dcn),
+      lengths_ptr(in),        s};
+  run_without_gil(a, [&](const auto& b) { minirnn::lstm_proj_backward(b); });
+  auto or_none = [](const py::array& arr) { return arr ? py::object(arr) : py::object(py::none()); };
+  return py::make_tuple(dx, dw_ih, dw_hh, dw_hr, or_none(db_ih), or_none(db_hh), dh0, dc0);
 }
 
 // A 2-D operand of matmul as BLAS reads it: a C-contiguous array, its leading dimension,
@@ -539,4 +607,39 @@ dw_hh = dg_hh^T h_prev (dg_hh is None, i.e. equal to dg_ih, unless mode is 'gru'
 that sums weight gradients over many calls can do it in one GEMM. Not for 'gru_reset_before'.
 dh_steps: None, or a writable C-contiguous (T, B, H) array of x's dtype, filled in place with every
 step's dL/dh_t (dy_t included; zero where t >= lengths[b]).)doc");
+
+  m.def(
+      "lstm_proj_forward",
+      [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle w_hr, py::handle b_ih, py::handle b_hh,
+         py::handle h0, py::handle c0, py::handle lengths) {
+        if (w_hr.is_none()) throw py::value_error("w_hr: expected an array (P, H), got None");
+        const Inputs in = parse_inputs("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr);
+        return in.is_double ? proj_forward<double>(in) : proj_forward<float>(in);
+      },
+      py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("w_hr"), py::arg("b_ih"), py::arg("b_hh"),
+      py::arg("h0"), py::arg("c0"), py::arg("lengths"),
+      R"doc(Fused forward pass of one single-direction projected LSTM layer (PyTorch's proj_size = P).
+
+m_t = o * tanh(c_t) as the LSTM's h_t, then h_t = m_t w_hr^T. x (T, B, I); w_ih (4H, I); w_hh (4H, P);
+w_hr (P, H) with 0 < P < H; b_ih, b_hh (4H,) or both None; h0 (B, P); c0 (B, H); lengths as rnn_forward.
+Returns (y (T, B, P), h_n (B, P), c_n (B, H), workspace (1-D, for lstm_proj_backward)).)doc");
+
+  m.def(
+      "lstm_proj_backward",
+      [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle w_hr, py::handle b_ih, py::handle b_hh,
+         py::handle h0, py::handle c0, py::handle lengths, py::handle workspace, py::handle dy, py::handle dh_n,
+         py::handle dc_n) {
+        if (w_hr.is_none()) throw py::value_error("w_hr: expected an array (P, H), got None");
+        const Inputs in = parse_inputs("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr);
+        return in.is_double ? proj_backward<double>(in, workspace, dy, dh_n, dc_n)
+                            : proj_backward<float>(in, workspace, dy, dh_n, dc_n);
+      },
+      py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("w_hr"), py::arg("b_ih"), py::arg("b_hh"),
+      py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("workspace"), py::arg("dy"), py::arg("dh_n"),
+      py::arg("dc_n"),
+      R"doc(Fused backward-through-time of lstm_proj_forward (same first nine arguments).
+
+workspace: from lstm_proj_forward; dy (T, B, P), dh_n (B, P), dc_n (B, H): each may be None (zero); dy
+at padded positions is ignored. Returns (dx, dw_ih, dw_hh, dw_hr, db_ih, db_hh, dh0, dc0); db_* None
+without bias.)doc");
 }

@@ -77,6 +77,9 @@ def _layer_states(layer: RNNBase, x: Tensor, hx: Any) -> tuple[list[Tensor], np.
         raise ValueError(f"cell: expected a cell or a one-layer, one-direction, time-major layer, got "
                          f"{type(layer).__name__} with num_layers={layer.num_layers}, bidirectional="
                          f"{layer.bidirectional}, batch_first={layer.batch_first}")
+    if layer.proj_size:  # its kernels do not report dL/dh_t
+        raise ValueError(f"cell: expected a layer without proj_size (the projected LSTM's kernels do not report "
+                         f"dL/dh_t), got proj_size={layer.proj_size}; unroll it by hand to hook each step")
     lstm = layer.mode == "lstm"
     if lstm and hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
         raise TypeError(f"hx: expected a pair (h0, c0) or None for {type(layer).__name__}, got {type(hx).__name__}")

@@ -62,11 +62,12 @@ def check_array(name: str, a: object, shape: tuple[int, ...], dtype: np.dtype) -
 
 def check_forward_args(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                        b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
-                       c0: np.ndarray | None, lengths: np.ndarray | None) -> None:
+                       c0: np.ndarray | None, lengths: np.ndarray | None, w_hr: np.ndarray | None = None) -> None:
     """Raise TypeError/ValueError naming the argument unless the layer arguments agree.
 
     Checks the mode, ranks, shapes and dtypes (float32 or float64, all the same as ``x``),
     bias both-or-neither, ``c0`` present exactly for lstm, and ``lengths`` int64 (B,) in [0, T].
+    ``w_hr`` (P, H), 0 < P < H, lstm only: the projected LSTM's (then ``w_hh`` is (4H, P), ``h0`` (B, P)).
     """
     if mode not in NUM_GATES:
         raise ValueError(f"rnn: mode: expected one of {sorted(NUM_GATES)}, got {mode!r}")
@@ -80,16 +81,24 @@ def check_forward_args(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndar
         raise ValueError(f"rnn: w_hh: expected a 2-D ndarray (G*H, H), got "
                          f"{getattr(w_hh, 'shape', type(w_hh).__name__)}")
     T, B, I = x.shape
-    H = w_hh.shape[1]
+    if w_hr is not None and mode != "lstm":
+        raise ValueError(f"rnn: w_hr: expected None for mode {mode!r}, got an array")
+    if w_hr is not None and not (isinstance(w_hr, np.ndarray) and w_hr.ndim == 2 and 0 < w_hr.shape[0] < w_hr.shape[1]):
+        raise ValueError(f"rnn: w_hr: expected a 2-D ndarray (P, H) with 0 < P < H, got "
+                         f"{getattr(w_hr, 'shape', type(w_hr).__name__)}")
+    H = w_hh.shape[1] if w_hr is None else w_hr.shape[1]
+    R = H if w_hr is None else w_hr.shape[0]  # the width of the state h
     GH = NUM_GATES[mode] * H
     check_array("w_ih", w_ih, (GH, I), x.dtype)
-    check_array("w_hh", w_hh, (GH, H), x.dtype)
+    check_array("w_hh", w_hh, (GH, R), x.dtype)
+    if w_hr is not None:
+        check_array("w_hr", w_hr, w_hr.shape, x.dtype)
     if (b_ih is None) != (b_hh is None):
         raise ValueError("rnn: b_ih, b_hh: expected both or neither, got only one")
     if b_ih is not None:
         check_array("b_ih", b_ih, (GH,), x.dtype)
         check_array("b_hh", b_hh, (GH,), x.dtype)
-    check_array("h0", h0, (B, H), x.dtype)
+    check_array("h0", h0, (B, R), x.dtype)
     if mode == "lstm":
         if c0 is None:
             raise ValueError("rnn: c0: expected an array (B, H) for mode 'lstm', got None")
@@ -148,6 +157,15 @@ _ELMAN_ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable
 
 
 # ---------------------------------------------------------------------------- forward
+def _lstm_step(pre: np.ndarray, c: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An LSTM step from its pre-activations (B, 4H) and c_{t-1} (B, H): the activated gates
+    (B, 4H), ``c_t = f * c_{t-1} + i * g`` and ``o * tanh(c_t)`` (h_t, or m_t of the projected LSTM)."""
+    i, f, g, o = (pre[:, k * H:(k + 1) * H] for k in range(4))
+    i, f, g, o = _sigmoid(i), _sigmoid(f), np.tanh(g), _sigmoid(o)
+    c_new = f * c + i * g
+    return np.concatenate([i, f, g, o], axis=1), c_new, o * np.tanh(c_new)
+
+
 def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                 b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
                 c0: np.ndarray | None, lengths: np.ndarray | None
@@ -168,19 +186,14 @@ def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
         a += b_ih
     y = np.zeros((T, B, H), dtype=x.dtype)
     h = h0.copy()                                                # (B, H)
-    c = None if c0 is None else c0.copy()                        # (B, H)
+    c: Any = None if c0 is None else c0.copy()                   # (B, H), lstm only
     GH_h = _h_gates(mode, H)
     for t in range(T):
         r = h @ w_hh[:GH_h].T                                    # (B, G*H) (gru_reset_before: (B, 2H))
         if b_hh is not None:
             r += b_hh[:GH_h]
         if mode == "lstm":
-            pre = a[t] + r
-            i, f, g, o = (pre[:, k * H:(k + 1) * H] for k in range(4))
-            i, f, g, o = _sigmoid(i), _sigmoid(f), np.tanh(g), _sigmoid(o)
-            gates[t] = np.concatenate([i, f, g, o], axis=1)
-            c_new = f * c + i * g
-            h_new = o * np.tanh(c_new)
+            gates[t], c_new, h_new = _lstm_step(a[t] + r, c, H)
             c = np.where(mask[t], c_new, c)
             extra[t] = c                                         # c_t (carried past the end)
         elif mode == "gru":
@@ -207,6 +220,21 @@ def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
 
 
 # ---------------------------------------------------------------------------- backward
+def _lstm_step_backward(dh: np.ndarray, dc: Any, gates: np.ndarray, c: np.ndarray, c_prev: Any,
+                        H: int) -> tuple[np.ndarray, np.ndarray]:
+    """An LSTM step's local derivatives: given dL/d(o * tanh(c_t)) ``dh`` and dL/dc_t ``dc`` from later
+    steps, ``gates`` (B, 4H), ``c`` = c_t and ``c_prev`` = c_{t-1}, returns dL/d(pre-activations)
+    (B, 4H) and dL/dc_{t-1}."""
+    i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+    tanh_c = np.tanh(c)
+    dc = dc + dh * o * (1 - tanh_c ** 2)          # dL/dc_t, through h_t = o * tanh(c_t)
+    da = np.concatenate([dc * g * i * (1 - i),    # d(pre_i), sigmoid' = s(1 - s)
+                         dc * c_prev * f * (1 - f),
+                         dc * i * (1 - g ** 2),   # tanh' = 1 - tanh^2
+                         dh * tanh_c * o * (1 - o)], axis=1)
+    return da, dc * f
+
+
 def _step_backward(mode: str, dh: np.ndarray, dc: np.ndarray | None, gates: np.ndarray,
                    extra: np.ndarray, c_prev: np.ndarray | None, h_prev: np.ndarray,
                    H: int, w_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -222,14 +250,8 @@ def _step_backward(mode: str, dh: np.ndarray, dc: np.ndarray | None, gates: np.n
     also ``dL/d(r * h) * r``; else 0), and dL/dc_{t-1} (lstm) or None.
     """
     if mode == "lstm":
-        i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
-        tanh_c = np.tanh(extra)                       # extra = c_t
-        dc = dc + dh * o * (1 - tanh_c ** 2)          # dL/dc_t, through h_t = o * tanh(c_t)
-        da = np.concatenate([dc * g * i * (1 - i),    # d(pre_i), sigmoid' = s(1 - s)
-                             dc * c_prev * f * (1 - f),
-                             dc * i * (1 - g ** 2),   # tanh' = 1 - tanh^2
-                             dh * tanh_c * o * (1 - o)], axis=1)
-        return da, da, np.zeros_like(dh), dc * f
+        da, dc_prev = _lstm_step_backward(dh, dc, gates, extra, c_prev, H)  # extra = c_t
+        return da, da, np.zeros_like(dh), dc_prev
     if mode == "gru":
         r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
         dn = dh * (1 - z) * (1 - n ** 2)              # d(pre_n), pre_n = a_n + r * r_n
@@ -313,3 +335,69 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
     db_ih = da2.sum(axis=0) if b_ih is not None else None
     db_hh = dr2.sum(axis=0) if b_hh is not None else None
     return dx, dw_ih, dw_hh, db_ih, db_hh, dh, dc
+
+
+# ---------------------------------------------------------------------------- projected LSTM
+# PyTorch's nn.LSTM(proj_size=P), with ``w_hr`` (P, H), 0 < P < H, ``w_hh`` (4H, P), ``h0`` (B, P):
+#   gates and c_t as the LSTM, from h_{t-1} of P features;  m_t = o * tanh(c_t) (B, H);
+#   h_t = m_t W_hr^T (B, P) = y_t.
+# Same interface as minirnn._C.lstm_proj_forward / lstm_proj_backward. The workspace is the LSTM's
+# (gates and c_t of every step).
+def lstm_proj_forward(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, w_hr: np.ndarray,
+                      b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray, c0: np.ndarray,
+                      lengths: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The projected LSTM over all T steps: ``y`` (T, B, P), ``h_n`` (B, P), ``c_n`` (B, H), workspace."""
+    check_forward_args("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr=w_hr)
+    T, B, _ = x.shape
+    P, H = w_hr.shape
+    workspace = np.empty(workspace_size("lstm", T, B, H), dtype=x.dtype)
+    gates, cs = workspace_views("lstm", workspace, T, B, H)   # (T, B, 4H), (T, B, H)
+    mask = step_mask(lengths, T, B)                           # (T, B, 1)
+    a = x @ w_ih.T + (0 if b_ih is None else b_ih)            # (T, B, 4H)
+    y = np.zeros((T, B, P), dtype=x.dtype)
+    h, c = h0.copy(), c0.copy()                               # (B, P), (B, H)
+    for t in range(T):
+        gates[t], c_new, m = _lstm_step(a[t] + h @ w_hh.T + (0 if b_hh is None else b_hh), c, H)
+        h_new = m @ w_hr.T                                    # the projection
+        c = np.where(mask[t], c_new, c)
+        cs[t] = c
+        h = np.where(mask[t], h_new, h)
+        y[t] = np.where(mask[t], h_new, 0)
+    return y, h, c, workspace
+
+
+def lstm_proj_backward(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, w_hr: np.ndarray,
+                       b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray, c0: np.ndarray,
+                       lengths: np.ndarray | None, workspace: np.ndarray, dy: np.ndarray | None,
+                       dh_n: np.ndarray | None, dc_n: np.ndarray | None) -> tuple[np.ndarray | None, ...]:
+    """BPTT of :func:`lstm_proj_forward`: ``(dx, dw_ih, dw_hh, dw_hr, db_ih, db_hh, dh0, dc0)``.
+
+    As :func:`rnn_backward` for lstm, with ``dm_t = dh_t W_hr`` in place of dL/dh_t in the cell's
+    local derivatives and ``dW_hr = sum_t dh_t^T m_t``. ``dy``, ``dh_n``, ``dc_n`` may be None (zero).
+    """
+    check_forward_args("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr=w_hr)
+    T, B, _ = x.shape
+    P, H = w_hr.shape
+    check_array("workspace", workspace, (workspace_size("lstm", T, B, H),), x.dtype)
+    gates, cs = workspace_views("lstm", workspace, T, B, H)
+    mask = step_mask(lengths, T, B)
+    ms = np.where(mask, gates[:, :, 3 * H:] * np.tanh(cs), 0)          # (T, B, H) m_t, zero past the end
+    hs = [h0]                                                         # h_0 .. h_{T-1}, carried past the end
+    for t in range(T - 1):
+        hs.append(np.where(mask[t], ms[t] @ w_hr.T, hs[-1]))
+    da_all, dh_all = np.zeros_like(gates), np.zeros((T, B, P), x.dtype)
+    dh = np.zeros((B, P), x.dtype) if dh_n is None else dh_n.copy()
+    dc = np.zeros((B, H), x.dtype) if dc_n is None else dc_n.copy()
+    for t in reversed(range(T)):
+        m = mask[t]
+        dh_t = dh + (0 if dy is None else dy[t])
+        da, dc_prev = _lstm_step_backward(dh_t @ w_hr, dc, gates[t], cs[t], cs[t - 1] if t else c0, H)
+        da_all[t], dh_all[t] = np.where(m, da, 0), np.where(m, dh_t, 0)
+        dh = np.where(m, da @ w_hh, dh)
+        dc = np.where(m, dc_prev, dc)
+    da2 = da_all.reshape(T * B, 4 * H)
+    dw_hh = da2.T @ np.asarray(hs).reshape(T * B, P) if T else np.zeros_like(w_hh)
+    dw_hr = dh_all.reshape(T * B, P).T @ ms.reshape(T * B, H)
+    db = da2.sum(axis=0) if b_ih is not None else None
+    return (da_all @ w_ih, da2.T @ x.reshape(T * B, x.shape[2]), dw_hh, dw_hr, db,
+            None if db is None else db.copy(), dh, dc)

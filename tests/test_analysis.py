@@ -124,6 +124,8 @@ def test_dh_steps_bad_arguments():
             hidden_grad_norms(layer, np.zeros((T, B, I), np.float32), lambda hs: hs[-1].sum())
     with pytest.raises(TypeError, match="hx: expected a pair"):
         hidden_grad_norms(nn.LSTM(I, H), np.zeros((T, B, I), np.float32), lambda hs: hs[-1].sum(), hx=np.zeros(1))
+    with pytest.raises(ValueError, match="cell: expected a layer without proj_size .* got proj_size=1"):
+        hidden_grad_norms(nn.LSTM(I, H, proj_size=1), np.zeros((T, B, I), np.float32), lambda hs: hs[-1].sum())
 
 
 def test_vanishing_gradients_with_small_recurrent_weights():

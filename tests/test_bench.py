@@ -73,7 +73,7 @@ def tiny(tmp_path_factory):
 def test_tiny_run_writes_complete_json(tiny):
     results, data, log = tiny
     assert data == json.loads(json.dumps(results))
-    assert set(data) >= {"machine", "config", "grid", "memory", "varlen", "denormals", "variants", "charlm", "tape",
+    assert set(data) >= {"machine", "config", "grid", "memory", "varlen", "denormals", "variants", "projected", "charlm", "tape",
                          "dynamic", "targets", "load_average", "wall_s"}
     # which code and which micro-kernel the numbers measured (None only outside a git checkout)
     commit = data["machine"]["commit"]
@@ -111,6 +111,16 @@ def test_tiny_run_writes_complete_json(tiny):
         assert r["flops"] == make_problem(r["mode"], TINY[0]).flops(r["task"] == "train")
         assert sum(line.startswith(f"{r['mode']:17s} {r['base']:9s}") and r["task"] in line
                    for line in log.splitlines()) == 1
+    # the projected LSTM beside the LSTM: both tasks, fused and torch on both, a table row each
+    assert [(r["mode"], r["base"], r["task"], r["proj_size"]) for r in data["projected"]] == [
+        ("lstm_proj", "lstm", t, TINY[0].H // 4) for t in ("train", "infer")]
+    for r in data["projected"]:
+        assert set(r["median_s"]) == set(r["base_median_s"]) == {"fused", "torch"}
+        assert all(v > 0 for v in [*r["median_s"].values(), *r["base_median_s"].values()])
+        assert r["flops"] == make_problem("lstm", TINY[0], proj_size=r["proj_size"]).flops(r["task"] == "train")
+    assert "Projected LSTM (proj_size P) beside the LSTM" in log
+    assert sum(line.startswith(f"{TINY[0].T:4d} {TINY[0].B:3d} {TINY[0].H:5d} {TINY[0].H // 4:4d}")
+               for line in log.splitlines()) == 2
     lm = data["charlm"]
     assert lm["first_loss"]["minirnn"] == pytest.approx(lm["first_loss"]["torch"], rel=1e-4)
     assert lm["first_loss"]["minirnn"] == pytest.approx(np.log(lm["vocab"]), rel=0.1)
@@ -207,6 +217,7 @@ def test_without_torch_skips_torch_with_a_note(tmp_path, monkeypatch):
     assert all(set(r["median_s"]) == CONTENDERS for r in data["grid"])
     assert any("torch is not installed" in n for n in data["notes"])
     assert data["charlm"]["chars_per_s"].keys() == {"minirnn", "floor"}
+    assert data["projected"] and all(set(r["median_s"]) == {"fused"} for r in data["projected"])
     assert data["tape"] and all("torch" not in r["median_s"] and "tape" in r["median_s"] for r in data["tape"])
     assert data["dynamic"] and all("torch" not in r["median_s"] and "autobatch" in r["median_s"]
                                    for r in data["dynamic"])

@@ -746,11 +746,19 @@ from minirnn import _C
 sharing, task, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 _C.set_num_threads(2); _C.set_min_step_work(0); _C._set_step_sharing(sharing)
 B, H = 4, 2048  # a large W_hh: slow steps, and a workspace of 229 MB at T = 1000
-G = {"lstm": 4, "gru_reset_before": 3}[mode]
+G = {"lstm": 4, "gru_reset_before": 3, "lstm_proj": 4}[mode]
 r = np.random.default_rng(0)
 f = lambda *s: (r.standard_normal(s) * 0.02).astype(np.float32)
 wi, wh, h0 = f(G * H, 1), f(G * H, H), np.zeros((B, H), np.float32)
+P = H // 2  # lstm_proj: h of P features
+wp, wr, hp = f(G * H, P), f(P, H), np.zeros((B, P), np.float32)
+def call_proj(x):
+    args = (x, wi, wp, wr, None, None, hp, h0, None)
+    y, hn, cn, ws = _C.lstm_proj_forward(*args)
+    return _C.lstm_proj_backward(*args, ws, None, hn, cn) if task == "backward" else y
 def call(x):
+    if mode == "lstm_proj":
+        return call_proj(x)
     args = (mode, x, wi, wh, None, None, h0, h0 if mode == "lstm" else None, None)
     if task == "infer":
         return _C.rnn_forward(*args, False)
@@ -772,11 +780,13 @@ print(json.dumps({"outcome": outcome, "elapsed": elapsed, "estimate": estimate,
 
 @pytest.mark.parametrize("sharing, task, mode", [("units", "infer", "lstm"), ("units", "backward", "lstm"),
                                                 ("rows", "forward", "lstm"), ("units", "infer", "gru_reset_before"),
-                                                ("units", "backward", "gru_reset_before")])
+                                                ("units", "backward", "gru_reset_before"),
+                                                ("rows", "forward", "lstm_proj"), ("rows", "backward", "lstm_proj")])
 def test_ctrl_c_stops_a_long_kernel_call(sharing, task, mode):
     """Ctrl-C during a many-second time loop raises KeyboardInterrupt within about a step (the loop
     asks Python every 50 ms; issue 24, item 10), whichever way the threads share the steps, and the
-    kernels work normally afterwards; gru_reset_before too, whose steps have a second barrier."""
+    kernels work normally afterwards; gru_reset_before too, whose steps have a second barrier, and
+    the projected LSTM's own loop (its threads share rows whatever the setting)."""
     out = subprocess.run([sys.executable, "-c", INTERRUPTED_CALL, sharing, task, mode], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -197,6 +197,7 @@ class Doubler(nn.Module):
     (WithCell(), "the module 'cell' (LSTMCell) is not supported; supported: Embedding, Linear"),
     (Doubler(), "output 0 ('output') is computed by the op Mul, which is not supported; supported: Embedding"),
     (nn.Sequential(nn.Linear(3, 3), nn.MSELoss()), "the module '1' (MSELoss) is not supported"),
+    (nn.Sequential(nn.LSTM(3, 4, proj_size=2)), "'0' (LSTM with proj_size=2) is not supported: ONNX's LSTM has no"),
 ])
 def test_unsupported_modules_and_ops_are_named(tmp_path, model, message):
     with pytest.raises(mo.UnsupportedError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -24,7 +24,9 @@ def make_module(problem: Problem, cell: bool, **options: Any) -> Any:
     ``options`` go to its constructor."""
     s, mode = problem.shape, problem.mode
     module: Any
-    if mode == "lstm":
+    if mode == "lstm" and problem.proj_size:
+        module = nn.LSTM(s.I, s.H, proj_size=problem.proj_size, **options)
+    elif mode == "lstm":
         module = (nn.LSTMCell if cell else nn.LSTM)(s.I, s.H, **options)
     elif mode in ("gru", "gru_reset_before"):
         module = (nn.GRUCell if cell else nn.GRU)(s.I, s.H, reset_after=mode == "gru", **options)

@@ -32,6 +32,7 @@ from .tape import TapeConfig, run_tape
 from .targets import Target, as_json, evaluate
 from .threads import all_cores, use_threads
 from .varlen import run_varlen
+from .projected import projected_table, run_projected
 from .variants import run_variants, variants_table
 
 #: In quick mode the tape cells and the NumPy reference run only where a step is at most this
@@ -141,6 +142,8 @@ def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Sh
     phase("lecture variants")
     results["variants"] = run_variants(shapes[min(1, len(shapes) - 1)], max(threads), repeats, budget_s,
                                        slow_max_flops)
+    phase("projected LSTM")
+    results["projected"] = run_projected(shapes[min(1, len(shapes) - 1)], max(threads), repeats, budget_s, with_torch)
     if charlm:
         phase("char-LM")
     results["charlm"] = run_charlm(charlm, max(threads), repeats, budget_s, with_torch) if charlm else None
@@ -180,6 +183,8 @@ def publish(results: dict[str, Any], json_path: str | Path | None = None, png_pa
     log(report.timing_table(report.denormals_title(results["denormals"]), results["denormals"], extra="slowdown"))
     if results.get("variants"):
         log(variants_table(results["variants"]))
+    if results.get("projected"):
+        log(projected_table(results["projected"]))
     if results["charlm"]:
         log(report.charlm_line(results["charlm"]))
     if results.get("tape"):

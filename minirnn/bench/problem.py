@@ -45,7 +45,8 @@ QUICK_GRID = (FULL_GRID[0], FULL_GRID[1], FULL_GRID[3])
 @dataclass
 class Problem:
     """A layer's inputs: ``x`` (T, B, I), weights by PyTorch name, output grad ``dy`` (T, B, H),
-    and ``lengths`` (B,) int64 or None (every sequence has T steps)."""
+    and ``lengths`` (B,) int64 or None (every sequence has T steps). ``proj_size`` P > 0: a projected
+    LSTM (``weight_hh_l0`` (4H, P), ``weight_hr_l0`` (P, H), ``dy`` (T, B, P))."""
 
     mode: str
     shape: Shape
@@ -53,10 +54,14 @@ class Problem:
     weights: dict[str, np.ndarray]
     dy: np.ndarray
     lengths: np.ndarray | None = None
+    proj_size: int = 0
 
     def forward_flops(self) -> float:
-        """GEMM FLOPs of one forward pass: 2 T B G H (I + H); backward does twice as many."""
-        s = self.shape
+        """GEMM FLOPs of one forward pass: 2 T B G H (I + H) (projected: 2 T B (G H (I + P) + P H));
+        backward does twice as many."""
+        s, P = self.shape, self.proj_size
+        if P:
+            return 2.0 * s.T * s.B * (NUM_GATES[self.mode] * s.H * (s.I + P) + P * s.H)
         return 2.0 * s.T * s.B * NUM_GATES[self.mode] * s.H * (s.I + s.H)
 
     def flops(self, train: bool) -> float:
@@ -65,12 +70,13 @@ class Problem:
 
 
 def make_problem(mode: str, shape: Shape, seed: int = 0, varlen: bool = False,
-                 weight_scale: float | None = None, constant_input: float | None = None) -> Problem:
+                 weight_scale: float | None = None, constant_input: float | None = None,
+                 proj_size: int = 0) -> Problem:
     """Seeded float32 inputs for one layer.
 
     Weights are uniform(-k, k) with k = ``weight_scale`` or PyTorch's default 1/sqrt(H); ``x`` is
     uniform(-1, 1) or filled with ``constant_input``; with ``varlen`` the lengths are uniform
-    integers over [max(1, T // 10), T].
+    integers over [max(1, T // 10), T]. ``proj_size`` P > 0 (lstm): PyTorch's projected LSTM.
     """
     if mode not in NUM_GATES:
         raise ValueError(f"make_problem: expected mode in {sorted(NUM_GATES)}, got {mode!r}")
@@ -82,8 +88,10 @@ def make_problem(mode: str, shape: Shape, seed: int = 0, varlen: bool = False,
     def uniform(*dims: int, bound: float = k) -> np.ndarray:
         return rng.uniform(-bound, bound, dims).astype(np.float32)
 
-    weights = {"weight_ih_l0": uniform(GH, I), "weight_hh_l0": uniform(GH, H),
+    weights = {"weight_ih_l0": uniform(GH, I), "weight_hh_l0": uniform(GH, proj_size or H),
                "bias_ih_l0": uniform(GH), "bias_hh_l0": uniform(GH)}
+    if proj_size:
+        weights["weight_hr_l0"] = uniform(proj_size, H)
     x = uniform(T, B, I, bound=1.0) if constant_input is None else np.full((T, B, I), constant_input, np.float32)
     lengths = rng.integers(max(1, T // 10), T, size=B, endpoint=True).astype(np.int64) if varlen else None
-    return Problem(mode, shape, x, weights, uniform(T, B, H, bound=1.0), lengths)
+    return Problem(mode, shape, x, weights, uniform(T, B, proj_size or H, bound=1.0), lengths, proj_size)

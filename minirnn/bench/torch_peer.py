@@ -31,7 +31,9 @@ def make_layer(problem: Problem, cell: bool = False) -> Any:
     import torch
     s, nn = problem.shape, torch.nn
     layer: Any
-    if problem.mode == "lstm":
+    if problem.proj_size:
+        layer = nn.LSTM(s.I, s.H, proj_size=problem.proj_size)
+    elif problem.mode == "lstm":
         layer = (nn.LSTMCell if cell else nn.LSTM)(s.I, s.H)
     elif problem.mode == "gru":
         layer = (nn.GRUCell if cell else nn.GRU)(s.I, s.H)

@@ -68,12 +68,14 @@ def check_size(owner: str, name: str, value: Any, minimum: int = 1) -> int:
 
 
 def make_gate_parameters(module: Module, suffix: str, gates: int, input_size: int, hidden_size: int,
-                         bias: bool, dtype: np.dtype) -> None:
-    """Register ``weight_ih{suffix}`` (G*H, I), ``weight_hh{suffix}`` (G*H, H) and, with
-    ``bias``, ``bias_ih{suffix}``/``bias_hh{suffix}`` (G*H,) on ``module`` (uninitialised)."""
+                         bias: bool, dtype: np.dtype, state_size: int | None = None) -> None:
+    """Register ``weight_ih{suffix}`` (G*H, I), ``weight_hh{suffix}`` (G*H, S) with S = ``state_size``
+    (the width of h: H unless an LSTM projects it) and, with ``bias``, ``bias_ih{suffix}``/``bias_hh{suffix}``
+    (G*H,) on ``module`` (uninitialised)."""
     gh = gates * hidden_size
     module.register_parameter(f"weight_ih{suffix}", Parameter(np.empty((gh, input_size), dtype)))
-    module.register_parameter(f"weight_hh{suffix}", Parameter(np.empty((gh, hidden_size), dtype)))
+    module.register_parameter(f"weight_hh{suffix}",
+                              Parameter(np.empty((gh, hidden_size if state_size is None else state_size), dtype)))
     if bias:
         module.register_parameter(f"bias_ih{suffix}", Parameter(np.empty(gh, dtype)))
         module.register_parameter(f"bias_hh{suffix}", Parameter(np.empty(gh, dtype)))

@@ -13,7 +13,9 @@ Legend: T steps, B batch, I input_size, H hidden_size, L num_layers, D 2 if bidi
 G gates (1 RNN, 4 LSTM: i f g o, 3 GRU: r z n). Parameters, for layer k and suffix ``""`` or
 ``"_reverse"``: ``weight_ih_l{k}{suffix}`` (G*H, I for k = 0 else D*H), ``weight_hh_l{k}{suffix}``
 (G*H, H), ``bias_ih_l{k}{suffix}`` and ``bias_hh_l{k}{suffix}`` (G*H,). Cell equations: see
-:mod:`minirnn.nn.cells` (same math).
+:mod:`minirnn.nn.cells` (same math). An LSTM with ``proj_size`` P > 0 has h of P features: its
+``weight_hh_l{k}{suffix}`` is (4H, P), a layer k > 0 reads D*P features, and it adds
+``weight_hr_l{k}{suffix}`` (P, H) (see :class:`LSTM`).
 
 Variable-length batches: pass the padded batch and ``lengths`` (B,) with values in [0, T], in
 any order. Then the output is zero past each sequence's length, ``h_n``/``c_n`` hold the state
@@ -29,11 +31,12 @@ import numpy as np
 
 from .. import ops
 from ..fused import rnn_layer
+from ..fused_proj import lstm_proj_layer
 from ..reference import NUM_GATES
 from ..tensor import Tensor
 from .cells import (as_tensor, check_dtype, check_float, check_init_options, check_size, elman_mode,
                     gru_mode, init_gate_parameters, make_gate_parameters)
-from .module import Module
+from .module import Module, Parameter
 
 
 def _stack_states(states: list[Tensor]) -> Tensor:
@@ -65,13 +68,14 @@ class RNNBase(Module):
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  dtype: Any = np.float32, recurrent_init: str = "uniform", forget_bias: float | None = None,
-                 reset_after: bool = True):
+                 reset_after: bool = True, proj_size: int = 0):
         super().__init__()
         owner = type(self).__name__
         mode = gru_mode(owner, mode, reset_after)
         self.mode, self.reset_after = mode, reset_after
         self.input_size = check_size(owner, "input_size", input_size, 0)
         self.hidden_size = check_size(owner, "hidden_size", hidden_size)
+        self.proj_size = _check_proj_size(owner, mode, proj_size, self.hidden_size)
         self.num_layers = check_size(owner, "num_layers", num_layers)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"{owner}: dropout: expected a number in [0, 1), got {dropout!r}")
@@ -81,10 +85,13 @@ class RNNBase(Module):
         check_init_options(owner, mode, recurrent_init, forget_bias)
         self.num_directions = 2 if self.bidirectional else 1
         gates = NUM_GATES[mode]
+        state = self.proj_size or self.hidden_size  # the width of h (and of a layer's output per direction)
         for layer in range(self.num_layers):
-            layer_input = self.input_size if layer == 0 else self.num_directions * self.hidden_size
+            layer_input = self.input_size if layer == 0 else self.num_directions * state
             for suffix in self._suffixes(layer):
-                make_gate_parameters(self, suffix, gates, layer_input, self.hidden_size, self.bias, dt)
+                make_gate_parameters(self, suffix, gates, layer_input, self.hidden_size, self.bias, dt, state)
+                if self.proj_size:
+                    self.register_parameter(f"weight_hr{suffix}", Parameter(np.empty((state, self.hidden_size), dt)))
         init_gate_parameters(self, mode, self.hidden_size, recurrent_init, forget_bias)
 
     @property
@@ -99,6 +106,15 @@ class RNNBase(Module):
     def _layer_parameters(self, suffix: str) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         return (getattr(self, f"weight_ih{suffix}"), getattr(self, f"weight_hh{suffix}"),
                 getattr(self, f"bias_ih{suffix}", None), getattr(self, f"bias_hh{suffix}", None))
+
+    def _run_layer(self, x: Tensor, suffix: str, h0: Any, c0: Any, lengths: np.ndarray | None,
+                   reverse: bool) -> tuple[Tensor, ...]:
+        """One (layer, direction): ``(y, h_n)``, LSTM ``(y, h_n, c_n)``."""
+        w_ih, w_hh, b_ih, b_hh = self._layer_parameters(suffix)
+        if self.proj_size:
+            return lstm_proj_layer(x, w_ih, w_hh, getattr(self, f"weight_hr{suffix}"), b_ih, b_hh, h0, c0,
+                                   lengths=lengths, reverse=reverse)
+        return rnn_layer(self.mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths=lengths, reverse=reverse)
 
     # ------------------------------------------------------------------ argument checks
     def _check_input(self, input: Any) -> tuple[Tensor, bool]:  # noqa: A002
@@ -118,16 +134,21 @@ class RNNBase(Module):
             x = x.transpose(0, 1)
         return x, batched
 
-    def _check_state(self, name: str, value: Any, batch: int, batched: bool) -> Tensor | np.ndarray:
+    def _check_state(self, name: str, value: Any, batch: int, batched: bool,
+                     size: int | None = None) -> Tensor | np.ndarray:
+        """The initial state ``hx`` (or ``hx[0]``/``hx[1]``) of ``size`` features (default H; P for a
+        projected h)."""
         owner = type(self).__name__
-        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        size = self.hidden_size if size is None else size
+        shape = (self.num_layers * self.num_directions, batch, size)
         if value is None:
             return np.zeros(shape, self.dtype)
         t = as_tensor(owner, name, value)
         expected = shape if batched else (shape[0], shape[2])
         if t.shape != expected:
+            size_name = "proj_size" if size != self.hidden_size else "hidden_size"
             raise ValueError(f"{owner}: {name}: expected shape {expected} (num_layers * num_directions, "
-                             f"{'batch, ' if batched else ''}hidden_size), got {t.shape}")
+                             f"{'batch, ' if batched else ''}{size_name}), got {t.shape}")
         check_float(owner, name, t, self.dtype)
         return t if batched else t.reshape(shape)
 
@@ -154,7 +175,8 @@ class RNNBase(Module):
         lstm = self.mode == "lstm"
         if lstm and hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise TypeError(f"{type(self).__name__}: hx: expected a pair (h0, c0) or None, got {type(hx).__name__}")
-        h0 = self._check_state("hx[0]" if lstm else "hx", hx[0] if lstm and hx is not None else hx, B, batched)
+        h0 = self._check_state("hx[0]" if lstm else "hx", hx[0] if lstm and hx is not None else hx, B, batched,
+                               self.proj_size or self.hidden_size)
         c0 = self._check_state("hx[1]", None if hx is None else hx[1], B, batched) if lstm else None
         lengths = self._check_lengths(lengths, T, B, batched)
         h_n, c_n = [], []
@@ -163,8 +185,8 @@ class RNNBase(Module):
             outputs = []
             for direction, suffix in enumerate(self._suffixes(layer)):
                 k = layer * self.num_directions + direction
-                result = rnn_layer(self.mode, layer_input, *self._layer_parameters(suffix), h0[k],
-                                   None if c0 is None else c0[k], lengths=lengths, reverse=direction == 1)
+                result = self._run_layer(layer_input, suffix, h0[k], None if c0 is None else c0[k], lengths,
+                                         direction == 1)
                 outputs.append(result[0])
                 h_n.append(result[1])
                 if lstm:
@@ -174,8 +196,8 @@ class RNNBase(Module):
                 layer_input = ops.dropout(layer_input, self.dropout, True)
         output, states = layer_input, [_stack_states(h_n)] + ([_stack_states(c_n)] if lstm else [])
         if not batched:  # (explicit sizes: T may be 0)
-            output = output.reshape(T, self.num_directions * self.hidden_size)
-            states = [s.reshape(s.shape[0], self.hidden_size) for s in states]
+            output = output.reshape(T, self.num_directions * (self.proj_size or self.hidden_size))
+            states = [s.reshape(s.shape[0], s.shape[2]) for s in states]
         elif self.batch_first:
             output = output.transpose(0, 1)
         return output, (tuple(states) if lstm else states[0])
@@ -183,11 +205,25 @@ class RNNBase(Module):
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0, "bidirectional": False,
-                    "reset_after": True}
+                    "reset_after": True, "proj_size": 0}
         for name, default in defaults.items():
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         return s
+
+
+def _check_proj_size(owner: str, mode: str, proj_size: Any, hidden_size: int) -> int:
+    """``proj_size`` as an int in [0, hidden_size), 0 unless mode is lstm; else a clear error."""
+    if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)):
+        raise TypeError(f"{owner}: proj_size: expected an int, got {type(proj_size).__name__}")
+    if proj_size < 0:
+        raise ValueError(f"{owner}: proj_size: expected an int >= 0 (0: no projection), got {proj_size}")
+    if proj_size and mode != "lstm":
+        raise ValueError(f"{owner}: proj_size: expected 0 for mode {mode!r} (only an LSTM projects its state), "
+                         f"got {proj_size}")
+    if proj_size >= hidden_size:
+        raise ValueError(f"{owner}: proj_size: expected 0 or less than hidden_size = {hidden_size}, got {proj_size}")
+    return int(proj_size)
 
 
 class RNN(RNNBase):
@@ -213,17 +249,24 @@ class RNN(RNNBase):
 class LSTM(RNNBase):
     """LSTM (gates i, f, g, o): ``c_t = f*c_{t-1} + i*g``, ``h_t = o*tanh(c_t)`` per layer.
 
-    Arguments as ``torch.nn.LSTM`` (no ``proj_size``) plus ``dtype``, ``recurrent_init`` (see
-    :class:`RNN`) and ``forget_bias``: None keeps PyTorch's init; a number sets the forget-gate
-    slice of every ``bias_ih`` to it and of every ``bias_hh`` to 0. ``forward`` returns
-    ``(output, (h_n, c_n))``; see :class:`RNNBase`.
+    Arguments as ``torch.nn.LSTM`` plus ``dtype``, ``recurrent_init`` (see :class:`RNN`) and
+    ``forget_bias``: None keeps PyTorch's init; a number sets the forget-gate slice of every
+    ``bias_ih`` to it and of every ``bias_hh`` to 0. ``forward`` returns ``(output, (h_n, c_n))``;
+    see :class:`RNNBase`.
+
+    ``proj_size`` P (0 < P < hidden_size; 0, the default, projects nothing) is PyTorch's projected
+    LSTM (Sak et al. 2014): ``h_t = (o * tanh(c_t)) W_hr^T`` with ``weight_hr_l{k}{suffix}`` (P, H),
+    so h, ``h0``/``h_n`` (L*D, B, P) and the output (T, B, D*P) have P features while c stays H wide;
+    ``weight_hh`` is (4H, P) and a layer k > 0 reads D*P features. Fused in C++ (forward and
+    backward, float32/64, lengths, bidirectional, stacked); state dicts move both ways with torch.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 dtype: Any = np.float32, recurrent_init: str = "uniform", forget_bias: float | None = None):
+                 proj_size: int = 0, dtype: Any = np.float32, recurrent_init: str = "uniform",
+                 forget_bias: float | None = None):
         super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, recurrent_init, forget_bias)
+                         bidirectional, dtype, recurrent_init, forget_bias, proj_size=proj_size)
 
 
 class GRU(RNNBase):

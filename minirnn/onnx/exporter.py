@@ -157,6 +157,9 @@ class _RecurrentLayer:
 
     def emit(self) -> list[str]:
         m, g, hint = self.m, self.g, self.hint
+        if m.proj_size:  # ONNX's LSTM has no projection of h
+            raise UnsupportedError(f"minirnn.onnx.export: {hint!r} (LSTM with proj_size={m.proj_size}) is not "
+                                   "supported: ONNX's LSTM has no projection")
         x = self._input()
         hx = self.args["hx"]
         h0 = self._state(hx[0] if self.lstm and hx is not None else hx, "hx")
