@@ -29,7 +29,8 @@ def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, b_
 def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None,
                  b_hh: np.ndarray | None, h0: np.ndarray, c0: np.ndarray | None, lengths: np.ndarray | None,
                  y: np.ndarray | None, workspace: np.ndarray, dy: np.ndarray | None, dh_n: np.ndarray | None,
-                 dc_n: np.ndarray | None, gate_grads: bool = False) -> tuple[Any, ...]: ...
+                 dc_n: np.ndarray | None, gate_grads: bool = False,
+                 dh_steps: np.ndarray | None = None) -> tuple[Any, ...]: ...
 def lstm_proj_forward(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, w_hr: np.ndarray, b_ih: np.ndarray | None,
                       b_hh: np.ndarray | None, h0: np.ndarray, c0: np.ndarray,
                       lengths: np.ndarray | None) -> tuple[Any, ...]: ...

@@ -17,7 +17,8 @@ from minirnn.cli import main  # noqa: E402
 from minirnn.onnx.exporter import leaves  # noqa: E402
 
 ATOL = 1e-5
-CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN, "rnn_relu": nn.RNN}
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "gru_reset_before": nn.GRU, "rnn_tanh": nn.RNN, "rnn_relu": nn.RNN,
+         "rnn_sigmoid": nn.RNN}
 
 
 def run_minirnn(model, *inputs):
@@ -74,7 +75,8 @@ def test_recurrent_layers_match_onnxruntime(tmp_path, cell, layers, bidirectiona
     lengths include 0, where the final state is the initial one."""
     rng = np.random.default_rng(zlib.crc32(repr((cell, layers, bidirectional, batch_first, lengths, with_state)).encode()))
     I, H = (int(v) for v in rng.integers(1, 9, 2))
-    extra = {"nonlinearity": cell[4:]} if cell.startswith("rnn") else {}
+    extra = {"nonlinearity": cell[4:]} if cell.startswith("rnn") else {"reset_after": False} if cell.endswith(
+        "before") else {}
     m = WithLengths(CELLS[cell](I, H, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first,
                                 bias=bool(rng.integers(2)), dropout=0.3 if layers > 1 else 0.0, **extra))
     x, hx, lens = recurrent_inputs(rng, m.rnn, 5, 3, lengths, with_state)

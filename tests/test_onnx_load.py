@@ -37,11 +37,12 @@ def test_round_trip_gives_back_the_weights_and_outputs(tmp_path):
 
 
 @pytest.mark.parametrize("cell,bidirectional,lengths", list(itertools.product(
-    ("lstm", "gru", "rnn_relu"), (False, True), (False, True))))
+    ("lstm", "gru", "gru_reset_before", "rnn_relu", "rnn_sigmoid"), (False, True), (False, True))))
 def test_round_trip_of_each_cell(tmp_path, cell, bidirectional, lengths):
-    cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_relu": nn.RNN}[cell]
-    m = cls(3, 4, num_layers=2, bidirectional=bidirectional, batch_first=True,
-            **({"nonlinearity": "relu"} if cell == "rnn_relu" else {}))
+    cls = {"lstm": nn.LSTM, "gru": nn.GRU, "gru_reset_before": nn.GRU, "rnn_relu": nn.RNN, "rnn_sigmoid": nn.RNN}[cell]
+    options = {"rnn_relu": {"nonlinearity": "relu"}, "rnn_sigmoid": {"nonlinearity": "sigmoid"},
+               "gru_reset_before": {"reset_after": False}}.get(cell, {})
+    m = cls(3, 4, num_layers=2, bidirectional=bidirectional, batch_first=True, **options)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 5, 3)).astype(np.float32)
     h0 = rng.standard_normal((2 * (1 + bidirectional), 3, 4)).astype(np.float32)
@@ -147,23 +148,31 @@ def _lstm_graph(tmp_path, opset=17, **attrs):
     ({"direction": "reverse"}, "node 'rec': LSTM with direction='reverse'"),
     ({"clip": 1.0}, "LSTM with layout=1, clip or input_forget"),
     ({"activations": ["Sigmoid", "Relu", "Tanh"]}, r"LSTM with activations=\['Sigmoid', 'Relu', 'Tanh'\]"),
-    ({"op": "RNN", "activations": ["Sigmoid"]}, r"RNN with activations=\['Sigmoid'\]"),
+    ({"op": "RNN", "activations": ["Softsign"]}, r"RNN with activations=\['Softsign'\]"),
 ])
 def test_unsupported_recurrent_options_are_named(tmp_path, attrs, message):
     with pytest.raises(mo.UnsupportedError, match=message):
         mo.load(_lstm_graph(tmp_path, **attrs))
 
 
-def test_gru_without_linear_before_reset_is_refused(tmp_path):
+def test_gru_without_linear_before_reset_loads_as_the_lectures_gru(tmp_path):
+    """ONNX's default GRU (linear_before_reset=0: the reset gate before the recurrent product) is
+    GRU(reset_after=False); loaded from a graph torch never wrote, it matches onnxruntime."""
     from onnx import TensorProto, helper, numpy_helper
-    W = numpy_helper.from_array(np.zeros((1, 6, 3), np.float32), "W")
-    R = numpy_helper.from_array(np.zeros((1, 6, 2), np.float32), "R")
+    import onnxruntime
+    rng = np.random.default_rng(3)
+    W = numpy_helper.from_array(rng.standard_normal((1, 6, 3)).astype(np.float32), "W")
+    R = numpy_helper.from_array(rng.standard_normal((1, 6, 2)).astype(np.float32), "R")
     node = helper.make_node("GRU", ["x", "W", "R"], ["y"], name="gru", hidden_size=2)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 3])],
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 1, 3])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [W, R])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "g.onnx")
-    with pytest.raises(mo.UnsupportedError, match="linear_before_reset=0"):
-        mo.load(tmp_path / "g.onnx")
+    loaded = mo.load(tmp_path / "g.onnx")
+    x = rng.standard_normal((4, 1, 3)).astype(np.float32)
+    expected = onnxruntime.InferenceSession(str(tmp_path / "g.onnx")).run(None, {"x": x})[0]
+    with minirnn.no_grad():
+        got = loaded(x)
+    np.testing.assert_allclose((got[0] if isinstance(got, tuple) else got).data, expected, rtol=0, atol=1e-6)
 
 
 def test_unknown_operators_and_old_opsets_are_named(tmp_path):

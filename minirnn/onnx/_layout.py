@@ -4,16 +4,19 @@ Legend: D directions, G gates, H hidden size, I input size. minirnn stores, per 
 direction), ``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), ``bias_ih``/``bias_hh`` (G*H,) with the
 gate blocks in the order LSTM i f g o, GRU r z n. One ONNX LSTM/GRU/RNN node is one layer, all
 directions: W (D, G*H, I), R (D, G*H, H), B (D, 2*G*H) = [Wb | Rb], gate blocks LSTM i o f c,
-GRU z r h. PyTorch's GRU is ONNX's ``linear_before_reset=1``.
+GRU z r h. PyTorch's GRU is ONNX's ``linear_before_reset=1``; the GRU as the lectures write it
+(``reset_after=False``, mode gru_reset_before) is ONNX's default, ``linear_before_reset=0``.
 """
 from __future__ import annotations
 
 import numpy as np
 
 #: ONNX operator of each minirnn mode.
-ONNX_OPS = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
+ONNX_OPS = {"lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN",
+            "rnn_sigmoid": "RNN"}
 #: ONNX gate block j is minirnn's block ``TO_ONNX[mode][j]``.
-TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,)}
+TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "gru_reset_before": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,),
+           "rnn_sigmoid": (0,)}
 #: minirnn's gate block j is ONNX's block ``FROM_ONNX[mode][j]`` (the inverse permutation).
 FROM_ONNX = {mode: tuple(int(k) for k in np.argsort(order)) for mode, order in TO_ONNX.items()}
 

@@ -237,8 +237,8 @@ class _RecurrentLayer:
         m = self.m
         attrs: dict[str, Any] = {"hidden_size": m.hidden_size,
                                  "direction": "bidirectional" if m.bidirectional else "forward"}
-        if m.mode == "gru":
-            attrs["linear_before_reset"] = 1  # PyTorch's (and minirnn's) GRU
+        if m.mode.startswith("gru"):  # PyTorch's GRU (minirnn's default) is 1, the lectures' (reset_after=False) 0
+            attrs["linear_before_reset"] = int(m.mode == "gru")
         elif m.mode.startswith("rnn_"):
             attrs["activations"] = [m.mode[4:].capitalize()] * m.num_directions
         return attrs

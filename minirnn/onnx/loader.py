@@ -2,7 +2,7 @@
 
 The graph's layers become minirnn layers, whose parameters can be trained further:
 
-* LSTM / GRU (``linear_before_reset=1``) / RNN (Tanh or Relu) nodes with constant weights ->
+* LSTM / GRU (``linear_before_reset`` 1: ``GRU()``, 0: ``GRU(reset_after=False)``) / RNN (Tanh, Relu or Sigmoid) nodes with constant weights ->
   ``nn.LSTM``/``nn.GRU``/``nn.RNN`` of one layer (both directions of the node), weights moved
   back to minirnn's gate order (see :mod:`minirnn.onnx._layout`);
 * Gather from a constant float matrix -> ``nn.Embedding``;
@@ -191,7 +191,9 @@ def _recurrent_step(node: Any, attrs: dict[str, Any], loader: _Loader) -> _Step:
         raise UnsupportedError(f"minirnn.onnx.load: node {name!r}: LSTM peepholes (input P) are not supported")
     H = R.shape[-1]
     cls = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}[op]
-    extra = {"nonlinearity": mode[4:]} if op == "RNN" else {}
+    extra: dict[str, Any] = {"nonlinearity": mode[4:]} if op == "RNN" else {}
+    if mode == "gru_reset_before":
+        extra["reset_after"] = False
     layer = loader.add_layer(op.lower(), cls(W.shape[2], H, 1, bias=B is not None, bidirectional=D == 2,
                                              dtype=W.dtype, **extra))
     order, G = FROM_ONNX[mode], W.shape[1]
@@ -230,14 +232,14 @@ def _recurrent_mode(op: str, name: str, attrs: dict[str, Any], direction: str) -
     activations = attrs.get("activations")
     if op == "RNN":
         kinds = set(activations or ["Tanh"])
-        if kinds not in ({"Tanh"}, {"Relu"}):
-            raise refuse(f"activations={activations} (minirnn has Tanh or Relu)")
+        if kinds not in ({"Tanh"}, {"Relu"}, {"Sigmoid"}):
+            raise refuse(f"activations={activations} (minirnn has Tanh, Relu or Sigmoid)")
         return f"rnn_{kinds.pop().lower()}"
     if activations is not None and activations != _DEFAULT_ACTIVATIONS[op] * (len(activations) // len(
             _DEFAULT_ACTIVATIONS[op])):
         raise refuse(f"activations={activations}")
-    if op == "GRU" and attrs.get("linear_before_reset", 0) != 1:
-        raise refuse("linear_before_reset=0 (minirnn's GRU is PyTorch's, linear_before_reset=1)")
+    if op == "GRU" and attrs.get("linear_before_reset", 0) == 0:
+        return "gru_reset_before"  # the reset gate before the recurrent product: GRU(reset_after=False)
     return op.lower()
 
 
