@@ -285,6 +285,7 @@ def test_gradient_figures(example, tmp_path, capsys):
     assert out.count("gradients, ") == len(ex.CELLS) and "gradients: ||W^n h|| / ||h|| at n = 40" in out
     for name in ex.CELLS:
         assert 0 < result[f"{name}: reach"] and math.isfinite(result[f"{name}: first loss"])
+        assert result[f"{name}: last loss"] < result[f"{name}: first loss"], f"{name}: the loss did not fall"
     radius = [result[f"||W^40 h||/||h||, radius {r}"] for r in (0.9, 1.0, 1.1)]
     assert radius[0] < 0.1 < radius[1] < 10 < radius[2]  # vanishing, neither, exploding
     if importlib.util.find_spec("matplotlib"):
