@@ -10,10 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import _C
+from .. import _extension
 from ..autograd import Context, Function, LazyGrad
 from ..tensor import Tensor
 from ._util import check_broadcast, check_tensor, lift, unbroadcast
+
+if _extension.C is not None:  # without it USE_KERNEL_GEMM is False and nothing here reaches _C
+    from .. import _C
 
 
 class Add(Function):
@@ -56,8 +59,8 @@ class Mul(Function):
 
 # MatMul runs its 2-D GEMMs on the kernels' OpenMP team (_C.matmul) rather than numpy's own
 # BLAS thread pool, whose spinning workers steal the cores from the fused kernels; False forces
-# numpy everywhere (for A/B timing).
-USE_KERNEL_GEMM = True
+# numpy everywhere (for A/B timing), and so does running without the extension.
+USE_KERNEL_GEMM = _extension.C is not None
 _GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
