@@ -33,13 +33,11 @@ import numpy as np
 from .. import init
 from ..fused import cell_step as fused_cell_step
 from ..ops import linear
-from ..reference import NUM_GATES
-from ..tensor import FLOAT_DTYPES, Tensor
+from ..modes import ELMAN_MODES, FLOAT_DTYPES, NUM_GATES
+from ..tensor import Tensor
 from .module import Module, Parameter, native_byte_order
 
 RECURRENT_INITS = ("uniform", "orthogonal", "identity")
-#: ``nonlinearity`` of RNN / RNNCell -> mode ("sigmoid": the lectures' Elman network).
-ELMAN_MODES = {"tanh": "rnn_tanh", "relu": "rnn_relu", "sigmoid": "rnn_sigmoid"}
 
 
 def elman_mode(owner: str, nonlinearity: str) -> str:
