@@ -43,9 +43,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-#: Gates per hidden unit, by mode.
-NUM_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+from .modes import FAMILY, FLOAT_DTYPES, NUM_GATES
 
 Arrays = tuple[np.ndarray, ...]
 
@@ -115,7 +113,7 @@ def check_forward_args(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndar
 # ---------------------------------------------------------------------------- workspace
 def _extra_slots(mode: str) -> int:
     """(T, B, H) arrays kept beside the gates: lstm the cell states c_t, gru r_n, gru_reset_before r * h."""
-    return 1 if mode in ("lstm", "gru", "gru_reset_before") else 0
+    return 0 if FAMILY[mode] == "elman" else 1
 
 
 def _h_gates(mode: str, H: int) -> int:

@@ -12,8 +12,7 @@ import numpy as np
 
 from . import autograd
 from .autograd import Hook, Node
-
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+from .modes import FLOAT_DTYPES
 
 
 def _as_array(value: Any) -> np.ndarray:

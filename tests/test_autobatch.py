@@ -349,3 +349,25 @@ def test_the_batch_listing() -> None:
     text = minirnn.graph.batch_table(log)
     assert "Linear" in text and "shared(3, 3)" in text and "4" in text.splitlines()[1]
     assert f"{len(log.batches)} batches for {log.ops} ops" in text
+
+
+def test_an_error_inside_the_block_leaves_eager_mode_and_the_collector_as_they_were() -> None:
+    import gc
+    import threading
+
+    from minirnn.autograd import _autobatch_state
+    assert gc.isenabled()
+    with pytest.raises(ZeroDivisionError):
+        with minirnn.autobatch():
+            Tensor(np.ones(2)).tanh()
+            1 / 0
+    assert _autobatch_state.recorder is None and gc.isenabled()
+    assert type(Tensor(np.ones(2), requires_grad=True).tanh()) is Tensor  # eager again
+
+    seen = []  # the block is per thread: another thread records eagerly meanwhile
+    with minirnn.autobatch():
+        worker = threading.Thread(target=lambda: seen.append(type(Tensor(np.ones(2)) * 2)))
+        worker.start()
+        worker.join()
+        assert isinstance(Tensor(np.ones(2)) * 2, LazyTensor)
+    assert seen == [Tensor]

@@ -22,7 +22,7 @@ from minirnn.bench.problem import MODES, Shape, make_problem
 from minirnn.bench.dynamic import DynamicConfig
 from minirnn.bench.tape import TapeConfig
 from minirnn.bench.threads import use_threads
-from minirnn.bench.variants import VARIANTS
+from minirnn.modes import VARIANTS
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY = (Shape(6, 2, 4, 5),)

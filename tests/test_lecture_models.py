@@ -15,7 +15,7 @@ from lecture_oracle import module as oracle_module
 from torch_oracle import assert_close_to_scale
 
 import minirnn
-from minirnn import Tensor, fused, gradcheck, init, nn, reference
+from minirnn import Tensor, fused, gradcheck, init, modes, nn, reference
 from minirnn.nn.cells import RNNCellBase
 from minirnn.nn.rnn import RNNBase
 
@@ -37,7 +37,7 @@ def make_cell(mode: str, **kwargs: Any) -> RNNCellBase:
 
 def layer_args(mode: str, dtype: type, bias: bool, seed: int = 0) -> tuple:
     rng = np.random.default_rng(seed)
-    gh = reference.NUM_GATES[mode] * H
+    gh = modes.NUM_GATES[mode] * H
 
     def draw(*shape: int) -> np.ndarray:
         return rng.uniform(-1, 1, shape).astype(dtype)

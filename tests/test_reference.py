@@ -13,7 +13,7 @@ from lecture_oracle import LECTURE_MODES
 from torch_oracle import assert_close_to_scale, torch_rnn
 
 from minirnn import Tensor, gradcheck
-from minirnn import fused, reference
+from minirnn import fused, modes, reference
 from minirnn.fused import reverse_within_lengths, rnn_layer
 
 MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
@@ -39,7 +39,7 @@ def make_args(mode: str, dtype: type, bias: bool, lengths: bool, seed: int = 0,
     ``sizes`` = (steps, inputs, hidden); the lengths include 0 and the full length."""
     steps, inputs, hidden = sizes
     rng = np.random.default_rng(seed)
-    gh = reference.NUM_GATES[mode] * hidden
+    gh = modes.NUM_GATES[mode] * hidden
 
     def draw(*shape: int) -> np.ndarray:
         return rng.uniform(-1, 1, shape).astype(dtype)
@@ -289,7 +289,7 @@ def test_c_kernels_match_reference_on_random_shapes(mode: str, steps: int, batch
     # standard normal weights a unit saturates (tanh(12): 1 - h^2 = 8e-11) and the two correct
     # implementations' 1-ulp differences in h (FMA or not) became 5e-7 relative differences in dx.
     rng = np.random.default_rng(seed)
-    gh = reference.NUM_GATES[mode] * hidden
+    gh = modes.NUM_GATES[mode] * hidden
 
     def weights(*shape: int) -> np.ndarray:
         return rng.uniform(-1, 1, shape) / np.sqrt(hidden)

@@ -15,7 +15,7 @@ from torch_oracle import assert_close_to_scale, torch_rnn
 import minirnn
 from minirnn import Tensor, fused, nn
 from minirnn.nn.rnn import RNNBase
-from minirnn.reference import NUM_GATES
+from minirnn.modes import NUM_GATES
 
 T, B, I, H = 5, 3, 4, 3
 MODES = ("lstm", "gru", "rnn_tanh", "rnn_relu")

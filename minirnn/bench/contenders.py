@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import nn, ops, reference
 from ..autograd import no_grad
+from ..modes import FAMILY
 from ..tensor import Tensor
 from .problem import Problem
 
@@ -28,7 +29,7 @@ def make_module(problem: Problem, cell: bool, **options: Any) -> Any:
         module = nn.LSTM(s.I, s.H, proj_size=problem.proj_size, **options)
     elif mode == "lstm":
         module = (nn.LSTMCell if cell else nn.LSTM)(s.I, s.H, **options)
-    elif mode in ("gru", "gru_reset_before"):
+    elif FAMILY[mode] == "gru":
         module = (nn.GRUCell if cell else nn.GRU)(s.I, s.H, reset_after=mode == "gru", **options)
     else:
         module = (nn.RNNCell if cell else nn.RNN)(s.I, s.H, nonlinearity=mode.removeprefix("rnn_"), **options)

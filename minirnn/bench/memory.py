@@ -5,7 +5,7 @@ temporaries and its large result arrays (workspace, y, dx, matmul products: 1 MB
 cache (csrc/scratch.h), which tracemalloc does not see; the extension counts those bytes itself.
 A step's peak is the sum of the two peaks, an upper bound (they need not coincide).
 The fused kernels' saved state is one workspace array, of
-``itemsize * (a*T*B*H + b*B*H)`` bytes with (a, b) per mode in :data:`WORKSPACE_ELEMENTS`; its
+``itemsize * (a*T*B*H + b*B*H)`` bytes with (a, b) per mode from :func:`workspace_elements`; its
 size per (T, B, H) element says how many floats per hidden unit and time step the layer keeps
 for backward.
 """
@@ -36,22 +36,23 @@ def peak_step_bytes(step: Callable[[], None]) -> int:
         tracemalloc.stop()
 
 
-#: Workspace elements per T*B*H and per B*H, by mode (csrc/rnn.cpp ``workspace_layout``):
-#: lstm: gates 4, h 1, c 1, tanh(c) 1 per step, plus h0 and c0; gru: gates 3, h 1, W_hn h + b_hn 1,
-#: plus h0 (gru_reset_before: r * h instead of W_hn h + b_hn); Elman: h, plus h0.
-WORKSPACE_ELEMENTS = {"lstm": (7, 2), "gru": (5, 1), "gru_reset_before": (5, 1), "rnn_tanh": (1, 1),
-                      "rnn_relu": (1, 1), "rnn_sigmoid": (1, 1)}
+def workspace_elements(mode: str) -> tuple[int, int]:
+    """(a, b): the fused workspace holds ``a*T*B*H + b*B*H`` elements (per step: the gates and
+    states backward reads; once: the initial states), read off ``_C.workspace_size`` at T = 1 and 2
+    (csrc/rnn.cpp ``workspace_layout`` owns the layout)."""
+    one, two = _C.workspace_size(mode, 1, 1, 1), _C.workspace_size(mode, 2, 1, 1)
+    return two - one, 2 * one - two
 
 
 def workspace_formula(mode: str, itemsize: int = 4) -> str:
     """The fused workspace's size in bytes as a formula in T, B, H, e.g. ``4*(7*T*B*H + 2*B*H)``."""
-    per_tbh, per_bh = WORKSPACE_ELEMENTS[mode]
+    per_tbh, per_bh = workspace_elements(mode)
     return f"{itemsize}*({per_tbh}*T*B*H + {per_bh}*B*H)"
 
 
 def workspace_bytes(mode: str, T: int, B: int, H: int, itemsize: int = 4) -> int:  # noqa: N803 (legend letters)
     """The value of :func:`workspace_formula` at (T, B, H)."""
-    per_tbh, per_bh = WORKSPACE_ELEMENTS[mode]
+    per_tbh, per_bh = workspace_elements(mode)
     return itemsize * (per_tbh * T * B * H + per_bh * B * H)
 
 
@@ -66,6 +67,6 @@ def workspace_record(problem: Problem) -> dict[str, Any]:
                                w["bias_hh_l0"], h0, c0, problem.lengths)[3]
     formula = workspace_formula(problem.mode, workspace.itemsize)
     if workspace_bytes(problem.mode, s.T, s.B, s.H, workspace.itemsize) != workspace.nbytes:
-        formula = f"unknown ({formula} does not match: update WORKSPACE_ELEMENTS)"
+        formula = f"unknown ({formula} does not match: the layout is not linear in T)"
     return {"workspace_bytes": workspace.nbytes, "workspace_formula": formula,
             "workspace_bytes_per_tbh": workspace.nbytes / (s.T * s.B * s.H)}

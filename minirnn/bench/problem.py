@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..reference import NUM_GATES
+from ..modes import NUM_GATES
 
 #: The modes the harness compares, in table order.
 MODES = ("lstm", "gru", "rnn_tanh")

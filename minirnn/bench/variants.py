@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..modes import VARIANTS
 from .contenders import cells_step, fused_step, numpy_step
 from .grid import SLOW, SPINS
 from .problem import Shape, make_problem
 from .threads import use_threads
 from .timing import Contender, time_interleaved
 
-#: variant mode -> the mode it varies.
-VARIANTS = {"rnn_sigmoid": "rnn_tanh", "gru_reset_before": "gru"}
 CONTENDERS = (("fused", fused_step), ("cells", cells_step), ("numpy", numpy_step))
 
 

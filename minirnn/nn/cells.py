@@ -34,15 +34,13 @@ import numpy as np
 from .. import _extension, init
 from ..fused import cell_step as fused_cell_step
 from ..ops import linear
-from ..reference import NUM_GATES
-from ..tensor import FLOAT_DTYPES, Tensor
+from ..modes import ELMAN_MODES, FLOAT_DTYPES, NUM_GATES
+from ..tensor import Tensor
 from .module import Module, Parameter, native_byte_order
 
 RECURRENT_INITS = ("uniform", "orthogonal", "identity")
 #: Whether the fused step's C++ kernels are there (resolved once: the step loop is hot).
 _FUSED_KERNELS = _extension.C is not None
-#: ``nonlinearity`` of RNN / RNNCell -> mode ("sigmoid": the lectures' Elman network).
-ELMAN_MODES = {"tanh": "rnn_tanh", "relu": "rnn_relu", "sigmoid": "rnn_sigmoid"}
 
 
 def elman_mode(owner: str, nonlinearity: str) -> str:

@@ -13,7 +13,8 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
-from ..tensor import FLOAT_DTYPES, Tensor
+from ..modes import FLOAT_DTYPES
+from ..tensor import Tensor
 
 
 class Parameter(Tensor):

@@ -32,7 +32,7 @@ import numpy as np
 from .. import ops
 from ..fused import rnn_layer
 from ..fused_proj import lstm_proj_layer
-from ..reference import NUM_GATES
+from ..modes import NUM_GATES
 from ..tensor import Tensor
 from .cells import (as_tensor, check_dtype, check_float, check_init_options, check_size, elman_mode,
                     gru_mode, init_gate_parameters, make_gate_parameters)

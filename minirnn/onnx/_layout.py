@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..modes import FAMILY
+
+#: ONNX operator of each minirnn mode family.
+_FAMILY_OPS = {"elman": "RNN", "lstm": "LSTM", "gru": "GRU"}
+#: ONNX gate block j is minirnn's block ``_FAMILY_ORDER[family][j]`` (LSTM i o f c, GRU z r h).
+_FAMILY_ORDER = {"elman": (0,), "lstm": (0, 3, 1, 2), "gru": (1, 0, 2)}
 #: ONNX operator of each minirnn mode.
-ONNX_OPS = {"lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN",
-            "rnn_sigmoid": "RNN"}
+ONNX_OPS = {mode: _FAMILY_OPS[family] for mode, family in FAMILY.items()}
 #: ONNX gate block j is minirnn's block ``TO_ONNX[mode][j]``.
-TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "gru_reset_before": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": (0,),
-           "rnn_sigmoid": (0,)}
+TO_ONNX = {mode: _FAMILY_ORDER[family] for mode, family in FAMILY.items()}
 #: minirnn's gate block j is ONNX's block ``FROM_ONNX[mode][j]`` (the inverse permutation).
 FROM_ONNX = {mode: tuple(int(k) for k in np.argsort(order)) for mode, order in TO_ONNX.items()}
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import _extension
 from ..autograd import Context, Function, LazyGrad
+from ..modes import FLOAT_DTYPES
 from ..tensor import Tensor
 from ._util import check_broadcast, check_tensor, lift, unbroadcast
 
@@ -61,13 +62,12 @@ class Mul(Function):
 # BLAS thread pool, whose spinning workers steal the cores from the fused kernels; False forces
 # numpy everywhere (for A/B timing), and so does running without the extension.
 USE_KERNEL_GEMM = _extension.C is not None
-_GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _on_kernel_team(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether a product of ``a`` and ``b`` runs as _C.matmul: float32/float64 of one dtype (and
     USE_KERNEL_GEMM)."""
-    return USE_KERNEL_GEMM and a.dtype == b.dtype and a.dtype in _GEMM_DTYPES
+    return USE_KERNEL_GEMM and a.dtype == b.dtype and a.dtype in FLOAT_DTYPES
 
 
 def _one_gemm(a: np.ndarray, b: np.ndarray) -> bool:
