@@ -5,8 +5,6 @@ C++/OpenMP kernels for Elman RNN, LSTM and GRU layers (:mod:`minirnn.nn`).
 """
 import os
 
-import scipy_openblas32  # noqa: F401  (loads libscipy_openblas before the extension needs it)
-
 # libgomp reads its spin count once, when the extension loads it. Its default (300,000 rounds at
 # every barrier) burns the cores another process on the same machine needs; 10,000 rounds and then
 # sleep keeps a quiet machine's speed (benchmarks/README.md, "Under contention"). Set only for that
@@ -16,15 +14,12 @@ _own_spin_count = not any(knob in os.environ for knob in _SPIN_KNOBS)
 if _own_spin_count:
     os.environ["GOMP_SPINCOUNT"] = "10000"
 try:
-    from . import _C  # noqa: F401
-except ImportError as exc:  # the source tree shadows the installed package, or nothing was built
-    raise ImportError(
-        f"minirnn: the compiled extension minirnn._C was not found next to {__file__}. If this is a "
-        "source checkout, install it for development with `pip install -e .` (see README.md), or run "
-        "from outside the checkout so the installed package is imported.") from exc
+    from . import _extension  # noqa: F401  (imports minirnn._C once, or warns that the tape runs on NumPy)
 finally:
     if _own_spin_count:
         del os.environ["GOMP_SPINCOUNT"]
+if _extension.C is not None:  # minirnn._C, also when a caller loaded its own build first (benchmarks/ab_builds.py)
+    _C = _extension.C
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad  # noqa: F401
 from .gradcheck import gradcheck  # noqa: F401
 from .tensor import Tensor  # noqa: F401

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from . import _C, distributed, optim
+from . import _extension, distributed, optim
 from .charlm import (CharLM, default_corpus, encode_corpus, evaluate_bits, split_held_out, state_shapes, streams,
                      training_loss, unigram_bits)
 from .data import CharVocab, WordVocab
@@ -316,8 +316,8 @@ def _set_threads(threads: int | None) -> None:
     """The kernels' threads: ``threads``, or under MPI the cores shared out among this machine's ranks."""
     if threads is None and distributed.is_distributed():
         threads = max(1, (os.cpu_count() or 1) // distributed.local_size())
-    if threads is not None:
-        _C.set_num_threads(threads)
+    if threads is not None and _extension.C is not None:  # (without the extension, NumPy's BLAS decides)
+        _extension.C.set_num_threads(threads)
 
 
 def _checkpoint_part(name: str, build: Callable[[], T]) -> T:

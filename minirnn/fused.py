@@ -5,7 +5,8 @@
 :mod:`minirnn.reference`). Two backends exist:
 
 * ``"c"`` (the default): the fused C++/OpenMP kernels in ``minirnn._C``;
-* ``"reference"``: the plain-NumPy implementation in :mod:`minirnn.reference`.
+* ``"reference"``: the plain-NumPy implementation in :mod:`minirnn.reference` (the default when
+  the extension is absent, see :mod:`minirnn._extension`).
 
 Choose one per call (``backend=``) or for a block of code::
 
@@ -31,7 +32,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import reference
+from . import _extension, reference
 from .autograd import Context, Function, is_grad_enabled
 from .ops.arithmetic import ProductGrad
 from .tensor import Tensor
@@ -43,7 +44,7 @@ class _BackendChoice(threading.local):
     """The default backend is per thread (like grad mode): one thread's ``use_backend`` block
     changes nothing for the others, and overlapping blocks in two threads cannot leave it set."""
 
-    name = "c"
+    name = "c" if _extension.C is not None else "reference"
 
 
 _default_backend = _BackendChoice()
@@ -52,7 +53,11 @@ _default_backend = _BackendChoice()
 @functools.cache
 def _c_backend() -> ModuleType:
     """minirnn._C, imported and checked once (a per-call import costs more than a small layer)."""
-    from . import _C
+    _C = _extension.C
+    if _C is None:
+        raise RuntimeError("fused: backend 'c': the compiled extension minirnn._C is not available "
+                           f"(not built, or hidden by {_extension.HIDE_VARIABLE}=1); build it with "
+                           "`pip install -e .` (README.md) or use backend='reference'")
     if not hasattr(_C, "rnn_forward"):
         raise RuntimeError("fused: backend 'c': minirnn._C has no rnn_forward (an old build?); "
                            "rebuild the extension or use backend='reference'")

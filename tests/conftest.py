@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import minirnn
+from minirnn import _extension
 
 #: Whether these tests run from the source checkout. CI also runs them from a copy outside it,
 #: against the installed wheel (.ci/run); then the tests that read the checkout's README.md,
@@ -18,6 +19,8 @@ collect_ignore = [] if IN_CHECKOUT else ["test_readme.py", "test_docs.py"]
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "checkout: reads files of the source checkout (not run from the wheel)")
+    config.addinivalue_line("markers", "extension: needs the compiled extension minirnn._C (its kernels, or "
+                            "a spy on them); skipped when it is absent or hidden by MINIRNN_NO_EXTENSION=1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -25,6 +28,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("checkout"):
                 item.add_marker(pytest.mark.skip(reason="reads the source checkout"))
+    if _extension.C is None:  # the tape alone (.ci/run runs the tape tests so once)
+        for item in items:
+            if item.get_closest_marker("extension"):
+                item.add_marker(pytest.mark.skip(reason="needs the compiled extension minirnn._C"))
 
 
 @pytest.fixture

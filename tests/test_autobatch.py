@@ -71,6 +71,7 @@ def test_tree_lstm_by_level_matches_the_recursion() -> None:
     assert_same(eager, by_level, 1e-9)
 
 
+@pytest.mark.extension
 @pytest.mark.parametrize("seed", [0, 1])
 def test_message_passing_on_random_graphs(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -82,6 +83,7 @@ def test_message_passing_on_random_graphs(seed: int) -> None:
     assert Counter(b.op for b in log.batches if b.how == "batched")["FusedCellStep"] == model.rounds
 
 
+@pytest.mark.extension
 def test_decoders_of_different_lengths_read_their_argmax() -> None:
     rng = np.random.default_rng(4)
     model = dm.Decoder(source=6, vocab=9, embed=5, hidden=8).double()

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import minirnn
-from minirnn import Tensor, _C
+from minirnn import Tensor
+from minirnn._extension import C as _C  # None without the extension: its tests skip (conftest)
 from minirnn.ops import arithmetic
 
 R = np.random.default_rng(11)
@@ -23,6 +24,7 @@ def layout(x: np.ndarray, kind: str) -> np.ndarray:
     return wide[:, ::2]
 
 
+@pytest.mark.extension
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ta", [False, True])
 @pytest.mark.parametrize("tb", [False, True])
@@ -38,6 +40,7 @@ def test_matches_numpy(dtype, ta, tb, kind, M, K, N):
     np.testing.assert_allclose(out, want, rtol=RTOL[dtype], atol=RTOL[dtype] * np.sqrt(K))
 
 
+@pytest.mark.extension
 def test_same_result_on_one_and_two_threads():
     a, b = R.standard_normal((512, 300)), R.standard_normal((300, 256))
     n = _C.num_threads()
@@ -51,6 +54,7 @@ def test_same_result_on_one_and_two_threads():
     np.testing.assert_allclose(one, two, rtol=1e-14)
 
 
+@pytest.mark.extension
 @pytest.mark.parametrize("M,K,N", [(3, 0, 4), (0, 5, 4), (3, 5, 0), (0, 0, 0)])
 def test_empty_dims(M, K, N):
     out = _C.matmul(np.ones((M, K), np.float32), np.ones((K, N), np.float32))
@@ -58,6 +62,7 @@ def test_empty_dims(M, K, N):
     assert not out.any()  # K = 0: zeros, never uninitialised memory
 
 
+@pytest.mark.extension
 @pytest.mark.parametrize("a,b,kwargs,exc,match", [
     (np.ones((2, 3), np.int64), np.ones((3, 2)), {}, TypeError, r"a: expected dtype float32 or float64, got int64"),
     (np.ones((2, 3)), np.ones((3, 2), np.float32), {}, TypeError,
@@ -75,6 +80,7 @@ def test_bad_input(a, b, kwargs, exc, match):
         _C.matmul(a, b, **kwargs)
 
 
+@pytest.mark.extension
 def test_byte_swapped_input():
     a, b = R.standard_normal((4, 3)), R.standard_normal((3, 5))
     np.testing.assert_allclose(_C.matmul(a.astype(">f8"), b), a @ b, rtol=1e-12)
@@ -102,6 +108,7 @@ def forward_backward(a: np.ndarray, b: np.ndarray) -> tuple[Tensor, Tensor, Tens
     return z, ta, tb
 
 
+@pytest.mark.extension
 @pytest.mark.parametrize("a_shape", [(6, 4), (2, 3, 4), (2, 0, 4)])
 def test_dispatch_one_gemm(gemm_calls, a_shape):
     """2-D @ 2-D and contiguous (..., K) @ (K, N): forward, dA and dB all on _C.matmul, same values."""
@@ -116,6 +123,7 @@ def test_dispatch_one_gemm(gemm_calls, a_shape):
     np.testing.assert_allclose(tb.grad, (a.reshape(-1, 4).T @ g.reshape(-1, 5)), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.extension
 @pytest.mark.parametrize("a,b", [
     (R.standard_normal((2, 3, 4)), R.standard_normal((2, 4, 5))),          # batched @ batched
     (R.standard_normal(4), R.standard_normal((4, 5))),                     # vector @ matrix
@@ -129,11 +137,13 @@ def test_dispatch_keeps_numpy(gemm_calls, a, b):
     np.testing.assert_allclose(z.data, a @ b, rtol=1e-6)
 
 
+@pytest.mark.extension
 def test_dispatch_integer_operands_stay_numpy(gemm_calls):
     a, b = np.arange(6).reshape(2, 3), np.arange(12).reshape(3, 4)
     assert np.array_equal((Tensor(a) @ Tensor(b)).data, a @ b) and gemm_calls == []
 
 
+@pytest.mark.extension
 def test_flag_forces_numpy(gemm_calls, monkeypatch):
     monkeypatch.setattr(arithmetic, "USE_KERNEL_GEMM", False)
     forward_backward(R.standard_normal((3, 4)), R.standard_normal((4, 5)))
@@ -163,6 +173,7 @@ def test_float32_matches_torch():
     np.testing.assert_allclose(tw.grad, pw.grad.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.extension
 def test_large_products_come_from_the_kernels_reuse_cache():
     """A product of 1 MB or more is allocated like the kernels' other large results (csrc/scratch.h):
     counted in use while the array lives, back in the cache once it is gone, same values."""

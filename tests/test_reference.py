@@ -184,6 +184,7 @@ def test_reverse_within_lengths_is_an_involution() -> None:
     np.testing.assert_array_equal(reverse_within_lengths(a, None), a[::-1])
 
 
+@pytest.mark.extension
 def test_use_backend_is_per_thread() -> None:
     """Inside one thread's use_backend("reference") block another thread still gets "c", and two
     threads' overlapping blocks leave the default "c" everywhere afterwards (issue 24, item 7)."""

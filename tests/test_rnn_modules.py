@@ -474,6 +474,7 @@ def fuzz_modules(seed: int, cases: int) -> None:
                 assert all(np.isfinite(p.grad).all() for p in m.parameters()), where
 
 
+@pytest.mark.extension
 def test_fuzzed_calls_raise_or_give_documented_results_never_crash() -> None:
     """The fuzz runs in a child process, so that a crash (a signal) fails this test, not the run."""
     tests = os.path.dirname(os.path.abspath(__file__))

@@ -392,6 +392,7 @@ def assert_same(got: dict, want: dict, rtol: float, what: str) -> None:
 CELL_CASES = list(itertools.product(KINDS, (True, False), (np.float64, np.float32), (True, False), (True, False)))
 
 
+@pytest.mark.extension
 @pytest.mark.parametrize("kind, bias, dtype, batched, hx", CELL_CASES,
                          ids=[f"{k}-{'bias' if b else 'nobias'}-{np.dtype(d).name}-{'B' if bt else 'unb'}-"
                               f"{'hx' if h else 'nohx'}" for k, b, d, bt, h in CELL_CASES])
@@ -413,6 +414,7 @@ def test_fused_steps_match_composed_and_torch(kind: str, bias: bool, dtype: Any,
 LOSS_ON_CASES = [("lstm", "c"), ("lstm", "h"), ("gru", "h"), ("rnn_tanh", "h")]
 
 
+@pytest.mark.extension
 @pytest.mark.parametrize("kind, loss_on", LOSS_ON_CASES, ids=[f"{k}-{o}" for k, o in LOSS_ON_CASES])
 @pytest.mark.parametrize("steps", [1, T])
 @pytest.mark.parametrize("batched", [True, False])
@@ -430,6 +432,7 @@ def test_loss_on_one_output_only(kind: str, loss_on: str, steps: int, batched: b
     assert_same(run_minirnn(composed, kind, x, states, weights, loss_on), want, 1e-9, "composed vs torch")
 
 
+@pytest.mark.extension
 def test_lstm_step_backward_gets_none_for_the_unused_output() -> None:
     """What FusedCellStep.backward receives: None for the output no loss depends on."""
     seen: list = []
@@ -452,6 +455,7 @@ def test_lstm_step_backward_gets_none_for_the_unused_output() -> None:
     assert seen == [(True, False), (False, True)]
 
 
+@pytest.mark.extension
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("batched", [True, False])
@@ -486,6 +490,7 @@ def test_fused_step_gradcheck(kind: str, bias: bool, batched: bool) -> None:
     assert gradcheck(step, inputs)
 
 
+@pytest.mark.extension
 @pytest.mark.parametrize("kind", KINDS)
 def test_fused_step_is_one_node_per_step(kind: str) -> None:
     cell = make_cell(kind, np.float64)

@@ -4,7 +4,8 @@ For step-by-step use (teacher forcing, generation, custom control flow): each st
 the tape, so gradients flow through any Python loop around the cell. Two speeds of the same math:
 
 * ``fused=True`` (the default): the step is ONE tape node whose forward and backward are the fused
-  layers' C++ kernels (:class:`minirnn.fused.FusedCellStep`);
+  layers' C++ kernels (:class:`minirnn.fused.FusedCellStep`); without the compiled extension
+  (:mod:`minirnn._extension`) it runs the composed step;
 * ``fused=False``: the step is composed of tape primitives (:func:`composed_step`: two products,
   slices, sigmoids, tanh, products and sums) -- what to read to see how a cell works, and the
   oracle the fused step is tested against.
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import init
+from .. import _extension, init
 from ..fused import cell_step as fused_cell_step
 from ..ops import linear
 from ..modes import ELMAN_MODES, FLOAT_DTYPES, NUM_GATES
@@ -38,6 +39,8 @@ from ..tensor import Tensor
 from .module import Module, Parameter, native_byte_order
 
 RECURRENT_INITS = ("uniform", "orthogonal", "identity")
+#: Whether the fused step's C++ kernels are there (resolved once: the step loop is hot).
+_FUSED_KERNELS = _extension.C is not None
 
 
 def elman_mode(owner: str, nonlinearity: str) -> str:
@@ -244,7 +247,7 @@ class RNNCellBase(Module):
         else:
             h, c = self._state("hx", hx, state_shape, dtype), None
         weights = (self.weight_ih, self.weight_hh, getattr(self, "bias_ih", None), getattr(self, "bias_hh", None))
-        if self.fused:  # one node, batched or not
+        if self.fused and _FUSED_KERNELS:  # one node, batched or not
             h_new, c_new = fused_cell_step(self.mode, x, h, c, *weights)
             return (h_new, c_new) if self.mode == "lstm" else h_new
         if batch is None:  # unbatched: run as a batch of one

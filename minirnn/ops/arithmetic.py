@@ -10,11 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from .. import _C
+from .. import _extension
 from ..autograd import Context, Function, LazyGrad
 from ..modes import FLOAT_DTYPES
 from ..tensor import Tensor
 from ._util import check_broadcast, check_tensor, lift, unbroadcast
+
+if _extension.C is not None:  # without it USE_KERNEL_GEMM is False and nothing here reaches _C
+    from .. import _C
 
 
 class Add(Function):
@@ -57,8 +60,8 @@ class Mul(Function):
 
 # MatMul runs its 2-D GEMMs on the kernels' OpenMP team (_C.matmul) rather than numpy's own
 # BLAS thread pool, whose spinning workers steal the cores from the fused kernels; False forces
-# numpy everywhere (for A/B timing).
-USE_KERNEL_GEMM = True
+# numpy everywhere (for A/B timing), and so does running without the extension.
+USE_KERNEL_GEMM = _extension.C is not None
 
 
 def _on_kernel_team(a: np.ndarray, b: np.ndarray) -> bool:
