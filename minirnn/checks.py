@@ -39,6 +39,14 @@ def check_dtype(owner: str, dtype: Any) -> np.dtype:
     return dt
 
 
+def check_float_kind(owner: str, dtype: Any) -> np.dtype:
+    """``dtype`` as an np.dtype of float kind, else TypeError (Linear's and Embedding's message)."""
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"{owner}: expected a float dtype, got {dt}")
+    return dt
+
+
 def check_size(owner: str, name: str, value: Any, minimum: int = 1) -> int:
     """``value`` as an int >= ``minimum`` (a layer's size), else ValueError."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:

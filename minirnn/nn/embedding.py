@@ -8,7 +8,7 @@ import numpy as np
 from .. import functional as F
 from .. import init
 from ..tensor import Tensor
-from ..checks import check_count
+from ..checks import check_count, check_float_kind
 from .module import Module, Parameter
 
 
@@ -33,9 +33,7 @@ class Embedding(Module):
                                  f"got {padding_idx}")
             padding_idx = int(padding_idx) % num_embeddings
         self.padding_idx = padding_idx
-        dt = np.dtype(dtype)
-        if dt.kind != "f":
-            raise TypeError(f"Embedding: expected a float dtype, got {dt}")
+        dt = check_float_kind("Embedding", dtype)
         self.weight = Parameter(init.normal_(np.empty((num_embeddings, embedding_dim), dt), generator=generator))
         if padding_idx is not None:
             self.weight.data[padding_idx] = 0

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import init
-from ..checks import check_count, native_byte_order
+from ..checks import check_count, check_float_kind, native_byte_order
 from ..ops import linear
 from ..tensor import Tensor
 from .module import Module, Parameter
@@ -26,9 +26,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = check_count("in_features", in_features)
         self.out_features = check_count("out_features", out_features)
-        dt = np.dtype(dtype)
-        if dt.kind != "f":
-            raise TypeError(f"Linear: expected a float dtype, got {dt}")
+        dt = check_float_kind("Linear", dtype)
         bound = 1.0 / math.sqrt(in_features) if in_features else 0.0
         self.weight = Parameter(init.uniform_(np.empty((out_features, in_features), dt), -bound, bound, generator))
         if bias:
