@@ -53,7 +53,7 @@ from minirnn.bench.floor import floor_step  # noqa: E402
 from minirnn.bench.problem import MODES, make_problem  # noqa: E402
 from minirnn.bench.threads import use_threads  # noqa: E402
 from minirnn.bench.timing import Contender, time_interleaved  # noqa: E402
-from minirnn.cli import positive_argument, shape_argument  # noqa: E402
+from minirnn.arguments import positive_argument, shape_argument  # noqa: E402
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:

@@ -103,7 +103,7 @@ void run(benchmark::State& state, Mode mode, bool backward) {
 void BM_forward(benchmark::State& state, Mode mode) { run(state, mode, false); }
 void BM_backward(benchmark::State& state, Mode mode) { run(state, mode, true); }
 
-// The (T, B, I=H) grid, at one thread and at every core.
+// The benchmark grid of (T, B, I=H) (minirnn/bench/problem.py's FULL_GRID), at one thread and at every core.
 void grid(benchmark::internal::Benchmark* b) {
   const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
   b->ArgNames({"T", "B", "I", "H", "threads"});

@@ -31,7 +31,7 @@ from minirnn import _C
 from minirnn.bench import timing
 from minirnn.bench.problem import Shape
 from minirnn.bench.threads import all_cores, use_threads
-from minirnn.cli import positive_argument, shape_argument, thread_counts_argument
+from minirnn.arguments import positive_argument, shape_argument, thread_counts_argument
 
 DEFAULT_SHAPES = (Shape(100, 64, 256, 256), Shape(50, 64, 512, 512), Shape(100, 16, 1024, 1024))
 GATES = 4  # LSTM
@@ -83,7 +83,7 @@ if __name__ == "__main__":
     parser.add_argument("threads", nargs="?", type=thread_counts_argument, default=f"1,{all_cores()}",
                         help="comma-separated thread counts (default: 1 and all cores)")
     parser.add_argument("--shape", action="append", type=shape_argument, metavar="T,B,H",
-                        help="a shape (repeatable; default: the issue grid's three largest)")
+                        help="a shape (repeatable; default: the benchmark grid's three largest)")
     parser.add_argument("--repeats", type=positive_argument(int), default=7)
     args = parser.parse_args()
     main(args.threads, tuple(args.shape or DEFAULT_SHAPES), args.repeats, log=lambda text: print(text, flush=True))

@@ -19,7 +19,7 @@ import numpy as np
 from minirnn import Tensor, gather_rows, segment_sum
 from minirnn.bench import timing
 from minirnn.bench.threads import use_threads
-from minirnn.cli import positive_argument
+from minirnn.arguments import positive_argument
 
 DEFAULT_SIZES = ((500, 2000, 32), (2000, 20000, 64), (10000, 100000, 32))
 

@@ -20,7 +20,7 @@ import minirnn
 from minirnn.bench import dynamic, report, tape, targets
 from minirnn.bench.threads import all_cores
 from minirnn.bench.torch_peer import available
-from minirnn.cli import positive_argument
+from minirnn.arguments import positive_argument
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,8 +3,9 @@
     python benchmarks/thread_knobs.py 16,8          # thread counts to test (default: all cores)
 
 1. ``min_step_work`` (``_C.set_min_step_work``): the multiply-adds of a step's recurrent GEMM each
-   thread must get before a time loop uses more threads (default 32768; fewer threads below it).
-   Timed at the current value (the default, 32768, unless changed), 2x and 4x, training and inference, at small layers where it decides.
+   thread must get before a time loop uses more threads (fewer threads below it; the default is
+   set once, in csrc/parallel.cpp). Timed at the current value (``_C.min_step_work()``: the
+   default unless changed), 2x and 4x, training and inference, at small layers where it decides.
 2. Step sharing (``_C._set_step_sharing``): the automatic choice against forcing every step to be
    shared by hidden units or by batch rows, training, at the sizes where the choice flips.
 
@@ -23,7 +24,7 @@ from minirnn.bench import timing
 from minirnn.bench.contenders import fused_step
 from minirnn.bench.problem import MODES, Shape, make_problem
 from minirnn.bench.threads import all_cores, use_threads
-from minirnn.cli import positive_argument, thread_counts_argument
+from minirnn.arguments import positive_argument, thread_counts_argument
 
 WORK_SHAPES = (Shape(50, 32, 128, 128), Shape(100, 16, 64, 64), Shape(100, 64, 128, 128))
 SHARING_SHAPES = (Shape(50, 32, 128, 128), Shape(100, 64, 256, 256), Shape(50, 64, 512, 512))

@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 import numpy as np
 
 from . import _extension, distributed, optim
+from .arguments import positive_argument, shape_argument, thread_counts_argument
 from .charlm import (CharLM, default_corpus, encode_corpus, evaluate_bits, split_held_out, state_shapes, streams,
                      training_loss, unigram_bits)
 from .data import CharVocab, WordVocab
@@ -417,44 +418,6 @@ def bench(args: argparse.Namespace) -> int:
     bench_main(quick=not args.full, json_path=args.json, png_path=args.png,  # errors: main's handler
                shapes=tuple(args.shapes) if args.shapes else None, threads=args.threads, repeats=args.repeats)
     return 0
-
-
-def positive_argument(kind: type) -> Callable[[str], float | int]:
-    """argparse type: a ``kind`` (int or float) > 0 (also used by benchmarks/ab_builds.py)."""
-    def parse(text: str) -> float | int:
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-        return value
-    return parse
-
-
-def _comma_ints(text: str) -> list[int]:
-    """``"1,2,4"`` -> [1, 2, 4]; [] when a part is not an integer."""
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        return []
-
-
-def thread_counts_argument(text: str) -> tuple[int, ...]:
-    """argparse type: ``"1,2,4"`` -> (1, 2, 4), distinct thread counts >= 1 in increasing order
-    (also used by benchmarks/thread_knobs.py and gemm_layouts.py)."""
-    counts = _comma_ints(text)
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1 such as 1,2,4, got {text!r}")
-    return tuple(sorted(set(counts)))
-
-
-def shape_argument(text: str) -> Any:
-    """argparse type of a layer size: ``"50,64,512"`` (T, B, H with I = H) or ``"50,64,256,512"``
-    (T, B, I, H) -> a bench Shape (also used by benchmarks/ab_builds.py)."""
-    from .bench.problem import Shape
-    dims = _comma_ints(text)
-    if len(dims) not in (3, 4) or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"expected T,B,H or T,B,I,H as integers >= 1 such as 50,64,512, got {text!r}")
-    T, B, *rest = dims
-    return Shape(T, B, rest[0], rest[-1])
 
 
 def _fraction(text: str) -> float:

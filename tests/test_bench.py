@@ -506,10 +506,10 @@ def test_thread_knobs_script_times_every_variant_and_restores_the_knobs():
     log = []
     knobs.main([1], repeats=1, work_shapes=TINY, sharing_shapes=TINY, log=log.append)
     assert _C.min_step_work() == before
-    work_lines = [t for t in log if " w32768 " in t]
+    work_lines = [t for t in log if f" w{before} " in t]
     sharing_lines = [t for t in log if " auto " in t]
     assert len(work_lines) == len(MODES) * 2 and len(sharing_lines) == 2  # modes x tasks; lstm, gru
-    assert all("(1.00)" in t and " w65536 " in t and " w131072 " in t for t in work_lines)
+    assert all("(1.00)" in t and f" w{2 * before} " in t and f" w{4 * before} " in t for t in work_lines)
     assert all(" units " in t and " rows " in t for t in sharing_lines)
 
 

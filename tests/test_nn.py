@@ -178,6 +178,8 @@ def test_linear_init_bounds_and_validation() -> None:
         nn.Linear(2.0, 3)
     with pytest.raises(ValueError, match="out_features: expected a non-negative int, got -1"):
         nn.Linear(2, -1)
+    with pytest.raises(TypeError, match="Linear: expected a float dtype, got int32"):
+        nn.Linear(2, 1, dtype=np.int32)
     with pytest.raises(ValueError, match="expected input with last dimension 2, got shape \\(3, 5\\)"):
         nn.Linear(2, 1)(Tensor(np.ones((3, 5), np.float32)))
 
@@ -232,6 +234,8 @@ def test_embedding_init_and_validation() -> None:
         nn.Embedding(3, 2, padding_idx=3)
     with pytest.raises(TypeError, match="embedding_dim: expected an int, got str"):
         nn.Embedding(3, "2")
+    with pytest.raises(TypeError, match="Embedding: expected a float dtype, got int64"):
+        nn.Embedding(3, 2, dtype=np.int64)
     with pytest.raises(IndexError, match="got 3"):
         nn.Embedding(3, 2)(np.array([0, 3]))
 

@@ -3,7 +3,7 @@
 All inputs are -0.1 and every weight is uniform in +-1e-39 -- below float32's smallest normal
 (1.18e-38) -- so gate pre-activations, states and weight gradients are subnormal. Without
 flush-to-zero each operation on them can take ~100 cycles of microcode; the ratio slow / normal
-says whether the kernels are protected (the issue's target: at most 1.5x).
+says whether the kernels are protected (the target: at most 1.5x).
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from .targets import Target
 
-#: The issue's goals: 2 ranks x (cores / 2) threads against 1 rank x all cores, and the share of
+#: The distributed goals: 2 ranks x (cores / 2) threads against 1 rank x all cores, and the share of
 #: the allreduce the overlap hides.
 RATIO_GOAL, HIDDEN_GOAL = 0.9, 0.5
 
@@ -98,7 +98,7 @@ def table(record: dict[str, Any]) -> str:
 
 
 def targets(record: dict[str, Any] | None) -> list[Target]:
-    """The issue's two distributed goals (n/a without MPI)."""
+    """The two distributed goals, RATIO_GOAL and HIDDEN_GOAL (n/a without MPI)."""
     texts = (f"distributed: 2 ranks x 1 thread >= {RATIO_GOAL}x the chars/s of 1 rank x 2 threads",
              f"distributed: overlap hides >= {HIDDEN_GOAL:.0%} of the allreduce")
     if record is None:

@@ -40,7 +40,7 @@ KINDS = ("treelstm", "treenet", "mpnn", "decoders")
 
 @dataclass(frozen=True)
 class DynamicConfig:
-    """The sizes: the issue's by default (Tree-LSTM hidden 150, embedding 300, 64 trees)."""
+    """The sizes: the targets' by default (Tree-LSTM hidden 150, embedding 300, 64 trees)."""
 
     trees: int = 64
     vocab: int = 1000

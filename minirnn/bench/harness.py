@@ -2,7 +2,7 @@
 the tables and targets and write the JSON and chart (:func:`publish`).
 
     python -m minirnn bench            # quick: a subset of the grid, all cores, ~2 minutes
-    python -m minirnn bench --full     # the issue's whole grid at 1 thread and at all cores
+    python -m minirnn bench --full     # the whole grid (problem.FULL_GRID) at 1 thread and at all cores
 
 Both end with the tape section (tape.py): minirnn's tape against torch eager, at all cores.
 """

@@ -35,7 +35,7 @@ class Shape:
         return {"mode": mode, "T": self.T, "B": self.B, "I": self.I, "H": self.H, **fields}
 
 
-#: The issue's grid of (T, B, I=H).
+#: The benchmark grid of (T, B, I=H): from a tiny layer (H 64, batch 1) to a large one (H 1024).
 FULL_GRID = tuple(Shape(T, B, H, H) for T, B, H in
                   ((100, 1, 64), (50, 32, 128), (100, 64, 256), (50, 64, 512), (100, 16, 1024)))
 #: A subset that spans small, medium and large hidden sizes within ~2 minutes.

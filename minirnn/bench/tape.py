@@ -63,7 +63,7 @@ from .timing import Contender, time_interleaved
 Record = dict[str, Any]
 Tree = Union[int, tuple]  # a leaf's token id, or (left, right)
 
-#: The issue's cell-loop sizes (T, B, I=H).
+#: The cell-loop sizes (T, B, I=H) the tape's targets name (targets.TAPE_CELL_LIMITS).
 CELL_SHAPES = tuple(Shape(T, B, H, H) for T, B, H in ((100, 1, 64), (100, 32, 128), (50, 64, 256)))
 #: Chance that a tree node above the depth limit is a leaf (the rest have two children).
 LEAF_PROBABILITY = 0.25
@@ -71,7 +71,7 @@ LEAF_PROBABILITY = 0.25
 
 @dataclass(frozen=True)
 class TapeConfig:
-    """The sizes of the four measurements: the issue's by default, tiny ones in the tests."""
+    """The sizes of the four measurements: the targets' by default, tiny ones in the tests."""
 
     shapes: tuple[Shape, ...] = CELL_SHAPES
     modes: tuple[str, ...] = MODES

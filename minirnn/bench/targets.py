@@ -1,4 +1,5 @@
-"""The issue's speed targets, checked against the measured records (goals, not assertions).
+"""minirnn's speed targets (fused layers and tape against torch, NumPy and the GEMM floor),
+checked against the measured records (goals, not assertions).
 
 Every target is written as ``value <= limit`` for a time ratio, smaller meaning better for
 minirnn: "2x faster than torch" is ``fused / torch <= 0.5``.
@@ -11,7 +12,7 @@ from typing import Any, Callable
 from . import dynamic, tape
 
 Record = dict[str, Any]
-#: The tape's cell loops: the limit of tape / torch at each of the issue's (T, B, H).
+#: The tape's cell loops: the limit of tape / torch at each cell-loop size (T, B, H).
 TAPE_CELL_LIMITS = {(100, 1, 64): 0.3, (100, 32, 128): 0.7, (50, 64, 256): 1.0}
 #: The cell-loop size at which the tape is also held to the GEMM floor.
 TAPE_FLOOR_POINT = (50, 64, 256)
@@ -78,7 +79,7 @@ def _point(r: Record) -> tuple[int, int, int]:
 def evaluate(grid: list[Record], varlen: list[Record], denormals: list[Record],
              charlm: Record | None, tape_records: list[Record] | None = None,
              dynamic_records: list[Record] | None = None) -> list[Target]:
-    """Every target of the issue, in the issue's order, plus the denormal one, then the tape's
+    """Every target of the fused layers (train, infer, char-LM, varlen), plus the denormal one, then the tape's
     and the dynamic graphs' (``tape_records``, ``dynamic_records``: tape.py's and dynamic.py's;
     None or empty: n/a)."""
     cells = [r for r in tape_records or [] if r["kind"] == "cells" and _point(r) in TAPE_CELL_LIMITS]

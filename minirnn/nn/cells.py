@@ -32,11 +32,12 @@ from typing import Any
 import numpy as np
 
 from .. import _extension, init
+from ..checks import as_tensor, check_dtype, check_float, check_size
 from ..fused import cell_step as fused_cell_step
 from ..ops import linear
-from ..modes import ELMAN_MODES, FLOAT_DTYPES, NUM_GATES
+from ..modes import ELMAN_MODES, NUM_GATES
 from ..tensor import Tensor
-from .module import Module, Parameter, native_byte_order
+from .module import Module, Parameter
 
 RECURRENT_INITS = ("uniform", "orthogonal", "identity")
 #: Whether the fused step's C++ kernels are there (resolved once: the step loop is hot).
@@ -51,23 +52,6 @@ def elman_mode(owner: str, nonlinearity: str) -> str:
 
 
 # ---------------------------------------------------------------------------- shared helpers
-def check_dtype(owner: str, dtype: Any) -> np.dtype:
-    """``dtype`` as a float32/float64 np.dtype, else TypeError."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"{owner}: dtype: expected float32 or float64, got {dtype!r}") from exc
-    if dt not in FLOAT_DTYPES:
-        raise TypeError(f"{owner}: dtype: expected float32 or float64, got {dt}")
-    return dt
-
-
-def check_size(owner: str, name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{owner}: {name}: expected an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def make_gate_parameters(module: Module, suffix: str, gates: int, input_size: int, hidden_size: int,
                          bias: bool, dtype: np.dtype, state_size: int | None = None) -> None:
     """Register ``weight_ih{suffix}`` (G*H, I), ``weight_hh{suffix}`` (G*H, S) with S = ``state_size``
@@ -132,21 +116,6 @@ def check_init_options(owner: str, mode: str, recurrent_init: str, forget_bias: 
                              f"got {forget_bias!r}")
         if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float)):
             raise TypeError(f"{owner}: forget_bias: expected a number or None, got {type(forget_bias).__name__}")
-
-
-def as_tensor(owner: str, name: str, value: Any) -> Tensor:
-    """``value`` (a Tensor or an ndarray, in native byte order or not) as a Tensor in native byte
-    order, else TypeError."""
-    if isinstance(value, np.ndarray):
-        value = Tensor(value)
-    elif not isinstance(value, Tensor):
-        raise TypeError(f"{owner}: {name}: expected a Tensor or ndarray, got {type(value).__name__}")
-    return native_byte_order(owner, name, value)
-
-
-def check_float(owner: str, name: str, t: Tensor, dtype: np.dtype) -> None:
-    if t.dtype != dtype:
-        raise TypeError(f"{owner}: {name}: expected dtype {dtype} (the module's parameters), got {t.dtype}")
 
 
 # ---------------------------------------------------------------------------- the step

@@ -8,7 +8,7 @@ import numpy as np
 from .. import functional as F
 from .. import init
 from ..tensor import Tensor
-from .linear import _check_size
+from ..checks import check_count, check_float_kind
 from .module import Module, Parameter
 
 
@@ -23,8 +23,8 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  dtype: Any = np.float32, generator: np.random.Generator | None = None):
         super().__init__()
-        self.num_embeddings = _check_size("num_embeddings", num_embeddings)
-        self.embedding_dim = _check_size("embedding_dim", embedding_dim)
+        self.num_embeddings = check_count("num_embeddings", num_embeddings)
+        self.embedding_dim = check_count("embedding_dim", embedding_dim)
         if padding_idx is not None:
             if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)):
                 raise TypeError(f"padding_idx: expected an int or None, got {type(padding_idx).__name__}")
@@ -33,9 +33,7 @@ class Embedding(Module):
                                  f"got {padding_idx}")
             padding_idx = int(padding_idx) % num_embeddings
         self.padding_idx = padding_idx
-        dt = np.dtype(dtype)
-        if dt.kind != "f":
-            raise TypeError(f"Embedding: expected a float dtype, got {dt}")
+        dt = check_float_kind("Embedding", dtype)
         self.weight = Parameter(init.normal_(np.empty((num_embeddings, embedding_dim), dt), generator=generator))
         if padding_idx is not None:
             self.weight.data[padding_idx] = 0

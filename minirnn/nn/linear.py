@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 
 from .. import init
+from ..checks import check_count, check_float_kind, native_byte_order
 from ..ops import linear
 from ..tensor import Tensor
-from .module import Module, Parameter, native_byte_order
+from .module import Module, Parameter
 
 
 class Linear(Module):
@@ -23,11 +24,9 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = np.float32,
                  generator: np.random.Generator | None = None):
         super().__init__()
-        self.in_features = _check_size("in_features", in_features)
-        self.out_features = _check_size("out_features", out_features)
-        dt = np.dtype(dtype)
-        if dt.kind != "f":
-            raise TypeError(f"Linear: expected a float dtype, got {dt}")
+        self.in_features = check_count("in_features", in_features)
+        self.out_features = check_count("out_features", out_features)
+        dt = check_float_kind("Linear", dtype)
         bound = 1.0 / math.sqrt(in_features) if in_features else 0.0
         self.weight = Parameter(init.uniform_(np.empty((out_features, in_features), dt), -bound, bound, generator))
         if bias:
@@ -45,11 +44,3 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
-
-def _check_size(name: str, value: Any) -> int:
-    """A non-negative int layer size, or TypeError/ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name}: expected a non-negative int, got {value}")
-    return int(value)

@@ -48,20 +48,6 @@ def _state_array(name: str, value: Any) -> np.ndarray:
     return array
 
 
-def native_byte_order(owner: str, name: str, t: Tensor) -> Tensor:
-    """``t``, or a copy in the machine's byte order if its data has the other one (an array read
-    from a big-endian file): the kernels and the dtype checks work in native order. A tensor
-    on the tape cannot be copied without cutting its gradient, so that one is a TypeError."""
-    dt = t.data.dtype
-    if dt.isnative:
-        return t
-    if t.requires_grad:
-        raise TypeError(f"{owner}: {name}: expected native byte order for a tensor that requires grad, got "
-                        f"dtype {dt.str!r} (non-native byte order); convert it first with "
-                        f"x.data.astype(x.dtype.newbyteorder('='))")
-    return Tensor(t.data.astype(dt.newbyteorder("=")))
-
-
 def _check_float_dtype(dtype: Any) -> np.dtype:
     dt = np.dtype(dtype)
     if dt not in FLOAT_DTYPES:

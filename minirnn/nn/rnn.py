@@ -34,8 +34,8 @@ from ..fused import rnn_layer
 from ..fused_proj import lstm_proj_layer
 from ..modes import NUM_GATES
 from ..tensor import Tensor
-from .cells import (as_tensor, check_dtype, check_float, check_init_options, check_size, elman_mode,
-                    gru_mode, init_gate_parameters, make_gate_parameters)
+from ..checks import as_tensor, check_dtype, check_float, check_size
+from .cells import check_init_options, elman_mode, gru_mode, init_gate_parameters, make_gate_parameters
 from .module import Module, Parameter
 
 

@@ -48,15 +48,6 @@ def lift(value: Any, like: Any = None) -> Any:
     return Tensor(array)
 
 
-def check_tensor(op: str, name: str, value: Any, floating: bool = True) -> Any:
-    """``value`` if it is a Tensor (of float dtype when ``floating``), else a clear TypeError."""
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{op}(): expected {name} to be a minirnn.Tensor, got {type(value).__name__}")
-    if floating and value.dtype.kind != "f":
-        raise TypeError(f"{op}(): expected {name} to be a float32 or float64 tensor, got dtype {value.dtype}")
-    return value
-
-
 def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
     """``axis`` (None, an int or a sequence of ints, negatives allowed) as sorted non-negative axes."""
     if axis is None:

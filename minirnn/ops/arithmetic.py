@@ -14,7 +14,8 @@ from .. import _extension
 from ..autograd import Context, Function, LazyGrad
 from ..modes import FLOAT_DTYPES
 from ..tensor import Tensor
-from ._util import check_broadcast, check_tensor, lift, unbroadcast
+from ..checks import check_tensor
+from ._util import check_broadcast, lift, unbroadcast
 
 if _extension.C is not None:  # without it USE_KERNEL_GEMM is False and nothing here reaches _C
     from .. import _C

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..autograd import Context, Function, LazyGrad, ScatteredGrad
 from ..tensor import Tensor
-from ._util import check_tensor
+from ..checks import check_tensor
 
 
 def scatter_add(shape: tuple[int, ...], dtype: np.dtype, index: Any, grad: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from ._util import check_tensor
+from ..checks import check_tensor
 
 
 def _cuts(sizes: Sequence[int]) -> list[int]:

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..tensor import Tensor
-from ._util import check_tensor, lift
+from ..checks import check_tensor
+from ._util import lift
 from .arithmetic import mul, sub
 from .indexing import getitem
 from .nn_ops import log_softmax

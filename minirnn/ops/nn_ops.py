@@ -11,7 +11,8 @@ import numpy as np
 from ..autograd import Context, Function
 from ..random import get_generator
 from ..tensor import Tensor
-from ._util import check_tensor, lift, normalize_axes
+from ..checks import check_tensor
+from ._util import lift, normalize_axes
 from .arithmetic import mul
 from .indexing import RowsGrad
 from .pointwise import exp

@@ -12,7 +12,8 @@ import numpy as np
 from .. import _extension
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from ._util import check_broadcast, check_tensor, lift, unbroadcast
+from ..checks import check_tensor
+from ._util import check_broadcast, lift, unbroadcast
 
 
 def _numpy_sigmoid(x: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from ._util import check_tensor, normalize_axes
+from ..checks import check_tensor
+from ._util import normalize_axes
 
 
 def _expand(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:

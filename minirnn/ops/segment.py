@@ -18,7 +18,7 @@ import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from ._util import check_tensor
+from ..checks import check_tensor
 
 # Rows summed one rank at a time (see sum_by_segment) for the first RANKS rows of every segment.
 RANKS = 16

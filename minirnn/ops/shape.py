@@ -7,7 +7,7 @@ import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from ._util import check_tensor
+from ..checks import check_tensor
 
 
 class Reshape(Function):

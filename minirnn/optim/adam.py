@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsArg, check_number
+from ..checks import check_number
+from .optimizer import Optimizer, ParamsArg
 
 
 class Adam(Optimizer):

@@ -7,7 +7,7 @@ from typing import Iterable
 import numpy as np
 
 from ..tensor import Tensor
-from .optimizer import check_number
+from ..checks import check_number
 
 
 def _grads(parameters: Tensor | Iterable[Tensor], fn: str) -> list[np.ndarray]:

@@ -10,26 +10,15 @@ parameter, since no update comes between).
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from ..autograd import no_grad
+from ..checks import check_number
 from ..tensor import Tensor
 
 ParamsArg = Iterable[Tensor] | Iterable[Mapping[str, Any]]
-
-
-def check_number(name: str, value: Any, low: float = 0.0, high: float = math.inf,
-                 high_inclusive: bool = True) -> None:
-    """Raise ValueError unless ``low <= value <= high`` (``< high`` when not ``high_inclusive``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
-    upper_ok = value <= high if high_inclusive else value < high
-    if not (low <= value and upper_ok):
-        bracket = "]" if high_inclusive else ")"
-        raise ValueError(f"Invalid {name}: expected a value in [{low}, {high}{bracket}, got {value}")
 
 
 def _follow_dtype(state: dict[str, Any], dtype: np.dtype) -> None:
