@@ -22,8 +22,9 @@ int num_threads();
 // Sets it; n must be >= 1 (checked by the bindings).
 void set_num_threads(int n);
 // Multiply-adds of one step's recurrent GEMM each thread must get for a time loop to use
-// more than one thread (its default is set in parallel.cpp); a smaller step runs on one thread, since the
-// barrier at every step then costs more than splitting saves. 0 always uses num_threads().
+// more than one thread (the default is set in parallel.cpp); a smaller step runs on one
+// thread, since the barrier at every step then costs more than splitting saves. 0 always
+// uses num_threads().
 int64_t min_step_work();
 void set_min_step_work(int64_t macs);
 // Threads for a region giving each thread macs / n multiply-adds: num_threads(), fewer
