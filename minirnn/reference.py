@@ -277,6 +277,22 @@ def _step_backward(mode: str, dh: np.ndarray, dc: np.ndarray | None, gates: np.n
     return da, da, np.zeros_like(dh), None
 
 
+def _check_backward_args(mode: str, x: np.ndarray, h0: np.ndarray, lengths: np.ndarray | None,
+                         y: np.ndarray | None, workspace: np.ndarray, dy: np.ndarray | None,
+                         dh_n: np.ndarray | None, dc_n: np.ndarray | None, gate_grads: bool) -> None:
+    """The arguments :func:`rnn_backward` adds to the forward's (already checked)."""
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    check_array("workspace", workspace, (workspace_size(mode, T, B, H),), x.dtype)
+    for name, a, shape in (("y", y, (T, B, H)), ("dy", dy, (T, B, H)), ("dh_n", dh_n, (B, H)), ("dc_n", dc_n, (B, H))):
+        if a is not None:
+            check_array(name, a, shape, x.dtype)
+    if dc_n is not None and mode != "lstm":
+        raise ValueError(f"rnn: dc_n: expected None for mode {mode!r}, got an array")
+    if gate_grads and (lengths is not None or mode == "gru_reset_before"):
+        raise ValueError("rnn: gate_grads: expected lengths None and a mode other than 'gru_reset_before'")
+
+
 def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                  b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
                  c0: np.ndarray | None, lengths: np.ndarray | None, y: np.ndarray | None,
@@ -303,16 +319,9 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
     is filled with every step's ``dL/dh_t`` (``dy_t`` included; zero where ``t >= lengths[b]``).
     """
     check_forward_args(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths)
+    _check_backward_args(mode, x, h0, lengths, y, workspace, dy, dh_n, dc_n, gate_grads)
     T, B, _ = x.shape
     H = h0.shape[1]
-    check_array("workspace", workspace, (workspace_size(mode, T, B, H),), x.dtype)
-    for name, a, shape in (("y", y, (T, B, H)), ("dy", dy, (T, B, H)), ("dh_n", dh_n, (B, H)), ("dc_n", dc_n, (B, H))):
-        if a is not None:
-            check_array(name, a, shape, x.dtype)
-    if dc_n is not None and mode != "lstm":
-        raise ValueError(f"rnn: dc_n: expected None for mode {mode!r}, got an array")
-    if gate_grads and (lengths is not None or mode == "gru_reset_before"):
-        raise ValueError("rnn: gate_grads: expected lengths None and a mode other than 'gru_reset_before'")
     gates, extra, h_prev_all = workspace_views(mode, workspace, T, B, H)  # h_prev_all: h_{t-1} (T, B, H)
     mask = step_mask(lengths, T, B)
     GH_h = _h_gates(mode, H)
