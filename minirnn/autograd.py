@@ -7,8 +7,9 @@ Every differentiable operation is a :class:`Function` subclass with two static m
 
 ``Function.apply`` unwraps the :class:`~minirnn.Tensor` inputs to their NumPy arrays, runs
 ``forward``, wraps the results in new Tensors and -- when some input needs a gradient and grad
-mode is on -- records a :class:`Node` on each output.  The recorded nodes form a DAG that points
-from outputs back to inputs; that DAG *is* the tape.
+mode is on -- records a :class:`Node` on each output (the forward reads that decision as
+``ctx.recording``: nothing need be saved when it is False).  The recorded nodes form a DAG that
+points from outputs back to inputs; that DAG *is* the tape.
 
 :func:`run_backward` walks that DAG in reverse topological order (found with an explicit stack,
 so an RNN unrolled over many thousands of steps never hits Python's recursion limit), calls each
@@ -146,15 +147,18 @@ class Node:
     by the profiler), small Python values can be plain attributes. ``Function.apply`` makes one
     per call and, when it records, fills in which inputs it read, its outputs' shapes and dtypes,
     and ``number`` (the order of creation, see :func:`topological_order`); ``output_hooks`` is
-    None until a hook is registered on one of the outputs.
+    None until a hook is registered on one of the outputs. ``recording`` tells the forward whether
+    this call goes on the tape (grad mode on and some input requires grad): only then will its
+    backward run, so only then need it save anything.
     """
 
-    __slots__ = ("function", "needs_input_grad", "inputs", "output_meta", "output_hooks", "number", "_saved",
-                 "__dict__", "__weakref__")
+    __slots__ = ("function", "needs_input_grad", "recording", "inputs", "output_meta", "output_hooks", "number",
+                 "_saved", "__dict__", "__weakref__")
 
-    def __init__(self, function: type[Function], needs_input_grad: tuple[bool, ...]):
+    def __init__(self, function: type[Function], needs_input_grad: tuple[bool, ...], recording: bool):
         self.function = function
         self.needs_input_grad = needs_input_grad
+        self.recording = recording
         self._saved: tuple[Any, ...] | None = ()  # None once freed
         self.output_hooks: list[list[Hook]] | None = None
 
@@ -244,7 +248,7 @@ class Function:
         Tensor = tensor.Tensor
         needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
         record = True in needs and _grad_mode_state.enabled
-        ctx = Node(cls, needs)
+        ctx = Node(cls, needs, record)
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
         hook = _profiler_hook
         start = time.perf_counter() if hook is not None else 0.0

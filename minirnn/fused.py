@@ -1,8 +1,11 @@
 """One recurrent layer (all T steps, forward and BPTT) as a single node on the tape.
 
 :func:`rnn_layer` applies :class:`FusedRNNLayer`, whose forward calls a backend's
-``rnn_forward`` and whose backward calls its ``rnn_backward`` (interface in
-:mod:`minirnn.reference`). Two backends exist:
+``rnn_forward`` and whose backward calls its ``rnn_backward``. Both backends have the same
+interface (the signatures in ``minirnn/_C.pyi``; :mod:`minirnn.reference` takes the same); the
+workspace forward returns is opaque here, each backend's own, and is all its backward needs:
+``need_workspace=False`` when the call is not recorded (nothing kept), ``y`` not passed back.
+Two backends exist:
 
 * ``"c"`` (the default): the fused C++/OpenMP kernels in ``minirnn._C``;
 * ``"reference"``: the plain-NumPy implementation in :mod:`minirnn.reference` (the default when
@@ -33,7 +36,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from . import _extension, reference
-from .autograd import Context, Function, is_grad_enabled
+from .autograd import Context, Function
 from .ops.arithmetic import ProductGrad
 from .tensor import Tensor
 
@@ -139,15 +142,13 @@ class FusedRNNLayer(Function):
             x = reverse_within_lengths(x, lengths)
         order, back = longest_first(lengths)  # the kernels see the batch in order; back undoes it
         x, h0, c0, sorted_lengths = (_take(a, order, axis) for a, axis in ((x, 1), (h0, 0), (c0, 0), (lengths, 0)))
-        if is_grad_enabled() and any(ctx.needs_input_grad) or backend is reference:
-            y, h_n, c_n, workspace = backend.rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, sorted_lengths)
-            ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, workspace)
+        y, h_n, c_n, workspace = backend.rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, sorted_lengths,
+                                                     ctx.recording)  # not recorded: no workspace kept
+        if ctx.recording:
+            ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, workspace)
             ctx.mode, ctx.lengths, ctx.reverse, ctx.backend = mode, lengths, reverse, backend
             ctx.order, ctx.back, ctx.sorted_lengths = order, back, sorted_lengths
             ctx.dh_steps = dh_steps
-        else:  # nothing will be recorded: the kernels skip keeping the workspace
-            y, h_n, c_n, _ = backend.rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, sorted_lengths,
-                                                 need_workspace=False)
         y, h_n, c_n = _take(y, back, 1), _take(h_n, back, 0), _take(c_n, back, 0)  # the caller's order
         y_out = reverse_within_lengths(y, lengths) if reverse else y
         return (y_out, h_n, c_n) if mode == "lstm" else (y_out, h_n)
@@ -155,15 +156,14 @@ class FusedRNNLayer(Function):
     @staticmethod
     def backward(ctx: Context, dy: np.ndarray, dh_n: np.ndarray,
                  dc_n: np.ndarray | None = None) -> tuple[np.ndarray | None, ...]:
-        x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, workspace = ctx.saved_tensors
+        x, w_ih, w_hh, b_ih, b_hh, h0, c0, workspace = ctx.saved_tensors
         order, back = ctx.order, ctx.back
         if ctx.reverse:
             dy = reverse_within_lengths(dy, ctx.lengths)
         dy, dh_n, dc_n = _take(dy, order, 1), _take(dh_n, order, 0), _take(dc_n, order, 0)
         steps = None if ctx.dh_steps is None else np.empty_like(ctx.dh_steps)  # in the kernels' order
         grads = ctx.backend.rnn_backward(ctx.mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, ctx.sorted_lengths,
-                                         y, workspace, np.ascontiguousarray(dy), dh_n, dc_n,
-                                         **({} if steps is None else {"dh_steps": steps}))
+                                         None, workspace, np.ascontiguousarray(dy), dh_n, dc_n, False, steps)
         if steps is not None:
             steps = _take(steps, back, 1)
             ctx.dh_steps[...] = reverse_within_lengths(steps, ctx.lengths) if ctx.reverse else steps
@@ -225,10 +225,10 @@ class FusedCellStep(Function):
         x3 = x[None] if batched else x[None, None]
         h2 = h if batched else h[None]
         c2 = c if batched or c is None else c[None]
-        record = is_grad_enabled() and True in ctx.needs_input_grad
         # (need_workspace and gate_grads positionally: pybind11 parses a keyword slowly, per step)
-        _, h_n, c_n, workspace = _c_backend().rnn_forward(mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None, record)
-        if record:
+        _, h_n, c_n, workspace = _c_backend().rnn_forward(mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None,
+                                                          ctx.recording)
+        if ctx.recording:
             ctx.save_for_backward(x3, w_ih, w_hh, b_ih, b_hh, h2, c2, workspace)
             ctx.mode, ctx.batched = mode, batched
         if not batched:

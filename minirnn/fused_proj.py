@@ -38,8 +38,9 @@ class FusedProjLSTMLayer(Function):
         if reverse:
             x = reverse_within_lengths(x, lengths)
         y, h_n, c_n, workspace = backend.lstm_proj_forward(x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, lengths)
-        ctx.save_for_backward(x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, workspace)
-        ctx.lengths, ctx.reverse, ctx.backend = lengths, reverse, backend
+        if ctx.recording:
+            ctx.save_for_backward(x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, workspace)
+            ctx.lengths, ctx.reverse, ctx.backend = lengths, reverse, backend
         return (reverse_within_lengths(y, lengths) if reverse else y), h_n, c_n
 
     @staticmethod

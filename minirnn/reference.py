@@ -2,9 +2,10 @@
 
 This module has exactly the interface of the fused C++ kernels in ``minirnn._C``::
 
-    rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths) -> (y, h_n, c_n, workspace)
-    rnn_backward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, y, workspace, dy, dh_n, dc_n)
-        -> (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)
+    rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, need_workspace=True)
+        -> (y, h_n, c_n, workspace)
+    rnn_backward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, y, workspace, dy, dh_n, dc_n,
+                 gate_grads=False, dh_steps=None) -> (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)
 
 so it serves three purposes: the oracle the kernels are tested against, the NumPy peer in the
 benchmarks, and the teaching text of BPTT. It follows the same recipe as the kernels: one GEMM
@@ -33,9 +34,11 @@ steps ``t < lengths[b]`` only. Past its end its state is carried unchanged and i
 zero, so ``y`` (T, B, H) is zero where ``t >= lengths[b]`` and ``h_n``/``c_n`` hold the state
 after its own last step (``h0``/``c0`` when its length is 0).
 
-The workspace is one 1-D array holding what backward needs (see :func:`workspace_views`): the
+The workspace is one 1-D array holding all that backward needs (see :func:`workspace_views`): the
 activated gates of every step, plus for lstm the cell states, for gru ``r_n`` (the recurrent
-part of the n gate, which the reset gate multiplies), for gru_reset_before ``r * h_{t-1}``.
+part of the n gate, which the reset gate multiplies), for gru_reset_before ``r * h_{t-1}``, and
+every step's ``h_{t-1}``. Its layout is this module's own (the kernels' differs): to a caller it is
+opaque, handed from forward to backward; backward needs no ``y`` (checked when given, as the kernels').
 """
 from __future__ import annotations
 
@@ -121,18 +124,21 @@ def _h_gates(mode: str, H: int) -> int:
     return (NUM_GATES[mode] - (mode == "gru_reset_before")) * H
 
 
-def workspace_size(mode: str, T: int, B: int, H: int) -> int:
-    """Elements of the workspace: T*B*(G*H) gates + T*B*H per extra slot."""
-    return T * B * H * (NUM_GATES[mode] + _extra_slots(mode))
+def workspace_size(mode: str, T: int, B: int, H: int, P: int | None = None) -> int:
+    """Elements of the workspace: T*B*(G*H) gates + T*B*H per extra slot + T*B*P for h_{t-1}
+    (P, the width of h, is H unless the LSTM is projected)."""
+    return T * B * (H * (NUM_GATES[mode] + _extra_slots(mode)) + (H if P is None else P))
 
 
-def workspace_views(mode: str, workspace: np.ndarray, T: int, B: int,
-                    H: int) -> tuple[np.ndarray, np.ndarray]:
-    """Views of the workspace: ``gates`` (T, B, G*H) and ``extra`` (T, B, H) (Elman: (T, B, 0), empty)."""
-    GH = NUM_GATES[mode] * H
+def workspace_views(mode: str, workspace: np.ndarray, T: int, B: int, H: int,
+                    P: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the workspace: ``gates`` (T, B, G*H), ``extra`` (T, B, H) (Elman: (T, B, 0), empty)
+    and ``h_prev`` (T, B, P): h_{t-1} of every step (carried past each sequence's end)."""
+    GH, E = NUM_GATES[mode] * H, H * _extra_slots(mode)
     gates = workspace[:T * B * GH].reshape(T, B, GH)
-    extra = workspace[T * B * GH:].reshape(T, B, H * _extra_slots(mode))
-    return gates, extra
+    extra = workspace[T * B * GH:T * B * (GH + E)].reshape(T, B, E)
+    h_prev = workspace[T * B * (GH + E):].reshape(T, B, H if P is None else P)
+    return gates, extra, h_prev
 
 
 def step_mask(lengths: np.ndarray | None, T: int, B: int) -> np.ndarray:
@@ -166,18 +172,18 @@ def _lstm_step(pre: np.ndarray, c: np.ndarray, H: int) -> tuple[np.ndarray, np.n
 
 def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                 b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
-                c0: np.ndarray | None, lengths: np.ndarray | None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+                c0: np.ndarray | None, lengths: np.ndarray | None, need_workspace: bool = True
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Any]:  # the workspace: opaque to callers
     """Run one recurrent layer over all T steps (equations in the module docstring).
 
     Returns ``y`` (T, B, H), ``h_n`` (B, H), ``c_n`` (B, H) for lstm else None, and the
-    workspace (1-D) that :func:`rnn_backward` reads.
+    workspace (1-D) that :func:`rnn_backward` reads (None with ``need_workspace=False``).
     """
     check_forward_args(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths)
     T, B, _ = x.shape
     H = h0.shape[1]
     workspace = np.empty(workspace_size(mode, T, B, H), dtype=x.dtype)
-    gates, extra = workspace_views(mode, workspace, T, B, H)  # (T, B, G*H), (T, B, H)
+    gates, extra, h_prev = workspace_views(mode, workspace, T, B, H)  # (T, B, G*H), (T, B, H), (T, B, H)
     mask = step_mask(lengths, T, B)                             # (T, B, 1)
     a = x @ w_ih.T                                               # (T, B, G*H): one GEMM for all steps
     if b_ih is not None:
@@ -187,6 +193,7 @@ def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
     c: Any = None if c0 is None else c0.copy()                   # (B, H), lstm only
     GH_h = _h_gates(mode, H)
     for t in range(T):
+        h_prev[t] = h
         r = h @ w_hh[:GH_h].T                                    # (B, G*H) (gru_reset_before: (B, 2H))
         if b_hh is not None:
             r += b_hh[:GH_h]
@@ -214,7 +221,7 @@ def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
             gates[t] = h_new
         h = np.where(mask[t], h_new, h)
         y[t] = np.where(mask[t], h_new, 0)
-    return y, h, c, workspace
+    return y, h, c, workspace if need_workspace else None
 
 
 # ---------------------------------------------------------------------------- backward
@@ -270,11 +277,28 @@ def _step_backward(mode: str, dh: np.ndarray, dc: np.ndarray | None, gates: np.n
     return da, da, np.zeros_like(dh), None
 
 
+def _check_backward_args(mode: str, x: np.ndarray, h0: np.ndarray, lengths: np.ndarray | None,
+                         y: np.ndarray | None, workspace: np.ndarray, dy: np.ndarray | None,
+                         dh_n: np.ndarray | None, dc_n: np.ndarray | None, gate_grads: bool) -> None:
+    """The arguments :func:`rnn_backward` adds to the forward's (already checked)."""
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    check_array("workspace", workspace, (workspace_size(mode, T, B, H),), x.dtype)
+    for name, a, shape in (("y", y, (T, B, H)), ("dy", dy, (T, B, H)), ("dh_n", dh_n, (B, H)), ("dc_n", dc_n, (B, H))):
+        if a is not None:
+            check_array(name, a, shape, x.dtype)
+    if dc_n is not None and mode != "lstm":
+        raise ValueError(f"rnn: dc_n: expected None for mode {mode!r}, got an array")
+    if gate_grads and (lengths is not None or mode == "gru_reset_before"):
+        raise ValueError("rnn: gate_grads: expected lengths None and a mode other than 'gru_reset_before'")
+
+
 def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                  b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
-                 c0: np.ndarray | None, lengths: np.ndarray | None, y: np.ndarray,
-                 workspace: np.ndarray, dy: np.ndarray, dh_n: np.ndarray,
-                 dc_n: np.ndarray | None, dh_steps: np.ndarray | None = None) -> tuple[np.ndarray | None, ...]:
+                 c0: np.ndarray | None, lengths: np.ndarray | None, y: np.ndarray | None,
+                 workspace: np.ndarray, dy: np.ndarray | None, dh_n: np.ndarray | None,
+                 dc_n: np.ndarray | None, gate_grads: bool = False,
+                 dh_steps: np.ndarray | None = None) -> tuple[np.ndarray | None, ...]:
     """Backpropagation through time: gradients of every input given dy, dh_n (and dc_n).
 
     Walking t = T-1 .. 0 with ``dh`` = dL/dh_t (starting at ``dh_n``):  a sequence active at
@@ -287,30 +311,27 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                               dW_hh = sum_t dr_t^T h_{t-1}    db_hh = sum_t dr_t
 
     Returns ``(dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)``; ``db_*`` are None without bias,
-    ``dc0`` is None except for lstm. ``dh_steps`` (T, B, H), when given, is filled with every
-    step's ``dL/dh_t`` (``dy_t`` included; zero where ``t >= lengths[b]``).
+    ``dc0`` is None except for lstm. ``y`` (the forward output) is checked when given, not read:
+    the workspace holds every h_{t-1}. ``dy``, ``dh_n``, ``dc_n`` may be None (zero).
+    ``gate_grads=True`` (lengths None, not gru_reset_before) returns the gate gradients
+    ``dg_ih`` = da and ``dg_hh`` = dr (T*B, G*H) in place of dw_ih and dw_hh (``dg_hh`` None
+    unless gru, where dr differs from da), as the kernels do. ``dh_steps`` (T, B, H), when given,
+    is filled with every step's ``dL/dh_t`` (``dy_t`` included; zero where ``t >= lengths[b]``).
     """
     check_forward_args(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths)
+    _check_backward_args(mode, x, h0, lengths, y, workspace, dy, dh_n, dc_n, gate_grads)
     T, B, _ = x.shape
     H = h0.shape[1]
-    check_array("y", y, (T, B, H), x.dtype)
-    check_array("workspace", workspace, (workspace_size(mode, T, B, H),), x.dtype)
-    check_array("dy", dy, (T, B, H), x.dtype)
-    check_array("dh_n", dh_n, (B, H), x.dtype)
-    if mode == "lstm":
-        check_array("dc_n", dc_n, (B, H), x.dtype)
-    gates, extra = workspace_views(mode, workspace, T, B, H)
+    gates, extra, h_prev_all = workspace_views(mode, workspace, T, B, H)  # h_prev_all: h_{t-1} (T, B, H)
     mask = step_mask(lengths, T, B)
     GH_h = _h_gates(mode, H)
-    # h_{t-1} for every step; y[t-1] equals the state wherever step t is active.
-    h_prev_all = np.concatenate([h0[None], y[:-1]], axis=0) if T else y  # (T, B, H)
     da_all = np.zeros_like(gates)                                       # (T, B, G*H)
     dr_all = np.zeros_like(gates)                                       # (T, B, G*H)
-    dh = dh_n.copy()
-    dc = None if dc_n is None else dc_n.copy()
+    dh = np.zeros((B, H), x.dtype) if dh_n is None else dh_n.copy()
+    dc: Any = None if mode != "lstm" else np.zeros((B, H), x.dtype) if dc_n is None else dc_n.copy()
     for t in reversed(range(T)):
         m = mask[t]
-        dh_t = dh + dy[t]
+        dh_t = dh if dy is None else dh + dy[t]
         if dh_steps is not None:
             dh_steps[t] = np.where(m, dh_t, 0)
         c_prev = None
@@ -326,12 +347,14 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
     da2 = da_all.reshape(T * B, w_hh.shape[0])                          # (T*B, G*H)
     dr2 = dr_all.reshape(T * B, w_hh.shape[0])
     dx = da_all @ w_ih                                                  # (T, B, I)
+    db_ih = da2.sum(axis=0) if b_ih is not None else None
+    db_hh = dr2.sum(axis=0) if b_hh is not None else None
+    if gate_grads:
+        return dx, da2, dr2 if mode == "gru" else None, db_ih, db_hh, dh, dc
     dw_ih = da2.T @ x.reshape(T * B, x.shape[2])                        # (G*H, I)
     dw_hh = dr2.T @ h_prev_all.reshape(T * B, H)                        # (G*H, H)
     if mode == "gru_reset_before":                                      # W_hn multiplies r * h_{t-1}
         dw_hh[2 * H:] = dr2[:, 2 * H:].T @ extra.reshape(T * B, H)
-    db_ih = da2.sum(axis=0) if b_ih is not None else None
-    db_hh = dr2.sum(axis=0) if b_hh is not None else None
     return dx, dw_ih, dw_hh, db_ih, db_hh, dh, dc
 
 
@@ -340,7 +363,7 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
 #   gates and c_t as the LSTM, from h_{t-1} of P features;  m_t = o * tanh(c_t) (B, H);
 #   h_t = m_t W_hr^T (B, P) = y_t.
 # Same interface as minirnn._C.lstm_proj_forward / lstm_proj_backward. The workspace is the LSTM's
-# (gates and c_t of every step).
+# (gates and c_t of every step) with h_{t-1} P wide.
 def lstm_proj_forward(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, w_hr: np.ndarray,
                       b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray, c0: np.ndarray,
                       lengths: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -348,13 +371,14 @@ def lstm_proj_forward(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, w_hr: n
     check_forward_args("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr=w_hr)
     T, B, _ = x.shape
     P, H = w_hr.shape
-    workspace = np.empty(workspace_size("lstm", T, B, H), dtype=x.dtype)
-    gates, cs = workspace_views("lstm", workspace, T, B, H)   # (T, B, 4H), (T, B, H)
+    workspace = np.empty(workspace_size("lstm", T, B, H, P), dtype=x.dtype)
+    gates, cs, hs = workspace_views("lstm", workspace, T, B, H, P)  # (T, B, 4H), (T, B, H), (T, B, P)
     mask = step_mask(lengths, T, B)                           # (T, B, 1)
     a = x @ w_ih.T + (0 if b_ih is None else b_ih)            # (T, B, 4H)
     y = np.zeros((T, B, P), dtype=x.dtype)
     h, c = h0.copy(), c0.copy()                               # (B, P), (B, H)
     for t in range(T):
+        hs[t] = h                                             # h_{t-1}
         gates[t], c_new, m = _lstm_step(a[t] + h @ w_hh.T + (0 if b_hh is None else b_hh), c, H)
         h_new = m @ w_hr.T                                    # the projection
         c = np.where(mask[t], c_new, c)
@@ -376,13 +400,10 @@ def lstm_proj_backward(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, w_hr: 
     check_forward_args("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr=w_hr)
     T, B, _ = x.shape
     P, H = w_hr.shape
-    check_array("workspace", workspace, (workspace_size("lstm", T, B, H),), x.dtype)
-    gates, cs = workspace_views("lstm", workspace, T, B, H)
+    check_array("workspace", workspace, (workspace_size("lstm", T, B, H, P),), x.dtype)
+    gates, cs, hs = workspace_views("lstm", workspace, T, B, H, P)     # hs: h_{t-1} (T, B, P)
     mask = step_mask(lengths, T, B)
     ms = np.where(mask, gates[:, :, 3 * H:] * np.tanh(cs), 0)          # (T, B, H) m_t, zero past the end
-    hs = [h0]                                                         # h_0 .. h_{T-1}, carried past the end
-    for t in range(T - 1):
-        hs.append(np.where(mask[t], ms[t] @ w_hr.T, hs[-1]))
     da_all, dh_all = np.zeros_like(gates), np.zeros((T, B, P), x.dtype)
     dh = np.zeros((B, P), x.dtype) if dh_n is None else dh_n.copy()
     dc = np.zeros((B, H), x.dtype) if dc_n is None else dc_n.copy()
@@ -394,7 +415,7 @@ def lstm_proj_backward(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, w_hr: 
         dh = np.where(m, da @ w_hh, dh)
         dc = np.where(m, dc_prev, dc)
     da2 = da_all.reshape(T * B, 4 * H)
-    dw_hh = da2.T @ np.asarray(hs).reshape(T * B, P) if T else np.zeros_like(w_hh)
+    dw_hh = da2.T @ hs.reshape(T * B, P)
     dw_hr = dh_all.reshape(T * B, P).T @ ms.reshape(T * B, H)
     db = da2.sum(axis=0) if b_ih is not None else None
     return (da_all @ w_ih, da2.T @ x.reshape(T * B, x.shape[2]), dw_hh, dw_hr, db,

@@ -322,3 +322,28 @@ def test_retain_graph_keeps_the_inputs() -> None:
     assert h_alive() is not None
     loss.backward()
     np.testing.assert_allclose(x.grad, 2 * 8 * x.data)
+
+
+def test_forward_is_told_whether_it_is_recorded() -> None:
+    seen = []
+
+    class Spy(Function):
+        @staticmethod
+        def forward(ctx, a):
+            seen.append(ctx.recording)
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2
+
+    x = leaf(np.ones(3))
+    Spy.apply(x)
+    Spy.apply(Tensor(np.ones(3)))  # no input requires grad
+    with minirnn.no_grad():
+        Spy.apply(x)
+    y = Spy.apply(x)
+    with minirnn.no_grad(), minirnn.enable_grad():
+        Spy.apply(x)
+    assert seen == [True, False, False, True, True]
+    assert y.grad_fn is not None

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from lecture_oracle import LECTURE_MODES
 from torch_oracle import assert_close_to_scale, torch_rnn
 
+import minirnn
 from minirnn import Tensor, gradcheck
 from minirnn import fused, modes, reference
 from minirnn.fused import reverse_within_lengths, rnn_layer
@@ -322,3 +323,104 @@ def test_tolerance_helper_is_relative_to_the_array_scale() -> None:
         assert_close_to_scale(np.array([0.0, 1e-30]), np.zeros(2), 1e-4, "not zero")
     with pytest.raises(AssertionError, match=r"shape \(3,\), expected \(1, 3\)"):
         assert_close_to_scale(e, e[None], 1e-9, "shape")
+
+
+# ---------------------------------------------------------------------------- one backend interface
+def _stub_parameters(name: str) -> list[tuple[str, object]]:
+    """(name, default or inspect.Parameter.empty) of each parameter ``minirnn/_C.pyi`` declares for ``name``."""
+    import ast
+    import inspect
+    from pathlib import Path
+    tree = ast.parse((Path(fused.__file__).parent / "_C.pyi").read_text())
+    fn = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name)
+    names = [a.arg for a in fn.args.args]
+    defaults = [inspect.Parameter.empty] * (len(names) - len(fn.args.defaults))
+    defaults += [ast.literal_eval(d) for d in fn.args.defaults]
+    return list(zip(names, defaults))
+
+
+@pytest.mark.parametrize("name", ["rnn_forward", "rnn_backward", "lstm_proj_forward", "lstm_proj_backward"])
+def test_reference_takes_the_kernels_arguments(name: str) -> None:
+    import inspect
+    ours = [(p.name, p.default) for p in inspect.signature(getattr(reference, name)).parameters.values()]
+    assert ours == _stub_parameters(name)
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_reference_backward_needs_only_the_workspace(mode: str) -> None:
+    """y is checked, not read; absent output gradients are zeros; need_workspace=False keeps none."""
+    args = make_args(mode, np.float64, True, lengths=True, seed=3)
+    dy, dh_n, dc_n = output_grads(mode, np.float64, args[-1])
+    y, h_n, c_n, ws = reference.rnn_forward(mode, *args)
+    full = reference.rnn_backward(mode, *args, y, ws, dy, dh_n, dc_n)
+    without_y = reference.rnn_backward(mode, *args, None, ws, dy, dh_n, dc_n)
+    for a, e in zip(without_y, full):
+        assert (a is None) == (e is None)
+        if e is not None:
+            np.testing.assert_array_equal(a, e)
+    zeros = reference.rnn_backward(mode, *args, None, ws, np.zeros_like(dy), np.zeros_like(dh_n),
+                                   None if dc_n is None else np.zeros_like(dc_n))
+    for a, e in zip(reference.rnn_backward(mode, *args, None, ws, None, None, None), zeros):
+        assert (a is None) == (e is None)
+        if e is not None:
+            np.testing.assert_array_equal(a, e)
+    y2, h_n2, c_n2, none = reference.rnn_forward(mode, *args, False)
+    assert none is None
+    np.testing.assert_array_equal(y2, y)
+    np.testing.assert_array_equal(h_n2, h_n)
+    with pytest.raises(ValueError, match="workspace"):
+        reference.rnn_backward(mode, *args, None, ws[1:], dy, dh_n, dc_n)
+
+
+@pytest.mark.parametrize("mode", [m for m in ALL_MODES if m != "gru_reset_before"])
+def test_reference_gate_grads_are_the_factors_of_the_weight_gradients(mode: str) -> None:
+    x, w_ih, w_hh, b_ih, b_hh, h0, c0, _ = make_args(mode, np.float64, True, lengths=False, seed=4)
+    args = (x, w_ih, w_hh, b_ih, b_hh, h0, c0, None)
+    dy, dh_n, dc_n = output_grads(mode, np.float64, None)
+    y, _, _, ws = reference.rnn_forward(mode, *args)
+    dx, dw_ih, dw_hh, *rest = reference.rnn_backward(mode, *args, None, ws, dy, dh_n, dc_n)
+    gx, dg_ih, dg_hh, *g_rest = reference.rnn_backward(mode, *args, None, ws, dy, dh_n, dc_n, True)
+    assert (dg_hh is None) == (mode != "gru")
+    h_prev = np.concatenate([h0[None], y[:-1]]).reshape(T * B, H)  # lengths None: y holds every state
+    np.testing.assert_allclose(dg_ih.T @ x.reshape(T * B, I), dw_ih, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose((dg_ih if dg_hh is None else dg_hh).T @ h_prev, dw_hh, rtol=1e-12, atol=1e-14)
+    for a, e in zip((gx, *g_rest), (dx, *rest)):
+        np.testing.assert_array_equal(a, e)
+    if _has_c():  # the kernels' gate gradients are the same
+        kernels = fused.get_backend("c")
+        c_grads = kernels.rnn_backward(mode, *args, None, kernels.rnn_forward(mode, *args)[3], dy, dh_n, dc_n, True)
+        for name, a, e in zip(("dx", "dg_ih", "dg_hh", "db_ih", "db_hh", "dh0", "dc0"), c_grads,
+                              (gx, dg_ih, dg_hh, *g_rest)):
+            assert (a is None) == (e is None), name
+            if e is not None:
+                assert_close_to_scale(a, e, 1e-12, name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gate_grads_refuse_lengths_and_gru_reset_before(backend: str) -> None:
+    module = fused.get_backend(backend)
+    for mode, lengths in (("gru", True), ("gru_reset_before", False)):
+        args = make_args(mode, np.float64, True, lengths=lengths)
+        _, _, _, ws = module.rnn_forward(mode, *args)
+        with pytest.raises(ValueError, match="lengths|gate_grads"):
+            module.rnn_backward(mode, *args, None, ws, None, None, None, True)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fused_layer_asks_for_a_workspace_only_when_recorded(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = fused.get_backend(backend)
+    asked = []
+
+    def spy(*args):
+        asked.append(args[-1])
+        return forward(*args)
+
+    forward = module.rnn_forward
+    monkeypatch.setattr(module, "rnn_forward", spy)
+    x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths = make_args("lstm", np.float64, True, lengths=True)
+    w = Tensor(w_ih, requires_grad=True)
+    rnn_layer("lstm", Tensor(x), w, Tensor(w_hh), Tensor(b_ih), Tensor(b_hh), h0, c0, lengths, backend=backend)
+    with minirnn.no_grad():
+        rnn_layer("lstm", Tensor(x), w, Tensor(w_hh), Tensor(b_ih), Tensor(b_hh), h0, c0, lengths, backend=backend)
+    rnn_layer("lstm", Tensor(x), Tensor(w_ih), Tensor(w_hh), None, None, h0, c0, lengths, backend=backend)
+    assert asked == [True, False, False]
