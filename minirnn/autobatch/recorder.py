@@ -1,10 +1,11 @@
-"""The recorder: takes each op lazily, groups ops by signature and depth, runs each group as one batch.
+"""The recorder: takes each op lazily, groups ops by signature, runs each group as one batch.
 
-Scheduling is by depth (as TensorFlow Fold does): an op's depth is one more than the deepest
-pending op it reads, and all ops of one signature at one depth form one batch. Every op reads
-only shallower ones, so running the batches in increasing depth respects every dependence.
-In a tree, depth follows the height of a node above its leaves: the nodes of one height in
-all trees of a minibatch run together, which is how one batches a tree by hand.
+An op's depth is one more than the deepest pending op it reads. Two schedules order the batches:
+by depth (as TensorFlow Fold does: all ops of one signature at one depth form one batch,
+shallower first; every op reads only shallower ones, so that respects every dependence), and
+DyNet's agenda (the default: of the ops whose inputs have run, all of the signature that lies
+shallowest on average). In a tree, depth follows the height of a node above its leaves: the
+nodes of one height in all trees of a minibatch run together, as one batches a tree by hand.
 
 A signature says what the members of a batch must share: the op, its options, the identity of
 every tensor that requires grad and is not itself lazy (a weight: run once for all members), and
@@ -23,14 +24,33 @@ from ..ops.indexing import GetItem
 from ..ops.join import Cat, Stack
 from ..ops.shape import Permute
 from ..tensor import Tensor
-from .lazy import LazyTensor, paused
 from ..nn.module import Parameter
+from .lazy import LazyTensor, paused
 from .rules import ANY, RULES, NotBatchable
 
-#: Markers in a signature: how each argument of an op is given to its batch.
-BATCHED = "batched"  # stacked along a new leading axis, one row per member
-SHARED = "shared"    # one object for all members (a weight)
-PER_MEMBER = "per-member"  # a structure holding arrays (an index): the rule combines the members'
+class _Marker:
+    """How an argument of an op is given to its batch, first in its key in a signature (an
+    object of its own, so that no option's value can be taken for one)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+BATCHED = _Marker("batched")  # stacked along a new leading axis, one row per member
+SHARED = _Marker("shared")    # one object for all members (a weight)
+PER_MEMBER = _Marker("per-member")  # a structure holding arrays (an index): the rule combines the members'
+
+
+def _kind(key: Any) -> _Marker | None:
+    """BATCHED, SHARED or PER_MEMBER for an argument's key that is marked so, else None (an option)."""
+    if type(key) is tuple and key and type(key[0]) is _Marker:
+        return key[0]
+    return None
 
 
 class _Slice:
@@ -48,7 +68,7 @@ def _key(a: Any) -> Any:
         return BATCHED, (a.shape, a.dtype)
     if type(a) is tuple:
         parts = tuple(_key(p) for p in a)
-        if any(type(p) is tuple and p and p[0] in (BATCHED, PER_MEMBER) for p in parts):
+        if any(_kind(p) in (BATCHED, PER_MEMBER) for p in parts):
             return PER_MEMBER, parts
         return parts
     if type(a) is slice:
@@ -109,11 +129,12 @@ class BatchLog:
 def _signature_text(args: tuple[Any, ...], keys: tuple[Any, ...]) -> str:
     parts = []
     for a, k in zip(args, keys):
-        if type(k) is tuple and k and k[0] == BATCHED:
+        kind = _kind(k)
+        if kind == BATCHED:
             parts.append(f"{tuple(k[1][0])}")
-        elif type(k) is tuple and k and k[0] == SHARED:
+        elif kind == SHARED:
             parts.append(f"shared{tuple(a.shape)}")
-        elif type(k) is tuple and k and k[0] == PER_MEMBER:
+        elif kind == PER_MEMBER:
             parts.append("index")
         else:
             parts.append(repr(a) if not isinstance(a, slice) else f"{a.start}:{a.stop}")
@@ -165,7 +186,7 @@ class Recorder:
                     key = _key(a)
                     keys.append(key)
                     needs_grad = needs_grad or (isinstance(a, Tensor) and a.requires_grad)
-                    if type(key) is tuple and key and key[0] in (BATCHED, PER_MEMBER):
+                    if _kind(key) in (BATCHED, PER_MEMBER):
                         per_member = True
             options = tuple(kwargs.items())
             hash(options)
@@ -195,7 +216,7 @@ class Recorder:
         """The signature's number and the outputs' metas (the rule's checks, the op's own errors
         for bad shapes), or why the op cannot be batched."""
         keys = signature[2]
-        shared = [type(k) is tuple and bool(k) and k[0] == SHARED for k in keys]
+        shared = [_kind(k) == SHARED for k in keys]
         if rule.weights and rule.weights is not ANY:
             for i in rule.weights:
                 if i < len(args) and not shared[i] and args[i] is not None:
@@ -284,7 +305,7 @@ class Recorder:
                     lazy._source, lazy._op = o, None
             else:
                 args = [_gather(k, [op.args[i] for op in ops]) for i, k in enumerate(keys)]
-                batched = [type(k) is tuple and bool(k) and k[0] in (BATCHED, PER_MEMBER) for k in keys]
+                batched = [_kind(k) in (BATCHED, PER_MEMBER) for k in keys]
                 kernel_start = time.perf_counter()
                 out = RULES[cls].run(cls, args, batched, first.kwargs, len(ops))
                 kernel = time.perf_counter() - kernel_start
@@ -302,7 +323,7 @@ class Recorder:
 
 def _gather(key: Any, values: list[Any]) -> Any:
     """The argument a batch gets in one position, from its members' (see the signature markers)."""
-    kind = key[0] if type(key) is tuple and key else None
+    kind = _kind(key)
     if kind == BATCHED:
         return _stacked(values)
     if kind == PER_MEMBER:

@@ -71,10 +71,16 @@ def _own(shared: list[bool], *positions: int) -> None:
 
 
 class Rule:
-    """What every rule shares: no weights, and output metas that depend on the signature alone."""
+    """What every rule shares: no weights, output metas that depend on the signature alone, and
+    a batch that is the op itself applied to the gathered arguments (rules whose op needs its
+    axes moved or its inputs reshaped say so in their own ``run``)."""
 
     weights: Any = ()
     meta_per_call = False
+
+    @staticmethod
+    def run(cls: type[Function], args: list[Any], batched: list[bool], kwargs: dict[str, Any], k: int) -> Any:
+        return cls.apply(*args, **kwargs)
 
 
 class Pointwise(Rule):
@@ -86,10 +92,6 @@ class Pointwise(Rule):
         if len(args) == 1 and type(x) is LazyTensor:  # (the common case, quickly)
             return (x._meta,), False
         return ((x.shape, args[1] if len(args) == 2 and isinstance(args[1], np.dtype) else x.dtype),), False
-
-    @staticmethod
-    def run(cls: type[Function], args: list[Any], batched: list[bool], kwargs: dict[str, Any], k: int) -> Any:
-        return cls.apply(*args, **kwargs)
 
 
 class Broadcasting(Rule):
@@ -172,8 +174,6 @@ class LinearRule(Rule):
     def meta(args: tuple[Any, ...], kwargs: dict[str, Any], shared: list[bool]) -> tuple[Meta, bool]:
         x, weight, _ = args
         return ((x.shape[:-1] + weight.shape[:1], x.dtype),), False
-
-    run = Pointwise.run
 
 
 class Reduction(Rule):
@@ -327,8 +327,6 @@ class EmbeddingRule(Rule):
     def meta(args: tuple[Any, ...], kwargs: dict[str, Any], shared: list[bool]) -> tuple[Meta, bool]:
         ids, weight, _ = args
         return ((ids.shape + weight.shape[1:], weight.dtype),), False
-
-    run = Pointwise.run
 
 
 class CellStep(Rule):
