@@ -16,11 +16,12 @@ tree, the batch of one), ``treenet`` (tape.py's recursive tree net on the same t
 ``mpnn`` (message passing over random graphs), ``decoders`` (greedy decoders of different
 lengths). Beside the times each has ``loss`` per contender (the evidence that they compute the
 same thing), ``batches``/``ops`` (autobatch's), ``record_s`` and ``schedule_s`` (autobatch's time
-recording ops with their signatures, and forming and feeding batches, in one step) and ``peak_bytes`` (tracemalloc's peak of one step: tape and autobatch).
+recording ops with their signatures, and forming and feeding batches, in one step) and
+``peak_bytes`` (one step's peak as the memory section measures it, memory.peak_step_bytes:
+NumPy's allocations plus the kernels' scratch; tape and autobatch).
 """
 from __future__ import annotations
 
-import tracemalloc
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -31,6 +32,7 @@ from ..autobatch import autobatch
 from ..random import manual_seed
 from ..tensor import Tensor
 from . import dynamic_models as dm
+from .memory import peak_step_bytes
 from .tape import TreeNet, Workload, time_workloads, tree_loss
 
 Record = dict[str, Any]
@@ -140,15 +142,6 @@ def _tree_lstm(cfg: DynamicConfig, trees: list[dm.Tree], with_torch: bool) -> tu
     return {"kind": "treelstm", "trees": len(trees), "nodes": sum(map(dm.count_nodes, trees)), "H": cfg.hidden}, steps
 
 
-def _peak_bytes(step: Step) -> int:
-    tracemalloc.start()
-    try:
-        step.run()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def label(r: Record) -> str:
     if r["kind"] in ("treelstm", "treenet"):
         name = "Tree-LSTM" if r["kind"] == "treelstm" else "tree net"
@@ -171,7 +164,7 @@ def run_dynamic(cfg: DynamicConfig, threads: int, repeats: int, budget_s: float,
         record["batches"], record["ops"] = len(auto.log.batches), auto.log.ops  # type: ignore[attr-defined]
         record["record_s"] = auto.log.record_seconds  # type: ignore[attr-defined]
         record["schedule_s"] = auto.log.schedule_seconds  # type: ignore[attr-defined]
-        record["peak_bytes"] = {name: _peak_bytes(steps[name]) for name in ("tape", "autobatch")}
+        record["peak_bytes"] = {name: peak_step_bytes(steps[name].run) for name in ("tape", "autobatch")}
         log(f"  {label(record):44s} " + " ".join(f"{k}={v * 1e3:.1f}ms" for k, v in record["median_s"].items()))
         records.append(record)
     return records

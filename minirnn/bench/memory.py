@@ -20,10 +20,10 @@ from .. import _C
 from .problem import Problem
 
 
-def peak_step_bytes(step: Callable[[], None]) -> int:
-    """Peak bytes above the starting level during one call of ``step``: NumPy's (tracemalloc) plus
-    the kernels' (their own count), after one untraced warm-up call, so lazily built caches are
-    not counted."""
+def peak_step_bytes(step: Callable[[], object]) -> int:
+    """Peak bytes above the starting level during one call of ``step`` (what it returns is not
+    used): NumPy's (tracemalloc) plus the kernels' (their own count), after one untraced warm-up
+    call, so lazily built caches are not counted."""
     step()
     tracemalloc.start()
     try:
