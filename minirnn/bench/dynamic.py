@@ -55,15 +55,7 @@ class DynamicConfig:
     max_output: int = 20
 
 
-@dataclass
-class Step:
-    """One contender's training step: ``run()`` returns the loss; ``last_log`` autobatch's log."""
-
-    run: Callable[[], float]
-    spins: bool = False
-
-
-def minirnn_step(model: Any, loss: Callable[[], Tensor], schedule: str | None) -> Step:
+def minirnn_step(model: Any, loss: Callable[[], Tensor], schedule: str | None) -> Workload:
     """forward (inside ``autobatch(schedule=...)`` unless None), backward, SGD step."""
     optimizer = optim.SGD(model.parameters(), lr=0.0)
 
@@ -76,10 +68,10 @@ def minirnn_step(model: Any, loss: Callable[[], Tensor], schedule: str | None) -
         run.log = log  # type: ignore[attr-defined]
         return float(value.item())
 
-    return Step(run, spins=True)
+    return Workload(run, spins=True)
 
 
-def torch_step(model: Any, loss: Callable[[], Any]) -> Step:
+def torch_step(model: Any, loss: Callable[[], Any]) -> Workload:
     import torch
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
 
@@ -90,10 +82,10 @@ def torch_step(model: Any, loss: Callable[[], Any]) -> Step:
         optimizer.step()
         return float(value.item())
 
-    return Step(run)
+    return Workload(run)
 
 
-def _contenders(model: Any, loss: Callable[[Any, Any], Any], with_torch: bool) -> dict[str, Step]:
+def _contenders(model: Any, loss: Callable[[Any, Any], Any], with_torch: bool) -> dict[str, Workload]:
     mfw = dm.minirnn_ops()
     steps = {"tape": minirnn_step(model, lambda: loss(model, mfw), None),
              "autobatch": minirnn_step(model, lambda: loss(model, mfw), "agenda"),
@@ -104,7 +96,7 @@ def _contenders(model: Any, loss: Callable[[Any, Any], Any], with_torch: bool) -
     return steps
 
 
-def workloads(cfg: DynamicConfig, with_torch: bool) -> list[tuple[dict[str, Any], dict[str, Step]]]:
+def workloads(cfg: DynamicConfig, with_torch: bool) -> list[tuple[dict[str, Any], dict[str, Workload]]]:
     """(record fields, contenders) of every measurement, models seeded by ``manual_seed(0)``."""
     rng = np.random.default_rng(0)
     trees = [dm.treebank_tree(rng, cfg.vocab, 5) for _ in range(cfg.trees)]
@@ -132,7 +124,7 @@ def workloads(cfg: DynamicConfig, with_torch: bool) -> list[tuple[dict[str, Any]
     return out
 
 
-def _tree_lstm(cfg: DynamicConfig, trees: list[dm.Tree], with_torch: bool) -> tuple[dict[str, Any], dict[str, Step]]:
+def _tree_lstm(cfg: DynamicConfig, trees: list[dm.Tree], with_torch: bool) -> tuple[dict[str, Any], dict[str, Workload]]:
     """The Tree-LSTM's record fields and contenders on ``trees``, batched by hand by level too."""
     manual_seed(0)
     model = dm.TreeLSTM(cfg.vocab, cfg.embed, cfg.hidden)
@@ -157,18 +149,12 @@ def run_dynamic(cfg: DynamicConfig, threads: int, repeats: int, budget_s: float,
     records = []
     for fields, steps in workloads(cfg, with_torch):
         losses = {name: step.run() for name, step in steps.items()}  # (also warms up)
-        auto = steps["autobatch"].run
-        record = time_workloads({name: _as_workload(s) for name, s in steps.items()}, threads, repeats, budget_s,
-                                **fields)
+        record = time_workloads(steps, threads, repeats, budget_s, **fields)
+        last = steps["autobatch"].run.log  # type: ignore[attr-defined]  # (minirnn_step keeps its last step's log)
         record["loss"] = losses
-        record["batches"], record["ops"] = len(auto.log.batches), auto.log.ops  # type: ignore[attr-defined]
-        record["record_s"] = auto.log.record_seconds  # type: ignore[attr-defined]
-        record["schedule_s"] = auto.log.schedule_seconds  # type: ignore[attr-defined]
+        record["batches"], record["ops"] = len(last.batches), last.ops
+        record["record_s"], record["schedule_s"] = last.record_seconds, last.schedule_seconds
         record["peak_bytes"] = {name: peak_step_bytes(steps[name].run) for name in ("tape", "autobatch")}
         log(f"  {label(record):44s} " + " ".join(f"{k}={v * 1e3:.1f}ms" for k, v in record["median_s"].items()))
         records.append(record)
     return records
-
-
-def _as_workload(step: Step) -> Workload:
-    return Workload(step.run, spins=step.spins)
