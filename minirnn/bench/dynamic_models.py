@@ -68,10 +68,15 @@ def random_graph(rng: np.random.Generator, vocab: int) -> Graph:
 
 
 # ---------------------------------------------------------------------------- frameworks
+def _zeros_like(like: Any) -> Any:
+    """Zeros shaped like ``like``, as an op on it in either framework (a state starts from it)."""
+    return like * 0.0
+
+
 def minirnn_ops() -> SimpleNamespace:
     return SimpleNamespace(cat=ops.cat, stack=ops.stack, split=ops.split, cross_entropy=cross_entropy,
                            ids=lambda k: np.array([k]), tensor=Tensor, targets=lambda a: a,
-                           zeros=lambda shape, like: ops.mul(like, 0.0),
+                           zeros_like=_zeros_like,
                            argmax=lambda logits: int(logits.data.argmax()))
 
 
@@ -80,7 +85,7 @@ def torch_ops() -> SimpleNamespace:
     return SimpleNamespace(cat=torch.cat, stack=torch.stack, split=torch.split,
                            cross_entropy=torch.nn.functional.cross_entropy,
                            ids=lambda k: torch.tensor([k]), tensor=torch.from_numpy, targets=torch.from_numpy,
-                           zeros=lambda shape, like: like * 0.0,
+                           zeros_like=_zeros_like,
                            argmax=lambda logits: int(logits.argmax()))
 
 
@@ -229,7 +234,7 @@ def mpnn_loss(model: Any, graphs: list[Graph], fw: SimpleNamespace) -> Any:
     for g in graphs:
         h = [model.embed(fw.ids(int(t))) for t in g.tokens]
         for _ in range(model.rounds):
-            incoming = [fw.stack([h[u] for u in nbrs], 0).sum(0) if nbrs else fw.zeros((1,), h[v])
+            incoming = [fw.stack([h[u] for u in nbrs], 0).sum(0) if nbrs else fw.zeros_like(h[v])
                         for v, nbrs in enumerate(g.neighbours)]
             h = [model.update(model.message(m), h[v]) for v, m in enumerate(incoming)]
         losses.append(fw.cross_entropy(model.classify(fw.stack(h, 0).sum(0)), fw.ids(g.label)))
@@ -253,7 +258,7 @@ def decoders_loss(model: Any, sources: list[Any], targets: list[np.ndarray], fw:
     """Greedy decoding of every source for as many steps as its target has, all decoders stepped
     together (each reads its argmax to choose its next input); loss against the targets."""
     h = [model.encode(s).tanh() for s in sources]
-    c = [fw.zeros((1,), x) for x in h]
+    c = [fw.zeros_like(x) for x in h]
     previous = [0] * len(sources)
     losses = []
     for t in range(max(len(y) for y in targets)):
