@@ -37,6 +37,7 @@ import numpy as np
 
 from . import _extension, reference
 from .autograd import Context, Function
+from .checks import check_array, check_forward_args
 from .ops.arithmetic import ProductGrad
 from .tensor import Tensor
 
@@ -192,14 +193,22 @@ def rnn_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | N
     dL/dh_t at backward (see :class:`FusedRNNLayer`). Arguments are checked before the backend runs
     (TypeError/ValueError naming the argument).
     """
-    module = get_backend(backend)
-    reference.check_forward_args(mode, _array(x), _array(w_ih), _array(w_hh), _array(b_ih), _array(b_hh), _array(h0),
-                                 _array(c0), lengths)
+    check_forward_args(mode, _array(x), _array(w_ih), _array(w_hh), _array(b_ih), _array(b_hh), _array(h0),
+                       _array(c0), lengths)
     if dh_steps is not None:
         T, B = _array(x).shape[:2]
-        reference.check_array("dh_steps", dh_steps, (T, B, _array(w_hh).shape[1]), _array(x).dtype)
+        check_array("dh_steps", dh_steps, (T, B, _array(w_hh).shape[1]), _array(x).dtype)
+    return checked_rnn_layer(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, backend, dh_steps)
+
+
+def checked_rnn_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
+                      b_hh: Tensor | None, h0: Tensor | np.ndarray, c0: Tensor | np.ndarray | None,
+                      lengths: np.ndarray | None, reverse: bool, backend: str | None = None,
+                      dh_steps: np.ndarray | None = None) -> tuple[Tensor, ...]:
+    """:func:`rnn_layer` on arguments its caller has already checked: the nn modules check theirs at
+    their own boundary (one check a call; the kernels keep only the guards that stop a crash)."""
     return FusedRNNLayer.apply(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mode=mode, lengths=lengths,
-                               reverse=bool(reverse), backend=module, dh_steps=dh_steps)
+                               reverse=bool(reverse), backend=get_backend(backend), dh_steps=dh_steps)
 
 
 class FusedCellStep(Function):

@@ -15,8 +15,8 @@ from types import ModuleType
 
 import numpy as np
 
-from . import reference
 from .autograd import Context, Function
+from .checks import check_forward_args
 from .fused import _array, get_backend, reverse_within_lengths
 from .tensor import Tensor
 
@@ -65,8 +65,15 @@ def lstm_proj_layer(x: Tensor, w_ih: Tensor, w_hh: Tensor, w_hr: Tensor, b_ih: T
     back (``y[t]`` still aligned with ``x[t]``). Arguments are checked before the backend runs
     (TypeError/ValueError naming the argument).
     """
-    module = get_backend(backend)
-    reference.check_forward_args("lstm", _array(x), _array(w_ih), _array(w_hh), _array(b_ih), _array(b_hh),
-                                 _array(h0), _array(c0), lengths, w_hr=_array(w_hr))
+    check_forward_args("lstm", _array(x), _array(w_ih), _array(w_hh), _array(b_ih), _array(b_hh),
+                       _array(h0), _array(c0), lengths, w_hr=_array(w_hr))
+    return checked_lstm_proj_layer(x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, lengths, reverse, backend)
+
+
+def checked_lstm_proj_layer(x: Tensor, w_ih: Tensor, w_hh: Tensor, w_hr: Tensor, b_ih: Tensor | None,
+                            b_hh: Tensor | None, h0: Tensor | np.ndarray, c0: Tensor | np.ndarray,
+                            lengths: np.ndarray | None, reverse: bool,
+                            backend: str | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`lstm_proj_layer` on arguments its caller (``nn.LSTM``) has already checked."""
     return FusedProjLSTMLayer.apply(x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, lengths=lengths,
-                                    reverse=bool(reverse), backend=module)
+                                    reverse=bool(reverse), backend=get_backend(backend))

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping, Union
 import numpy as np
 
 from .autograd import Released, topological_order
+from .checks import check_tensor
 from .tensor import Tensor
 
 RENDER_FORMATS = ("svg", "png")
@@ -72,12 +73,6 @@ class NodeRecord:
     inputs: tuple[InputRecord, ...]
 
 
-def _check_tensor(fn: str, tensor: Any) -> Tensor:
-    if not isinstance(tensor, Tensor):
-        raise TypeError(f"graph.{fn}(): expected tensor to be a minirnn.Tensor, got {type(tensor).__name__}")
-    return tensor
-
-
 def _leaf_names(names: Names | None) -> dict[int, str]:
     if names is None:
         return {}
@@ -101,7 +96,7 @@ def nodes(tensor: Tensor, names: Names | None = None) -> list[NodeRecord]:
     A node comes before every node that produced one of its inputs, so ``[0]`` made ``tensor``.
     Leaves are numbered in the order they are first met; ``names`` (name -> tensor) labels them.
     """
-    tensor = _check_tensor("nodes", tensor)
+    tensor = check_tensor("graph.nodes", "tensor", tensor, floating=False)
     by_id = _leaf_names(names)
     if tensor.grad_fn is None:
         return []
@@ -229,7 +224,7 @@ def to_dot(tensor: Tensor, names: Names | None = None, rankdir: str = "TB") -> s
     """
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"graph.to_dot(): expected rankdir 'TB', 'LR', 'BT' or 'RL', got {rankdir!r}")
-    records = nodes(_check_tensor("to_dot", tensor), names)
+    records = nodes(check_tensor("graph.to_dot", "tensor", tensor, floating=False), names)
     lines = ["digraph minirnn {",
              f"  graph [rankdir={rankdir}, fontname=Helvetica];",
              "  node [fontname=Helvetica, fontsize=10];",

@@ -46,71 +46,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .modes import FAMILY, FLOAT_DTYPES, NUM_GATES
+from .checks import check_array, check_forward_args
+from .modes import FAMILY, NUM_GATES
 
 Arrays = tuple[np.ndarray, ...]
-
-
-# ---------------------------------------------------------------------------- validation
-def check_array(name: str, a: object, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"rnn: {name}: expected an ndarray, got {type(a).__name__}")
-    if a.dtype != dtype:
-        raise TypeError(f"rnn: {name}: expected dtype {dtype} (the dtype of x), got {a.dtype}")
-    if a.shape != shape:
-        raise ValueError(f"rnn: {name}: expected shape {shape}, got {a.shape}")
-
-
-def check_forward_args(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
-                       b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
-                       c0: np.ndarray | None, lengths: np.ndarray | None, w_hr: np.ndarray | None = None) -> None:
-    """Raise TypeError/ValueError naming the argument unless the layer arguments agree.
-
-    Checks the mode, ranks, shapes and dtypes (float32 or float64, all the same as ``x``),
-    bias both-or-neither, ``c0`` present exactly for lstm, and ``lengths`` int64 (B,) in [0, T].
-    ``w_hr`` (P, H), 0 < P < H, lstm only: the projected LSTM's (then ``w_hh`` is (4H, P), ``h0`` (B, P)).
-    """
-    if mode not in NUM_GATES:
-        raise ValueError(f"rnn: mode: expected one of {sorted(NUM_GATES)}, got {mode!r}")
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"rnn: x: expected an ndarray, got {type(x).__name__}")
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"rnn: x: expected dtype float32 or float64, got {x.dtype}")
-    if x.ndim != 3:
-        raise ValueError(f"rnn: x: expected 3 dimensions (T, B, I), got shape {x.shape}")
-    if not isinstance(w_hh, np.ndarray) or w_hh.ndim != 2:
-        raise ValueError(f"rnn: w_hh: expected a 2-D ndarray (G*H, H), got "
-                         f"{getattr(w_hh, 'shape', type(w_hh).__name__)}")
-    T, B, I = x.shape
-    if w_hr is not None and mode != "lstm":
-        raise ValueError(f"rnn: w_hr: expected None for mode {mode!r}, got an array")
-    if w_hr is not None and not (isinstance(w_hr, np.ndarray) and w_hr.ndim == 2 and 0 < w_hr.shape[0] < w_hr.shape[1]):
-        raise ValueError(f"rnn: w_hr: expected a 2-D ndarray (P, H) with 0 < P < H, got "
-                         f"{getattr(w_hr, 'shape', type(w_hr).__name__)}")
-    H = w_hh.shape[1] if w_hr is None else w_hr.shape[1]
-    R = H if w_hr is None else w_hr.shape[0]  # the width of the state h
-    GH = NUM_GATES[mode] * H
-    check_array("w_ih", w_ih, (GH, I), x.dtype)
-    check_array("w_hh", w_hh, (GH, R), x.dtype)
-    if w_hr is not None:
-        check_array("w_hr", w_hr, w_hr.shape, x.dtype)
-    if (b_ih is None) != (b_hh is None):
-        raise ValueError("rnn: b_ih, b_hh: expected both or neither, got only one")
-    if b_ih is not None:
-        check_array("b_ih", b_ih, (GH,), x.dtype)
-        check_array("b_hh", b_hh, (GH,), x.dtype)
-    check_array("h0", h0, (B, R), x.dtype)
-    if mode == "lstm":
-        if c0 is None:
-            raise ValueError("rnn: c0: expected an array (B, H) for mode 'lstm', got None")
-        check_array("c0", c0, (B, H), x.dtype)
-    elif c0 is not None:
-        raise ValueError(f"rnn: c0: expected None for mode {mode!r}, got an array")
-    if lengths is not None:
-        check_array("lengths", lengths, (B,), np.dtype(np.int64))
-        if lengths.size and (lengths.min() < 0 or lengths.max() > T):
-            raise ValueError(f"rnn: lengths: expected values in [0, {T}], got "
-                             f"min {lengths.min()} and max {lengths.max()}")
 
 
 # ---------------------------------------------------------------------------- workspace

@@ -148,7 +148,7 @@ def test_to_dtype_in_place() -> None:
     assert net.encoder.steps.dtype == np.int64  # integer buffers keep their dtype
     net.float()
     assert all(p.dtype == np.float32 for p in net.parameters())
-    with pytest.raises(TypeError, match="float32 or float64, got int32"):
+    with pytest.raises(TypeError, match="Module.to: dtype: expected float32 or float64, got int32"):
         net.to(np.int32)
 
 

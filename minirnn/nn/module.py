@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
-from ..modes import FLOAT_DTYPES
+from ..checks import check_dtype
 from ..tensor import Tensor
 
 
@@ -46,13 +46,6 @@ def _state_array(name: str, value: Any) -> np.ndarray:
     if array.dtype.kind not in "biuf":
         raise TypeError(f"load_state_dict: {name!r}: expected a numeric array, got dtype {array.dtype}")
     return array
-
-
-def _check_float_dtype(dtype: Any) -> np.dtype:
-    dt = np.dtype(dtype)
-    if dt not in FLOAT_DTYPES:
-        raise TypeError(f"Module.to: expected dtype float32 or float64, got {dt}")
-    return dt
 
 
 class Module:
@@ -301,7 +294,7 @@ class Module:
         cells' ``dtype``) reads it from its parameters, and an optimizer's state follows its
         parameters at the next step, so nothing else needs converting.
         """
-        dt = _check_float_dtype(dtype)
+        dt = check_dtype("Module.to", dtype)
         for module in self.modules():
             for param in module._parameters.values():
                 if param is not None and param.data.dtype.kind == "f":

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from .. import ops
-from ..fused import rnn_layer
-from ..fused_proj import lstm_proj_layer
+from ..fused import checked_rnn_layer
+from ..fused_proj import checked_lstm_proj_layer
 from ..modes import NUM_GATES
 from ..tensor import Tensor
 from ..checks import as_tensor, check_dtype, check_float, check_size
@@ -112,9 +112,9 @@ class RNNBase(Module):
         """One (layer, direction): ``(y, h_n)``, LSTM ``(y, h_n, c_n)``."""
         w_ih, w_hh, b_ih, b_hh = self._layer_parameters(suffix)
         if self.proj_size:
-            return lstm_proj_layer(x, w_ih, w_hh, getattr(self, f"weight_hr{suffix}"), b_ih, b_hh, h0, c0,
-                                   lengths=lengths, reverse=reverse)
-        return rnn_layer(self.mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths=lengths, reverse=reverse)
+            return checked_lstm_proj_layer(x, w_ih, w_hh, getattr(self, f"weight_hr{suffix}"), b_ih, b_hh, h0,
+                                           c0, lengths, reverse)
+        return checked_rnn_layer(self.mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse)
 
     # ------------------------------------------------------------------ argument checks
     def _check_input(self, input: Any) -> tuple[Tensor, bool]:  # noqa: A002
