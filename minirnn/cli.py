@@ -35,6 +35,7 @@ import threading
 import time
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
@@ -187,15 +188,22 @@ def _score(model_kind: str, bits: float) -> str:
     return f"{bits:.3f} bits/char" if model_kind == "charlm" else f"perplexity {2.0 ** bits:.1f}"
 
 
-def train_charlm(args: argparse.Namespace) -> int:
-    args.out = args.out or f"{args.model}.npz"
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    if os.path.isdir(args.out) or not os.path.isdir(out_dir):  # fail now, not after the training
-        raise ValueError(f"--out: expected a file in an existing directory, got {args.out!r}")
-    ckpt = _resume_state(args.resume, args) if args.resume else None
-    _set_threads(args.threads)
-    mine = distributed.shard(args.batch)  # this rank's streams of the global batch (all in one process)
-    manual_seed(args.seed)
+@dataclass
+class _Corpus:
+    """The token data of one ``train`` run: training streams (this rank's), held-out streams and what
+    a checkpoint records of them."""
+
+    vocab: Vocab
+    train: np.ndarray      # (steps, this rank's streams) token ids
+    held_out: np.ndarray   # (steps, streams) token ids
+    held_ids: np.ndarray   # the held-out ids in order (the sample prompt's fallback)
+    baseline: float        # the unigram model's held-out bits per token
+    data_info: dict        # the data's path and fingerprint, as a checkpoint keeps them
+
+
+def _load_corpus(args: argparse.Namespace, ckpt: dict | None, mine: slice) -> _Corpus:
+    """Read and encode ``--data`` (default: the pydoc corpus), check it is a resumed checkpoint's own,
+    split off the held-out part and print a line about it."""
     if args.data is None:
         text, source = default_corpus(), "pydoc_data.topics"
     else:
@@ -208,109 +216,152 @@ def train_charlm(args: argparse.Namespace) -> int:
                          f"checkpoint: {ckpt['train']['data']}); pass --data with the file it was trained on")
     train_ids, held_ids = split_held_out(ids, args.val_fraction)
     train, held_out = streams(train_ids, args.batch), streams(held_ids, min(args.batch, len(held_ids) // 2))
-    train = np.ascontiguousarray(train[:, mine])
     baseline = unigram_bits(train_ids, held_ids, len(vocab))
     unit = "chars" if args.model == "charlm" else f"words and marks (vocabulary: seen >= {args.min_count} times)"
     print(f"data: {source}, {len(ids):,} {unit}, vocab {len(vocab)}, held out {len(held_ids):,}; "
           f"unigram baseline {_score(args.model, baseline)}")
+    data_info = {"path": None if args.data is None else os.path.abspath(args.data), "fingerprint": fingerprint}
+    return _Corpus(vocab, np.ascontiguousarray(train[:, mine]), held_out, held_ids, baseline, data_info)
+
+
+def _make_model(args: argparse.Namespace, vocab: Vocab, ckpt: dict | None) -> CharLM:
+    """A new model of the options' sizes, or a resumed checkpoint's (whose vocabulary must be the data's)."""
     if ckpt is None:
         _check_model_fits(len(vocab), args)
-        model = CharLM(len(vocab), args.embed, args.hidden, args.layers)
-    else:
-        model, saved_vocab = _model_from(ckpt)
-        if saved_vocab != vocab:
-            raise ValueError("--resume: the checkpoint's vocabulary differs from the data's")
-    params = list(model.parameters())
-    opt = optim.Adam(params, lr=args.lr)
-    guard = NonFiniteGuard(args.max_nonfinite)
-    step, pos, state, trained_s = 0, 0, None, 0.0
-    recent: list[float] = []
-    if ckpt is not None:
-        step, pos, state, trained_s = _checkpoint_part("train", lambda: _restore(ckpt["train"], model, opt, guard))
-        state = None if state is None else tuple(Tensor(np.ascontiguousarray(s.data[:, mine])) for s in state)
-        options = ", ".join(f"{k} {getattr(args, k)}" for k in RESUMED_OPTIONS)
-        print(f"resumed {args.resume} at step {step} with its options ({options}) and model sizes")
-    data_info = {"path": None if args.data is None else os.path.abspath(args.data), "fingerprint": fingerprint}
+        return CharLM(len(vocab), args.embed, args.hidden, args.layers)
+    model, saved_vocab = _model_from(ckpt)
+    if saved_vocab != vocab:
+        raise ValueError("--resume: the checkpoint's vocabulary differs from the data's")
+    return model
 
-    def checkpoint(metrics: dict) -> bool:
+
+class _Training:
+    """One ``train`` run after its setup: the model, Adam, the NaN guard, the position in the data and
+    the carried LSTM state; it steps (:meth:`loop`) and saves checkpoints (:meth:`checkpoint`)."""
+
+    def __init__(self, args: argparse.Namespace, corpus: _Corpus, model: CharLM, ckpt: dict | None,
+                 mine: slice) -> None:
+        self.args, self.corpus, self.model = args, corpus, model
+        self.params = list(model.parameters())
+        self.opt = optim.Adam(self.params, lr=args.lr)
+        self.guard = NonFiniteGuard(args.max_nonfinite)
+        self.step, self.pos, self.state, self.trained_s = 0, 0, None, 0.0
+        if ckpt is not None:
+            self.step, self.pos, state, self.trained_s = _checkpoint_part(
+                "train", lambda: _restore(ckpt["train"], model, self.opt, self.guard))
+            self.state = None if state is None else tuple(Tensor(np.ascontiguousarray(s.data[:, mine])) for s in state)
+            options = ", ".join(f"{k} {getattr(args, k)}" for k in RESUMED_OPTIONS)
+            print(f"resumed {args.resume} at step {self.step} with its options ({options}) and model sizes")
+        self.saved_step: int | None = None
+        self.start = time.perf_counter()
+
+    def checkpoint(self, metrics: dict) -> bool:
         """Save everything a resumed run needs to --out; never parameters that are not finite."""
-        if not _all_finite(params):
+        if not _all_finite(self.params):
             return False
-        whole_state = None if state is None else [distributed.gather_along(s.data, 1) for s in state]
+        whole_state = None if self.state is None else [distributed.gather_along(s.data, 1) for s in self.state]
         if distributed.rank() != 0:
             return True
-        save({"model": model.state_dict(), "config": model.config, "vocab": vocab.to_dict(),
-              "metrics": {"unigram_bpc": baseline, "steps": step, **metrics},
-              "train": {"options": {k: getattr(args, k) for k in RESUMED_OPTIONS}, "data": data_info,
-                        "step": step, "position": pos,
+        args, corpus = self.args, self.corpus
+        save({"model": self.model.state_dict(), "config": self.model.config, "vocab": corpus.vocab.to_dict(),
+              "metrics": {"unigram_bpc": corpus.baseline, "steps": self.step, **metrics},
+              "train": {"options": {k: getattr(args, k) for k in RESUMED_OPTIONS}, "data": corpus.data_info,
+                        "step": self.step, "position": self.pos,
                         "state": whole_state,
-                        "optimizer": opt.state_dict(), "guard": guard.state_dict(),
+                        "optimizer": self.opt.state_dict(), "guard": self.guard.state_dict(),
                         "rng": default_generator().bit_generator.state,
-                        "elapsed_s": trained_s + time.perf_counter() - start}}, args.out)
+                        "elapsed_s": self.trained_s + time.perf_counter() - self.start}}, args.out)
         return True
 
-    start = time.perf_counter()
-    deadline, last_save, saved_step = start + 60 * args.minutes, start, None
-    every_s = 60 * args.checkpoint_minutes if args.checkpoint_minutes else math.inf
-    ddp = distributed.DistributedDataParallel(model)
-
-    def running() -> bool:
-        """Whether to take another step: rank 0's clock and signals decide for every rank."""
-        go = ((step < args.steps) if args.steps else (time.perf_counter() < deadline)) and not stop.signum
-        go, stop.signum = distributed.agree((go, stop.signum))
-        return go
-
-    try:
+    def loop(self) -> int | None:
+        """Train until --steps or --minutes, or a signal (returned: its number); checkpoint as asked."""
+        args = self.args
+        deadline, last_save = self.start + 60 * args.minutes, self.start
+        every_s = 60 * args.checkpoint_minutes if args.checkpoint_minutes else math.inf
+        ddp = distributed.DistributedDataParallel(self.model)
+        recent: list[float] = []
         with _progress(args.steps, args.quiet, "step") as bar, _Stop() as stop:
-            bar.update(min(step, args.steps or 0))
-            while running():
-                chunk = train[pos:pos + args.seq_len + 1]
+            bar.update(min(self.step, args.steps or 0))
+            while self._running(stop, deadline):
+                chunk = self.corpus.train[self.pos:self.pos + args.seq_len + 1]
                 if len(chunk) < 2:  # end of an epoch: start the streams again from a fresh state
-                    pos, state = 0, None
+                    self.pos, self.state = 0, None
                     continue
-                result = tbptt(ddp, training_loss, opt, chunk[:-1], chunk[1:], args.seq_len,
-                               state=state, max_norm=args.clip, parameters=params, guard=guard)
-                state, pos, step = result.state, pos + args.seq_len, step + 1
+                result = tbptt(ddp, training_loss, self.opt, chunk[:-1], chunk[1:], args.seq_len, state=self.state,
+                               max_norm=args.clip, parameters=self.params, guard=self.guard)
+                self.state, self.pos, self.step = result.state, self.pos + args.seq_len, self.step + 1
                 recent = (recent + [x for x in result.losses if math.isfinite(x)])[-50:]
                 if result.skipped:
-                    bar.write(f"step {step}: skipped the update (loss {result.losses[-1]}, non-finite loss or "
-                              f"gradient norm; {guard.in_a_row} in a row, {guard.skipped} in all)", file=sys.stderr)
+                    bar.write(f"step {self.step}: skipped the update (loss {result.losses[-1]}, non-finite loss or "
+                              f"gradient norm; {self.guard.in_a_row} in a row, {self.guard.skipped} in all)",
+                              file=sys.stderr)
                 bar.update(1)
                 if recent:
                     bar.set_postfix(bpc=f"{np.mean(recent) / np.log(2):.3f}")
-                due = (args.checkpoint_steps and step % args.checkpoint_steps == 0) or \
+                due = (args.checkpoint_steps and self.step % args.checkpoint_steps == 0) or \
                     time.perf_counter() - last_save >= every_s
-                if distributed.agree(due) and checkpoint({}):
-                    last_save, saved_step = time.perf_counter(), step
-    except NonFiniteError as exc:
-        kept = f"{args.out} keeps the checkpoint of step {saved_step}" if saved_step is not None else \
-            f"{args.out} was not written by this run"
-        print(f"error: training stopped at step {step + 1}: {exc}; {kept}", file=sys.stderr)
-        return EXIT_NONFINITE
-    elapsed = time.perf_counter() - start
-    if stop.signum:
-        name = signal.Signals(stop.signum).name
-        if not checkpoint({}):
-            print(f"{name}: stopped at step {step}; the parameters are not finite, {args.out} not written",
+                if distributed.agree(due) and self.checkpoint({}):
+                    last_save, self.saved_step = time.perf_counter(), self.step
+        return stop.signum
+
+    def _running(self, stop: _Stop, deadline: float) -> bool:
+        """Whether to take another step: rank 0's clock and signals decide for every rank."""
+        steps = self.args.steps
+        go = ((self.step < steps) if steps else (time.perf_counter() < deadline)) and not stop.signum
+        go, stop.signum = distributed.agree((go, stop.signum))
+        return go
+
+    def finish(self, signum: int | None) -> int:
+        """After the loop: save and name a signal's stop, or evaluate, save and print samples; the exit status."""
+        args, corpus, step = self.args, self.corpus, self.step
+        elapsed = time.perf_counter() - self.start
+        if signum:
+            name = signal.Signals(signum).name
+            if not self.checkpoint({}):
+                print(f"{name}: stopped at step {step}; the parameters are not finite, {args.out} not written",
+                      file=sys.stderr)
+                return EXIT_NONFINITE
+            print(f"{name}: stopped after step {step}; saved {args.out}; continue with --resume {args.out}",
                   file=sys.stderr)
+            return 128 + signum
+        if not _all_finite(self.params):
+            print(f"error: after step {step} the parameters are not finite (learning rate too high?); "
+                  f"{args.out} not written", file=sys.stderr)
             return EXIT_NONFINITE
-        print(f"{name}: stopped after step {step}; saved {args.out}; continue with --resume {args.out}",
-              file=sys.stderr)
-        return 128 + stop.signum
-    if not _all_finite(params):
-        print(f"error: after step {step} the parameters are not finite (learning rate too high?); "
-              f"{args.out} not written", file=sys.stderr)
+        bits = evaluate_bits(self.model, corpus.held_out, args.seq_len) if distributed.rank() == 0 else math.nan
+        skipped = f"; skipped {self.guard.skipped} non-finite updates" if self.guard.skipped else ""
+        print(f"trained {step} steps ({step * args.seq_len * args.batch:,} tokens) in {elapsed:.0f} s; "
+              f"held-out {_score(args.model, bits)} vs unigram {_score(args.model, corpus.baseline)}{skipped}")
+        self.checkpoint({"val_bpc": bits})
+        print(f"saved {args.out}")
+        vocab = corpus.vocab
+        prompt = "The " if all(t in vocab for t in vocab.split("The ")) else vocab.decode(corpus.held_ids[:4])
+        for seed in range(args.samples if distributed.rank() == 0 else 0):
+            print(f"--- sample {seed + 1} (temperature 0.8)\n"
+                  f"{_sample_text(self.model, vocab, prompt, 200, 0.8, None, seed)}")
+        return 0
+
+
+def train_charlm(args: argparse.Namespace) -> int:
+    """``train charlm`` / ``train wordlm``: set up (or resume) a run, train it, report; the exit status."""
+    args.out = args.out or f"{args.model}.npz"
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if os.path.isdir(args.out) or not os.path.isdir(out_dir):  # fail now, not after the training
+        raise ValueError(f"--out: expected a file in an existing directory, got {args.out!r}")
+    ckpt = _resume_state(args.resume, args) if args.resume else None
+    _set_threads(args.threads)
+    mine = distributed.shard(args.batch)  # this rank's streams of the global batch (all in one process)
+    manual_seed(args.seed)
+    corpus = _load_corpus(args, ckpt, mine)
+    run = _Training(args, corpus, _make_model(args, corpus.vocab, ckpt), ckpt, mine)
+    try:
+        signum = run.loop()
+    except NonFiniteError as exc:
+        kept = f"{args.out} keeps the checkpoint of step {run.saved_step}" if run.saved_step is not None else \
+            f"{args.out} was not written by this run"
+        print(f"error: training stopped at step {run.step + 1}: {exc}; {kept}", file=sys.stderr)
         return EXIT_NONFINITE
-    bits = evaluate_bits(model, held_out, args.seq_len) if distributed.rank() == 0 else math.nan
-    skipped = f"; skipped {guard.skipped} non-finite updates" if guard.skipped else ""
-    print(f"trained {step} steps ({step * args.seq_len * args.batch:,} tokens) in {elapsed:.0f} s; "
-          f"held-out {_score(args.model, bits)} vs unigram {_score(args.model, baseline)}{skipped}")
-    checkpoint({"val_bpc": bits})
-    print(f"saved {args.out}")
-    prompt = "The " if all(t in vocab for t in vocab.split("The ")) else vocab.decode(held_ids[:4])
-    for seed in range(args.samples if distributed.rank() == 0 else 0):
-        print(f"--- sample {seed + 1} (temperature 0.8)\n{_sample_text(model, vocab, prompt, 200, 0.8, None, seed)}")
-    return 0
+    return run.finish(signum)
 
 
 def _set_threads(threads: int | None) -> None:

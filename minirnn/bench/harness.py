@@ -14,6 +14,7 @@ import os
 import platform
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -90,6 +91,88 @@ def _light(shapes: tuple[Shape, ...], max_flops: float | None) -> tuple[Shape, .
     return tuple(s for s in shapes if max_flops is None or make_problem("lstm", s).flops(True) <= max_flops)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """The settings every section of one :func:`measure` shares."""
+
+    shapes: tuple[Shape, ...]
+    light: tuple[Shape, ...]  # the shapes the slow sections measure (see _light)
+    threads: tuple[int, ...]
+    repeats: int
+    budget_s: float
+    slow_max_flops: float | None
+    with_torch: bool
+    log: Callable[[str], None]
+    wall_start: float
+
+    def phase(self, name: str) -> None:
+        self.log(f"{name} ({time.perf_counter() - self.wall_start:.0f} s elapsed)")
+
+
+def _opening(run: _Run, quick: bool, modes: tuple[str, ...], load_start: float) -> dict[str, Any]:
+    """The results dict's machine, config and the notes known before measuring; logs the title line."""
+    results: dict[str, Any] = {"machine": machine(), "notes": []}
+    if load_start > 0.5:
+        results["notes"].append(f"the machine was busy: 1-minute load average {load_start:.2f} at the start; "
+                                "times at all cores are sensitive to other processes (a descheduled OpenMP "
+                                "thread stalls every time step)")
+    results["config"] = {"quick": quick, "modes": list(modes), "shapes": [s.label for s in run.shapes],
+                         "threads": list(run.threads), "repeats": run.repeats, "budget_s": run.budget_s}
+    if not run.with_torch:
+        results["notes"].append("torch is not installed: the torch columns and targets are skipped")
+    if run.light != run.shapes:
+        results["notes"].append(f"quick: memory and variable lengths measured only at "
+                                f"{', '.join(s.label for s in run.light)} (at most {QUICK_SLOW_MAX_FLOPS / 1e9:g} "
+                                "GFLOP per LSTM training step); --full measures all")
+    run.log(f"minirnn bench ({'quick' if quick else 'full'}) on {results['machine']['cpu']}, {all_cores()} cores, "
+            f"commit {results['machine']['commit']}")
+    return results
+
+
+def _layer_sections(run: _Run, modes: tuple[str, ...], results: dict[str, Any]) -> None:
+    """The fused layers' sections: the grid, memory, variable lengths, denormals, variants, projected."""
+    run.phase("grid (median ms per step)")
+    grid = run_grid(modes, run.shapes, run.threads, run.repeats, run.budget_s, run.with_torch, run.slow_max_flops,
+                    run.log)
+    results["grid"] = grid
+    results["notes"] += sorted({n for r in grid for n in r["notes"]})
+    run.phase("peak memory")
+    with use_threads(1):  # bytes do not depend on threads; one thread keeps this phase short on a busy machine
+        results["memory"] = memory(modes, run.light)
+    top, one = max(run.threads), run.shapes[min(1, len(run.shapes) - 1)]
+    run.phase("variable lengths")
+    results["varlen"] = run_varlen(modes, run.light, top, run.repeats, run.budget_s, run.with_torch)
+    run.phase("denormals")
+    results["denormals"] = run_denormals(modes, one, top, run.repeats, run.budget_s, run.with_torch)
+    run.phase("lecture variants")
+    results["variants"] = run_variants(one, top, run.repeats, run.budget_s, run.slow_max_flops)
+    run.phase("projected LSTM")
+    results["projected"] = run_projected(one, top, run.repeats, run.budget_s, run.with_torch)
+
+
+def _model_sections(run: _Run, results: dict[str, Any], charlm: CharLMConfig | None, tape: TapeConfig | None,
+                    dynamic: DynamicConfig | None, distributed: DistributedConfig | None) -> None:
+    """The whole-model sections, each skipped when its config is None: char-LM, tape, dynamic, distributed."""
+    top = max(run.threads)
+    if charlm:
+        run.phase("char-LM")
+    results["charlm"] = run_charlm(charlm, top, run.repeats, run.budget_s, run.with_torch) if charlm else None
+    if tape:
+        run.phase("tape (median ms per forward + backward; sampling: per run of chars)")
+    results["tape"] = run_tape(tape, top, run.repeats, run.budget_s, run.with_torch, run.log) if tape else None
+    results["notes"] += sorted({n for r in results["tape"] or [] for n in r["notes"]})
+    if dynamic:
+        run.phase("dynamic graphs (median ms per training step)")
+    results["dynamic"] = (run_dynamic(dynamic, top, run.repeats, run.budget_s, run.with_torch, run.log)
+                          if dynamic else None)
+    if distributed:
+        run.phase("distributed (1 rank vs 2 MPI ranks)")
+        results["distributed"] = run_distributed(distributed, all_cores())
+        if results["distributed"] is None:
+            results["notes"].append("mpi4py/mpiexec not installed: the distributed section is skipped "
+                                    "(pip install 'minirnn[mpi]')")
+
+
 def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Shape, ...] | None = None,
             threads: tuple[int, ...] | None = None, repeats: int | None = None,
             charlm: CharLMConfig | None = CharLMConfig(), tape: TapeConfig | None = TapeConfig(),
@@ -101,65 +184,15 @@ def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Sh
     wall_start = time.perf_counter()
     cores = all_cores()
     shapes = shapes if shapes is not None else (QUICK_GRID if quick else FULL_GRID)
-    threads = threads if threads is not None else ((cores,) if quick else tuple(sorted({1, cores})))
-    repeats = repeats if repeats is not None else (3 if quick else 7)
-    budget_s = 1.0 if quick else 5.0
     slow_max_flops = QUICK_SLOW_MAX_FLOPS if quick else None
-    with_torch = torch_peer.available()
+    run = _Run(shapes=shapes, light=_light(shapes, slow_max_flops),
+               threads=threads if threads is not None else ((cores,) if quick else tuple(sorted({1, cores}))),
+               repeats=repeats if repeats is not None else (3 if quick else 7), budget_s=1.0 if quick else 5.0,
+               slow_max_flops=slow_max_flops, with_torch=torch_peer.available(), log=log, wall_start=wall_start)
     load_start = os.getloadavg()[0]
-    results: dict[str, Any] = {"machine": machine(), "notes": []}
-    if load_start > 0.5:
-        results["notes"].append(f"the machine was busy: 1-minute load average {load_start:.2f} at the start; "
-                                "times at all cores are sensitive to other processes (a descheduled OpenMP "
-                                "thread stalls every time step)")
-    results["config"] = {"quick": quick, "modes": list(modes), "shapes": [s.label for s in shapes],
-                         "threads": list(threads), "repeats": repeats, "budget_s": budget_s}
-    if not with_torch:
-        results["notes"].append("torch is not installed: the torch columns and targets are skipped")
-    light = _light(shapes, slow_max_flops)
-    if light != shapes:
-        results["notes"].append(f"quick: memory and variable lengths measured only at "
-                                f"{', '.join(s.label for s in light)} (at most {QUICK_SLOW_MAX_FLOPS / 1e9:g} GFLOP "
-                                "per LSTM training step); --full measures all")
-    log(f"minirnn bench ({'quick' if quick else 'full'}) on {results['machine']['cpu']}, {cores} cores, "
-        f"commit {results['machine']['commit']}")
-
-    def phase(name: str) -> None:
-        log(f"{name} ({time.perf_counter() - wall_start:.0f} s elapsed)")
-
-    phase("grid (median ms per step)")
-    grid = run_grid(modes, shapes, threads, repeats, budget_s, with_torch, slow_max_flops, log)
-    results["grid"] = grid
-    results["notes"] += sorted({n for r in grid for n in r["notes"]})
-    phase("peak memory")
-    with use_threads(1):  # bytes do not depend on threads; one thread keeps this phase short on a busy machine
-        results["memory"] = memory(modes, light)
-    phase("variable lengths")
-    results["varlen"] = run_varlen(modes, light, max(threads), repeats, budget_s, with_torch)
-    phase("denormals")
-    results["denormals"] = run_denormals(modes, shapes[min(1, len(shapes) - 1)], max(threads), repeats, budget_s,
-                                         with_torch)
-    phase("lecture variants")
-    results["variants"] = run_variants(shapes[min(1, len(shapes) - 1)], max(threads), repeats, budget_s,
-                                       slow_max_flops)
-    phase("projected LSTM")
-    results["projected"] = run_projected(shapes[min(1, len(shapes) - 1)], max(threads), repeats, budget_s, with_torch)
-    if charlm:
-        phase("char-LM")
-    results["charlm"] = run_charlm(charlm, max(threads), repeats, budget_s, with_torch) if charlm else None
-    if tape:
-        phase("tape (median ms per forward + backward; sampling: per run of chars)")
-    results["tape"] = run_tape(tape, max(threads), repeats, budget_s, with_torch, log) if tape else None
-    results["notes"] += sorted({n for r in results["tape"] or [] for n in r["notes"]})
-    if dynamic:
-        phase("dynamic graphs (median ms per training step)")
-    results["dynamic"] = run_dynamic(dynamic, max(threads), repeats, budget_s, with_torch, log) if dynamic else None
-    if distributed:
-        phase("distributed (1 rank vs 2 MPI ranks)")
-        results["distributed"] = run_distributed(distributed, cores)
-        if results["distributed"] is None:
-            results["notes"].append("mpi4py/mpiexec not installed: the distributed section is skipped "
-                                    "(pip install 'minirnn[mpi]')")
+    results = _opening(run, quick, modes, load_start)
+    _layer_sections(run, modes, results)
+    _model_sections(run, results, charlm, tape, dynamic, distributed)
     results["load_average"] = {"start": load_start, "end": os.getloadavg()[0]}
     results["wall_s"] = time.perf_counter() - wall_start
     return results
