@@ -508,9 +508,17 @@ _OPTION_TYPES: dict[str, Callable[[str], object]] = {
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line's parser: one subcommand each for train, sample, export and bench."""
     p = argparse.ArgumentParser(prog="python -m minirnn", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train a model")
+    _add_train(sub.add_parser("train", help="train a model"))
+    _add_sample(sub.add_parser("sample", help="generate text from a checkpoint"))
+    _add_export(sub.add_parser("export", help="write a 'train charlm' checkpoint's model as ONNX (needs minirnn[onnx])"))
+    _add_bench(sub.add_parser("bench", help="run the benchmarks (quick unless --full)"))
+    return p
+
+
+def _add_train(train: argparse.ArgumentParser) -> None:
     train.add_argument("model", choices=["charlm", "wordlm"])
     train.add_argument("--data", help="UTF-8 text file (default: pydoc_data.topics)")
     train.add_argument("--minutes", type=positive_argument(float), default=2.0, help="training time (default 2)")
@@ -544,7 +552,9 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=positive_argument(int),
                        help="kernel threads per process (default: all cores; under MPI, the cores / ranks on a machine)")
     train.set_defaults(run=train_charlm)
-    smp = sub.add_parser("sample", help="generate text from a checkpoint")
+
+
+def _add_sample(smp: argparse.ArgumentParser) -> None:
     smp.add_argument("checkpoint")
     smp.add_argument("--prompt", default="The ")
     smp.add_argument("--length", type=int, default=300)
@@ -552,11 +562,15 @@ def parser() -> argparse.ArgumentParser:
     smp.add_argument("--top-k", type=positive_argument(int))
     smp.add_argument("--seed", type=_non_negative(int), default=0)
     smp.set_defaults(run=sample)
-    exp = sub.add_parser("export", help="write a 'train charlm' checkpoint's model as ONNX (needs minirnn[onnx])")
+
+
+def _add_export(exp: argparse.ArgumentParser) -> None:
     exp.add_argument("checkpoint")
     exp.add_argument("out", type=_file_path, help="the .onnx file to write")
     exp.set_defaults(run=export_charlm)
-    b = sub.add_parser("bench", help="run the benchmarks (quick unless --full)")
+
+
+def _add_bench(b: argparse.ArgumentParser) -> None:
     b.add_argument("--full", action="store_true", help="the whole grid at 1 thread and all cores (~17 min)")
     b.add_argument("--json", default="minirnn-bench.json", help="results file (default minirnn-bench.json)")
     b.add_argument("--png", help="chart file (needs matplotlib: pip install 'minirnn[plot]')")
@@ -568,7 +582,6 @@ def parser() -> argparse.ArgumentParser:
                         "quick or the full grid)")
     b.add_argument("--repeats", type=positive_argument(int), help="timed rounds per point (default 3 quick, 7 full)")
     b.set_defaults(run=bench)
-    return p
 
 
 @contextlib.contextmanager
