@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("checkout"):
                 item.add_marker(pytest.mark.skip(reason="reads the source checkout"))
-    if _extension.C is None:  # the tape alone (.ci/run runs the tape tests so once)
+    if _extension.C is None:  # the tape alone (.ci/run runs the whole suite so once)
         for item in items:
             if item.get_closest_marker("extension"):
                 item.add_marker(pytest.mark.skip(reason="needs the compiled extension minirnn._C"))

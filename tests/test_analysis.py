@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+from test_reference import BACKENDS
 
 import minirnn
 from minirnn import Tensor, nn
@@ -46,7 +47,7 @@ LAYER_KINDS = [("rnn_tanh", nn.RNN, nn.RNNCell, {}), ("rnn_sigmoid", nn.RNN, nn.
                ("gru_reset_before", nn.GRU, nn.GRUCell, {"reset_after": False})]
 
 
-@pytest.mark.parametrize("backend", ["c", "reference"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kind,layer,cell,options", LAYER_KINDS, ids=[k[0] for k in LAYER_KINDS])
 def test_fused_layer_norms_equal_the_cells(kind, layer, cell, options, dtype, backend):
@@ -73,7 +74,7 @@ def test_fused_layer_norms_equal_the_cells(kind, layer, cell, options, dtype, ba
         np.testing.assert_allclose(p.grad, q.grad, rtol=1e-9 if dtype == np.float64 else 1e-3, atol=1e-12)
 
 
-@pytest.mark.parametrize("backend", ["c", "reference"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_fused_layer_reports_dh_of_every_step_in_the_callers_order(backend):
     """With lengths (unsorted) and reversed: dh_steps in the caller's frame, equal to hooks on the
     tape's composed steps (cells unrolled within each length, backwards), zero past each length."""

@@ -564,6 +564,7 @@ def test_tape_table_script_prints_the_dynamic_section_and_its_targets(monkeypatc
 
 
 @pytest.mark.checkout
+@pytest.mark.extension
 def test_ab_builds_script_times_two_builds_in_alternating_processes():
     """benchmarks/ab_builds.py with the installed build as both A and B, one round on a tiny layer:
     each child loads the build it is given (it checks), and the report has the round and both ratios."""

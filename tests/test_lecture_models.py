@@ -12,6 +12,7 @@ import pytest
 from lecture_oracle import LECTURE_MODES
 from lecture_oracle import layer as oracle_layer
 from lecture_oracle import module as oracle_module
+from test_reference import BACKENDS
 from torch_oracle import assert_close_to_scale
 
 import minirnn
@@ -46,7 +47,7 @@ def layer_args(mode: str, dtype: type, bias: bool, seed: int = 0) -> tuple:
     return draw(T, B, I), draw(gh, I), draw(gh, H), *b, draw(B, H)
 
 
-@pytest.mark.parametrize("backend", ["c", "reference"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode,dtype,bias,lengths",
                          list(itertools.product(LECTURE_MODES, (np.float32, np.float64), (True, False),
                                                 (None, np.array([T, 0, 2, T - 1])))))
@@ -79,7 +80,7 @@ def test_module_matches_the_formula(mode: str, dtype: type, num_layers: int, bid
     assert_close_to_scale(h_n.data, h_e, 10 * RTOL[dtype], "h_n")
 
 
-@pytest.mark.parametrize("backend", ["c", "reference"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", LECTURE_MODES)
 def test_gradcheck_two_layers_bidirectional_with_lengths(backend: str, mode: str) -> None:
     """float64 central differences through every parameter, the input and h0 of a stacked

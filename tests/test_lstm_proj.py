@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_reference import BACKENDS
 from test_rnn_modules import B, H, I, T, run_torch, skip_unless_available
 from torch_oracle import assert_close_to_scale
 
@@ -19,8 +20,6 @@ from minirnn.nn.rnn import RNNBase
 P = 2  # proj_size, < H = 3
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 
-# Backend "c" needs the compiled extension (skipped where it is hidden: MINIRNN_NO_EXTENSION=1).
-BACKENDS = (pytest.param("c", marks=pytest.mark.extension), "reference")
 GRID = list(itertools.product((1, 2), (False, True), (False, True), (False, True), (np.float64, np.float32)))
 
 

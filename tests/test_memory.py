@@ -5,6 +5,7 @@ import gc
 import tracemalloc
 
 import numpy as np
+import pytest
 
 import minirnn
 from minirnn import Tensor
@@ -66,6 +67,7 @@ def test_thousand_training_steps_do_not_grow_memory() -> None:
     assert peak_901_1000 < peak_101_200 + 16 * 1024, (peak_101_200, peak_901_1000)
 
 
+@pytest.mark.extension
 def test_fused_training_gives_back_every_kernel_buffer() -> None:
     """The kernels' temporaries and large result arrays (workspace, y, dx: 1 MB and more) come from
     the extension's reuse cache (csrc/scratch.h), which tracemalloc does not see. Its own count of
