@@ -143,10 +143,12 @@ struct ForwardPass {
     {
       FlushDenormals ftz;
       const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-      LoopThread<scalar_t> th{tid, nt, step_share(tid, nt, B, H, a.lengths, share_by_rows(nt, B, G, H, sizeof(scalar_t)) && !direct), {}, {}};
+      const bool by_rows = share_by_rows(nt, B, G, H, sizeof(scalar_t)) && !direct;
+      LoopThread<scalar_t> th{tid, nt, step_share(tid, nt, B, H, a.lengths, by_rows), {}, {}};
+      const Range u = th.my.units;
       const bool ready = direct || packed_in_every_thread(nt, &out_of_memory, [&] {  // or not needed packed
-                           pack_w_hh_slice(&th.w_slice, a.w_hh, G_h, H, th.my.units);
-                           if (Cell::reset_before) pack_w_hh_slice(&th.w_last, a.w_hh + G_h * H * H, 1, H, th.my.units);
+                           pack_w_hh_slice(&th.w_slice, a.w_hh, G_h, H, u);
+                           if (Cell::reset_before) pack_w_hh_slice(&th.w_last, a.w_hh + G_h * H * H, 1, H, u);
                          });
       for (int64_t t = 0; ready && t < Tmax && !stop.reached(t); t++) step(th, t);
     }
@@ -316,7 +318,8 @@ struct BackwardPass {
     {
       FlushDenormals ftz;
       const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-      LoopThread<scalar_t> th{tid, nt, step_share(tid, nt, B, H, a.lengths, share_by_rows(nt, B, G, H, sizeof(scalar_t))), {}, {}};
+      const bool by_rows = share_by_rows(nt, B, G, H, sizeof(scalar_t));
+      LoopThread<scalar_t> th{tid, nt, step_share(tid, nt, B, H, a.lengths, by_rows), {}, {}};
       const Range u = th.my.units;
       const bool packed = direct || packed_in_every_thread(nt, &out_of_memory, [&] {
                             th.w_slice.pack_rows(G_h * H, u.size, a.w_hh + u.begin, H);

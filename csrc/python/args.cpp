@@ -7,8 +7,8 @@
 
 namespace minirnn::python {
 
-// Plain strings, no <sstream>: a build of this module without libstdc++ in its ldd list crashed on
-// every message built with a string stream (README, "found a crash").
+// Plain strings, no <sstream>: string streams crashed the interpreter in a build of this module
+// that listed no libstdc++ in ldd.
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "(";
   for (size_t k = 0; k < shape.size(); k++) s += (k ? ", " : "") + std::to_string(shape[k]);
