@@ -44,9 +44,12 @@ struct Inputs {
   Sizes sz;
   int64_t P = 0;  // proj_size (the width of h) when w_hr is given, else 0 (h has H features)
   bool is_double;
-  py::array x, w_ih, w_hh, b_ih, b_hh, h0, c0;  // contiguous, x's dtype; b_*, c0 may be null (no_array)
-  py::array w_hr = no_array();                  // (P, H) the projected LSTM's, else null
-  py::array lengths = no_array();               // int64 (B,), null handle when None
+  // Contiguous, x's dtype; b_*, c0 may be null. (Null until parsed: a default py::array would be a
+  // new empty numpy array, a cost on every call.)
+  py::array x = no_array(), w_ih = no_array(), w_hh = no_array(), b_ih = no_array(), b_hh = no_array(),
+            h0 = no_array(), c0 = no_array();
+  py::array w_hr = no_array();     // (P, H) the projected LSTM's, else null
+  py::array lengths = no_array();  // int64 (B,), null handle when None
   std::string mode_name;
 
   // A float array argument that must have x's dtype; converted to contiguous.
@@ -65,7 +68,7 @@ Inputs parse_inputs(const std::string& mode, py::handle x, py::handle w_ih, py::
 // `forward` (its name, for the message); dy (T, B, R), dh_n (B, R), dc_n (B, H) (lstm only), each
 // may be None (zero); R is the width of h (P with w_hr, else H).
 struct Grads {
-  py::array workspace, dy, dh_n, dc_n;
+  py::array workspace = no_array(), dy = no_array(), dh_n = no_array(), dc_n = no_array();
 };
 Grads parse_grads(const Inputs& in, const std::string& forward, int64_t n_ws, py::handle workspace, py::handle dy,
                   py::handle dh_n, py::handle dc_n);
