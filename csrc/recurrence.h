@@ -96,7 +96,7 @@ struct ForwardPass {
   const int64_t N = rows.total();
   Scratch<scalar_t> scratch{B * GH + GH};  // one allocation
   scalar_t* const gh = scratch.data();     // (B, G*H) recurrent projection, columns grouped per slice (gh_row)
-  scalar_t* const zeros = gh + B * GH;     // (G*H) the biases of a layer without
+  scalar_t* const zeros = gh + B * GH;     // (G*H) the biases of a layer without any
   const scalar_t* const b_ih = a.b_ih != nullptr ? a.b_ih : zeros;  // (G*H)
   const scalar_t* const b_hh = a.b_hh != nullptr ? a.b_hh : zeros;  // (G*H)
   // Inference with gates projects the input a chunk of C steps at a time, inside the time loop: gates then
