@@ -7,6 +7,7 @@
 // Backward, with dh = dL/dh':  dpre = dh * act'(h')  (from the output: 1 - h'^2, h' > 0, or h'(1 - h')),
 //   dL/dh = dpre W_hh (the driver's GEMM).  Backward needs only h', so the workspace keeps
 //   no gates: just the states.
+#include "cell.h"
 #include "recurrence.h"
 
 namespace minirnn {

@@ -17,11 +17,12 @@
 //   reset_after:  dr_ = dn_ * hn * r (1 - r)
 //                 recurrent side: [dr_, dz_, dn_ * r]  (so db_hh differs from db_ih in the n gate)
 //                 dL/dh = dh * z + [dr_, dz_, dn_ * r] W_hh (the GEMM is the driver's)
-//   reset before: W_hn rh waits for r, so a step has two products (recurrence.h, reset_before):
+//   reset before: W_hn rh waits for r, so a step has two products (cell.h, reset_before):
 //                 forward, reset_rows computes r, z and rh between them, forward_rows the rest;
 //                 backward, backward_rows the above, the driver's drh = dn_ W_hn (dL/drh), then
 //                 reset_backward_rows: dr_ = drh * h * r (1 - r), dL/dh += drh * r, and the driver
 //                 adds [dr_, dz_] W_h{r,z}. Both sides of every gate gradient are equal.
+#include "cell.h"
 #include "recurrence.h"
 
 namespace minirnn {

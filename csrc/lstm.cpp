@@ -1,5 +1,6 @@
 // lstm.cpp -- the fused LSTM layer kernels: the shared time loop (recurrence.h) over LstmCell.
 #include "lstm_cell.h"
+#include "recurrence.h"
 
 namespace minirnn {
 

@@ -17,7 +17,7 @@
 //   dL/dc = dc * f,   dL/dh = [di df dg do_] W_hh (added by the driver's GEMM)
 #pragma once
 
-#include "recurrence.h"
+#include "cell.h"
 
 namespace minirnn {
 

@@ -22,7 +22,11 @@
 
 #include <algorithm>
 
+#include "lengths.h"
+#include "loop_team.h"
 #include "lstm_cell.h"
+#include "parallel.h"
+#include "scratch.h"
 
 namespace minirnn {
 
@@ -39,8 +43,6 @@ ProjWorkspaceLayout lstm_proj_workspace_layout(ProjSizes s) {
 }
 
 namespace {
-
-bool active(const int64_t* lengths, int64_t t, int64_t b) { return lengths == nullptr || t < lengths[b]; }
 
 // Threads of the time loop: as many as a step's recurrent GEMM is worth, at most one per row.
 int proj_loop_threads(ProjSizes s) {
@@ -80,7 +82,7 @@ void forward_step(const ProjForwardArgs<scalar_t>& a, const ProjWorkspaceLayout&
   const ForwardStep<scalar_t> s{ws + L.gates + t * B * GH, gh, b_ih, b_hh, h_prev, ws + L.cs + t * BH,
                                 m, ws + L.cs + (t + 1) * BH, ws + L.tanh_c + t * BH, nullptr, 4, H};
   for (int64_t b = r.begin; b < r.begin + r.size; b++) {
-    if (active(a.lengths, t, b)) {
+    if (active(a.lengths, b, t)) {
       LstmCell::forward_rows(s, Range{b, 1}, Range{0, H});
     } else {  // past the end: carry c, keep zeros where backward reads
       std::copy(s.c_prev + b * H, s.c_prev + (b + 1) * H, s.c + b * H);
@@ -93,7 +95,7 @@ void forward_step(const ProjForwardArgs<scalar_t>& a, const ProjWorkspaceLayout&
                  h + r.begin * P, P);
   scalar_t* y = a.y + t * B * P;  // (B, P)
   for (int64_t b = r.begin; b < r.begin + r.size; b++) {
-    if (active(a.lengths, t, b)) {
+    if (active(a.lengths, b, t)) {
       std::copy(h + b * P, h + (b + 1) * P, y + b * P);
     } else {  // past the end: carry h, output zero
       std::copy(h_prev + b * P, h_prev + (b + 1) * P, h + b * P);
@@ -154,7 +156,7 @@ void backward_step(const ProjBackwardArgs<scalar_t>& a, const ProjWorkspaceLayou
   scalar_t* dH = buf.dH + t * B * P;          // (B, P)
   scalar_t* dG = buf.dG + t * B * GH;         // (B, 4H)
   for (int64_t b = r.begin; b < r.begin + r.size; b++) {
-    if (!active(a.lengths, t, b)) {
+    if (!active(a.lengths, b, t)) {
       std::fill(dH + b * P, dH + (b + 1) * P, scalar_t(0));
       continue;
     }
@@ -168,7 +170,7 @@ void backward_step(const ProjBackwardArgs<scalar_t>& a, const ProjWorkspaceLayou
                                  ws + L.gates + t * B * GH, nullptr, nullptr, ws + L.cs + t * BH,
                                  ws + L.tanh_c + t * BH, nullptr, nullptr, 4, H};
   for (int64_t b = r.begin; b < r.begin + r.size; b++) {
-    if (active(a.lengths, t, b)) {
+    if (active(a.lengths, b, t)) {
       LstmCell::backward_rows(s, Range{b, 1}, Range{0, H});
     } else {  // past the end: no gate gradient, dL/dc passes straight through
       std::fill(dG + b * GH, dG + (b + 1) * GH, scalar_t(0));
@@ -178,7 +180,7 @@ void backward_step(const ProjBackwardArgs<scalar_t>& a, const ProjWorkspaceLayou
   gemm<scalar_t>(Trans::no, Trans::no, r.size, P, GH, scalar_t(1), dG + r.begin * GH, GH, a.w_hh, P, scalar_t(0),
                  dh_prev + r.begin * P, P);
   for (int64_t b = r.begin; b < r.begin + r.size; b++)  // past the end: dL/dh passes straight through
-    if (!active(a.lengths, t, b)) std::copy(dh + b * P, dh + (b + 1) * P, dh_prev + b * P);
+    if (!active(a.lengths, b, t)) std::copy(dh + b * P, dh + (b + 1) * P, dh_prev + b * P);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-"""Types of the compiled extension minirnn._C (csrc/bindings.cpp; the docstrings are there).
+"""Types of the compiled extension minirnn._C (csrc/python/; the docstrings are in docstrings.h there).
 
 tests/test_typing.py checks that these names are the extension's.
 """

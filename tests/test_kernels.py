@@ -493,6 +493,28 @@ def test_int_lengths_of_any_integer_dtype(dtype):
     np.testing.assert_array_equal(run_kernels(args2, grads)["y"], ref["y"])
 
 
+INT_DTYPES = [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64]
+
+
+@pytest.mark.parametrize("ldt", INT_DTYPES)
+def test_lengths_out_of_range_named_exactly_in_every_integer_dtype(ldt):
+    """The bindings read lengths as their own integer type: the first value outside [0, T] and its
+    index are named exactly (no wrap-around through a cast to int64), in native or swapped byte
+    order, contiguous or strided; in-range values give the int64 lengths' results."""
+    args, grads = make_inputs("lstm", T=6, B=5)
+    top = int(np.iinfo(ldt).max)  # 127 for int8 ... 2**64 - 1 for uint64: all above T
+    bad = [(np.array([1, 2, 7, 1, 1]), "7 at index 2"), (np.array([1, 2, 3, 1, top], dtype=object), f"{top} at index 4")]
+    if np.issubdtype(ldt, np.signedinteger):
+        bad.append((np.array([1, -1, 9, 1, 1]), "-1 at index 1"))
+    for values, got in bad:
+        native = values.astype(ldt)
+        for lengths in (native, native.astype(native.dtype.newbyteorder()), np.repeat(native, 2)[::2]):
+            with pytest.raises(ValueError, match=re.escape(f"lengths: expected values in [0, T] = [0, 6], got {got}")):
+                _C.rnn_forward(**dict(args, lengths=lengths))
+    ref = run_kernels(args, grads)
+    np.testing.assert_array_equal(run_kernels(dict(args, lengths=args["lengths"].astype(ldt)), grads)["dx"], ref["dx"])
+
+
 def _bad_cases():
     """(description, change to the arguments, expected exception, message fragment)."""
     f16 = np.zeros((6, 5, 4), np.float16)
