@@ -13,8 +13,8 @@ namespace minirnn {
 // baseline x86-64 (SSE2), and the loader picks one for the CPU it runs on. The AVX2 and baseline
 // clones give bit-identical results (the ops are elementwise, and neither target has FMA). The
 // AVX-512F one may differ in the last bit: GCC contracts a * b + c into one FMA there (C++ keeps
-// -ffp-contract=fast even under -std=c++17), which rounds once instead of twice. At LSTM/GRU
-// T50 B32 H128 it made a training step 5-7% faster than the AVX2 clone on a Xeon with AVX-512.
+// -ffp-contract=fast even under -std=c++17), which rounds once instead of twice; it is the faster
+// clone where the CPU has it (benchmarks/README.md, "The kernels' other choices").
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MINIRNN_POINTWISE __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -39,7 +39,7 @@ namespace detail {
 // 1.5 * 2^23 rounds x / ln2 to the integer n and leaves n in the low mantissa bits of `shifted`
 // (its bits are 0x4B400000 + n), so shifting them up by 23 gives n << 23 with no float-to-int
 // conversion (and no NaN guard for it: a NaN's bits give a finite scale, and y is NaN already).
-// Bit-identical to converting n; LSTM T50 B32 H128 inference took 0.97x the time.
+// Bit-identical to converting n, and cheaper.
 inline float exp_f32(float x) {
   const float hi = 88.3762626647949f, lo = -87.3365447505531f;  // 2^n stays a normal float
   x = x > hi ? hi : x;                                           // NaN compares false: stays NaN
@@ -65,10 +65,8 @@ inline float sigmoid<float>(float x) { return 1.0f / (1.0f + detail::exp_f32(-x)
 // tanh: x P(x^2) / Q(x^2), a rational fit of degrees 6 and 3 in x^2 (13/6 in x) to tanh on
 // |x| <= 9, with x clamped there (where tanh rounds to +-1 in float32). Coefficients and errors:
 // csrc/fit_tanh.py. In float32: at most 5.4 ulp (3.2e-7 relative) from the correctly rounded
-// tanh over [-12, 12], exact (x) near 0, odd, |tanh| <= 1. The form it replaced (1 - 2 / (e^{2|x|} + 1),
-// with a polynomial near 0 selected) was within 1.3 ulp but needed an exp more per value; this one took
-// 0.95x the time of an LSTM T50 B32 H128 inference step, 0.97x of a GRU one, 0.97x of an Elman
-// T50 B32 H128 training step (1 thread, benchmarks/ab_builds.py).
+// tanh over [-12, 12], exact (x) near 0, odd, |tanh| <= 1. One division and no exp per value: cheaper
+// than 1 - 2 / (e^{2|x|} + 1) (benchmarks/README.md, "The kernels' other choices").
 template <>
 inline float tanh_<float>(float x) {
   x = x > 9.0f ? 9.0f : x;  // NaN compares false: stays NaN

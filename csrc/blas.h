@@ -5,8 +5,7 @@
 // leading dimension: M == 0 or N == 0 does nothing, K == 0 scales C by beta.
 // A product of one or two rows (a tape matmul of one row, as in generation; a thread's block
 // of a layer's big GEMMs when it has one or two of the computed rows) goes to gemv row by row:
-// OpenBLAS's gemm packs both operands on every call, which made a (1, 4*64) x (64, 4*64)^T
-// product 5x slower than gemv on the same data.
+// OpenBLAS's gemm packs both operands on every call, which costs more than the product of a row.
 // (The time loop's per-step products run on PackedB, packed_gemm.h, not here, except a forward's
 // one-row steps with W_hh unpacked: see recurrence.h.)
 #pragma once

@@ -1,9 +1,8 @@
 // packed_gemm.h -- C(M, N) (+)= A(M, K) B(K, N) with B packed once and reused by many products.
 //
 // The time loop multiplies by the same W_hh at every step. OpenBLAS's gemm repacks its
-// operands on every call: at B16 H1024 that copy of W_hh was a third of the forward pass
-// (perf: sgemm_incopy 33%). PackedB copies B ONCE per kernel call into the layout the
-// micro-kernel streams, and multiply() then only reads it.
+// operands on every call, a copy of all of W_hh per step. PackedB copies B ONCE per kernel call
+// into the layout the micro-kernel streams, and multiply() then only reads it.
 //
 // Layout: in the order multiply() reads it, so one call streams the whole buffer front to back
 // (at H=1024 W_hh is 16 MB, read from L3/DRAM at every step: the hardware prefetchers follow one

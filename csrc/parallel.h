@@ -34,8 +34,7 @@ int threads_for(int64_t macs, int64_t per_thread);
 inline int loop_threads(int64_t step_macs) { return threads_for(step_macs, min_step_work()); }
 // A region of big GEMMs doing `macs` multiply-adds in all. Each thread must get 128x a
 // step's share (~4M by default, ~0.1 ms): waking an idle second thread can cost up to a
-// scheduler tick (4 ms measured on the 2-core VM), which a T100 B1 H64 layer paid on every
-// backward before this limit.
+// scheduler tick, more than a small product is worth.
 inline int gemm_threads(int64_t macs) { return threads_for(macs, 128 * min_step_work()); }
 // How a time loop's team shares its steps, by hidden units or by batch rows (StepShare, recurrence.h):
 // chosen by size (automatic) unless a test forced one.

@@ -52,10 +52,9 @@ struct WorkspaceLayout {
 // gates), instead of 7*T*B*H + 2*B*H.
 WorkspaceLayout workspace_layout(Mode mode, Sizes sz, bool for_backward = true);
 // Steps in one chunk of inference's input projection: about 2048 rows of the (T*B, I) input, at least
-// one step, at most T. One GEMM per chunk keeps the projection a large GEMM (at 512 rows, where
-// OpenBLAS repacks W_ih for every chunk, inference at B16-B64, H256-H1024 was 3-10% slower; at 2048,
-// 0.94-1.05 of projecting all steps at once), and the gates need 2048*G*H elements however long the
-// sequence.
+// one step, at most T. One GEMM per chunk keeps the projection a large GEMM (OpenBLAS repacks W_ih
+// for every chunk, so smaller chunks cost more), and the gates need 2048*G*H elements however long
+// the sequence.
 inline int64_t inference_chunk_steps(int64_t T, int64_t B) {
   constexpr int64_t kChunkRows = 2048;
   const int64_t steps = B > 0 ? (kChunkRows + B - 1) / B : T;

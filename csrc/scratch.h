@@ -1,8 +1,7 @@
 // scratch.h -- reusable memory for the kernels' temporary buffers.
 //
 // Memory fresh from the OS costs a page fault and the zeroing of every 4 KiB page on first
-// touch. The inference workspace at T100 B64 H256 (46 MB, allocated per call) took ~15k
-// faults per call and made the forward ~1.4x slower than with the memory reused. A Scratch
+// touch, for every call of a kernel that allocates its workspace anew. A Scratch
 // takes a block from a small process-wide cache of released blocks (the smallest one that fits
 // and is at most twice the request, else a new allocation) and gives it back to the cache when it
 // goes out of scope; the bindings also back large result arrays (workspace, y, dx, matmul) with it.

@@ -7,8 +7,7 @@
 
 namespace minirnn::python {
 
-// Plain strings, no <sstream>: string streams crashed the interpreter in a build of this module
-// that listed no libstdc++ in ldd.
+// Plain strings, no <sstream>: this module may be loaded without libstdc++'s stream symbols.
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "(";
   for (size_t k = 0; k < shape.size(); k++) s += (k ? ", " : "") + std::to_string(shape[k]);
