@@ -192,10 +192,12 @@ class Node:
         return self._saved  # type: ignore[return-value]
 
     def saved_nbytes(self) -> int:
-        """Bytes held by the NumPy arrays saved for backward (0 once freed)."""
+        """Bytes held by the arrays saved for backward, and by a fused layer's saved state (its
+        ``nbytes``), 0 once freed."""
         if not self._saved:
             return 0
-        return sum(v.nbytes for v in self._saved if isinstance(v, np.ndarray))
+        # (a saved state, reference.SavedLayer or _C.SavedLayer, is the one saved value with a workspace)
+        return sum(v.nbytes for v in self._saved if isinstance(v, np.ndarray) or hasattr(v, "workspace"))
 
     def free(self) -> None:
         self._saved = None

@@ -99,8 +99,8 @@ def numpy_step(problem: Problem, train: bool) -> Step:
             zero, zero_c, problem.lengths)
 
     def training_step() -> None:
-        y, _, _, workspace = reference.rnn_forward(*args)
-        reference.rnn_backward(*args, y, workspace, problem.dy, zero, zero_c)
+        saved = reference.rnn_forward(*args)[3]
+        reference.rnn_backward(saved, problem.dy, zero, zero_c)
 
     def inference() -> None:
         reference.rnn_forward(*args)
