@@ -38,8 +38,15 @@ const SavedLayer& saved_arg(py::handle saved, bool projected) {
   return s;
 }
 
+// benchmarks/ab_builds.py loads two builds of this module into one process, and may load one file
+// twice under two names (a second init of the same library): module_local keeps two builds'
+// classes apart (each accepts only its own SavedLayer), and a second init reuses its class.
 void register_saved_layer(py::module_& m) {
-  py::class_<SavedLayer>(m, "SavedLayer", doc::kSavedLayer)
+  if (py::detail::get_type_info(typeid(SavedLayer))) {
+    m.attr("SavedLayer") = py::type::of<SavedLayer>();
+    return;
+  }
+  py::class_<SavedLayer>(m, "SavedLayer", py::module_local(), doc::kSavedLayer)
       .def_property_readonly("mode", [](const SavedLayer& s) { return s.in.mode_name; },
                              "The layer's mode ('lstm' for the projected LSTM).")
       .def_property_readonly("x", [](const SavedLayer& s) { return s.in.x; },
