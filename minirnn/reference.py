@@ -60,8 +60,8 @@ class SavedLayer:
     """What a forward hands its backward: the layer's arguments, checked, and the workspace.
 
     Opaque to callers (as the kernels' ``minirnn._C.SavedLayer``); ``w_hr`` is the projected LSTM's
-    (None otherwise). ``nbytes`` counts the arrays it holds but ``lengths``: what the tape reports
-    as the node's saved bytes.
+    (None otherwise). ``arrays`` are those it holds but ``lengths`` (what the tape counts as the
+    node's saved bytes), ``nbytes`` their bytes.
     """
 
     mode: str
@@ -77,9 +77,13 @@ class SavedLayer:
     w_hr: np.ndarray | None = None
 
     @property
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        held = (self.x, self.w_ih, self.w_hh, self.w_hr, self.b_ih, self.b_hh, self.h0, self.c0, self.workspace)
+        return tuple(a for a in held if a is not None)
+
+    @property
     def nbytes(self) -> int:
-        arrays = (self.x, self.w_ih, self.w_hh, self.w_hr, self.b_ih, self.b_hh, self.h0, self.c0, self.workspace)
-        return sum(a.nbytes for a in arrays if a is not None)
+        return sum(a.nbytes for a in self.arrays)
 
 
 def check_saved(saved: Any, forward: str) -> SavedLayer:
@@ -90,7 +94,7 @@ def check_saved(saved: Any, forward: str) -> SavedLayer:
                         f"got {type(saved).__name__}")
     made_by = "rnn_forward" if saved.w_hr is None else "lstm_proj_forward"
     if made_by != forward:
-        raise ValueError(f"rnn: saved: expected the SavedLayer returned by {forward}, got one from {made_by}")
+        raise ValueError(f"rnn: saved: expected the SavedLayer returned by {forward}, got one returned by {made_by}")
     return saved
 
 

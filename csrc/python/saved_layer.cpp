@@ -14,10 +14,16 @@ const char* forward_name(bool projected) { return projected ? "lstm_proj_forward
 
 }  // namespace
 
+std::vector<py::array> SavedLayer::arrays() const {
+  std::vector<py::array> held;
+  for (const py::array* a : {&in.x, &in.w_ih, &in.w_hh, &in.w_hr, &in.b_ih, &in.b_hh, &in.h0, &in.c0, &workspace})
+    if (*a) held.push_back(*a);
+  return held;
+}
+
 int64_t SavedLayer::nbytes() const {
   int64_t total = 0;
-  for (const py::array* a : {&in.x, &in.w_ih, &in.w_hh, &in.w_hr, &in.b_ih, &in.b_hh, &in.h0, &in.c0, &workspace})
-    total += *a ? int64_t(a->nbytes()) : 0;
+  for (const py::array& a : arrays()) total += int64_t(a.nbytes());
   return total;
 }
 
@@ -55,6 +61,15 @@ void register_saved_layer(py::module_& m) {
                              "The initial state (B, H), or (B, P) for the projected LSTM.")
       .def_property_readonly("workspace", [](const SavedLayer& s) { return s.workspace; },
                              "The 1-D workspace forward wrote for backward.")
+      .def_property_readonly(
+          "arrays",
+          [](const SavedLayer& s) {
+            const std::vector<py::array> held = s.arrays();
+            py::tuple t(held.size());
+            for (size_t k = 0; k < held.size(); k++) t[k] = held[k];
+            return t;
+          },
+          "The arrays it keeps: x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0 (those present), the workspace.")
       .def_property_readonly("nbytes", &SavedLayer::nbytes,
                              "Bytes of the arrays it keeps: x, weights, biases, h0, c0 and the workspace.");
 }

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "args.h"
 
@@ -19,8 +20,9 @@ struct SavedLayer {
   py::array workspace;  // (n_ws,) written by forward, read (not changed) by backward
 
   bool projected() const { return bool(in.w_hr); }
-  // The bytes it keeps alive for the tape's count: x, the weights, biases, h0, c0 and the
-  // workspace (lengths, B integers, not counted).
+  // The arrays it keeps alive, for the tape's count of saved bytes: x, the weights, biases, h0,
+  // c0 (those present) and the workspace (lengths, B integers, not counted).
+  std::vector<py::array> arrays() const;
   int64_t nbytes() const;
 };
 
