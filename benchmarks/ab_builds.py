@@ -15,7 +15,10 @@ warm-up, interleaved samples, medians). The parent prints each round's medians, 
 round and the median over rounds (below 1: B is faster). The floor is the same code in both
 builds (OpenBLAS), so its B/A shows how much the machine itself moved between the two processes.
 
-Building the two: benchmarks/README.md, "A/B of a kernel change".
+Building the two: benchmarks/README.md, "A/B of a kernel change". Both builds must have this
+checkout's kernel interface: a build from before rnn_forward returned a SavedLayer for
+rnn_backward (issue 26) cannot be compared with this script, as both the fused layer a child times
+and ``--in-process``'s kernel calls use that interface.
 """
 from __future__ import annotations
 
@@ -107,8 +110,8 @@ def kernel_step(kernels: Any, problem: Any, train: bool) -> Callable[[], None]:
             zero if problem.mode == "lstm" else None, None)
 
     def training_step() -> None:
-        y, _, _, workspace = kernels.rnn_forward(*args)
-        kernels.rnn_backward(*args, y, workspace, problem.dy, None, None)
+        saved = kernels.rnn_forward(*args)[3]
+        kernels.rnn_backward(saved, problem.dy, None, None)
 
     return training_step if train else lambda: kernels.rnn_forward(*args, need_workspace=False)
 

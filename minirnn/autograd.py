@@ -27,7 +27,7 @@ import operator
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -77,6 +77,16 @@ def no_grad() -> contextlib.AbstractContextManager[None]:
 def enable_grad() -> contextlib.AbstractContextManager[None]:
     """Context manager: re-enable recording inside a ``no_grad`` block."""
     return _grad_mode(True)
+
+
+def saved_arrays(values: Iterable[Any]) -> Iterator[np.ndarray]:
+    """The arrays among values a node saved for backward, a fused layer's saved state
+    (``reference.SavedLayer``, ``_C.SavedLayer``) giving those it holds (its ``arrays``)."""
+    for value in values:
+        if isinstance(value, np.ndarray):
+            yield value
+        elif hasattr(value, "arrays"):
+            yield from value.arrays
 
 
 class Released:
@@ -192,10 +202,8 @@ class Node:
         return self._saved  # type: ignore[return-value]
 
     def saved_nbytes(self) -> int:
-        """Bytes held by the NumPy arrays saved for backward (0 once freed)."""
-        if not self._saved:
-            return 0
-        return sum(v.nbytes for v in self._saved if isinstance(v, np.ndarray))
+        """Bytes held by the arrays saved for backward (:func:`saved_arrays`), 0 once freed."""
+        return sum(a.nbytes for a in saved_arrays(self._saved or ()))
 
     def free(self) -> None:
         self._saved = None

@@ -2,9 +2,10 @@
 
 :func:`rnn_layer` applies :class:`FusedRNNLayer`, whose forward calls a backend's
 ``rnn_forward`` and whose backward calls its ``rnn_backward``. Both backends have the same
-interface (the signatures in ``minirnn/_C.pyi``; :mod:`minirnn.reference` takes the same); the
-workspace forward returns is opaque here, each backend's own, and is all its backward needs:
-``need_workspace=False`` when the call is not recorded (nothing kept), ``y`` not passed back.
+interface (the signatures in ``minirnn/_C.pyi``; :mod:`minirnn.reference` takes the same): forward
+returns a saved state, opaque here and each backend's own (the arguments it checked and its
+workspace), and backward takes it with the output gradients, so nothing is checked twice;
+``need_workspace=False`` when the call is not recorded (nothing kept).
 Two backends exist:
 
 * ``"c"`` (the default): the fused C++/OpenMP kernels in ``minirnn._C``;
@@ -143,13 +144,12 @@ class FusedRNNLayer(Function):
             x = reverse_within_lengths(x, lengths)
         order, back = longest_first(lengths)  # the kernels see the batch in order; back undoes it
         x, h0, c0, sorted_lengths = (_take(a, order, axis) for a, axis in ((x, 1), (h0, 0), (c0, 0), (lengths, 0)))
-        y, h_n, c_n, workspace = backend.rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, sorted_lengths,
-                                                     ctx.recording)  # not recorded: no workspace kept
+        y, h_n, c_n, saved = backend.rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, sorted_lengths,
+                                                 ctx.recording)  # not recorded: nothing kept
         if ctx.recording:
-            ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, workspace)
-            ctx.mode, ctx.lengths, ctx.reverse, ctx.backend = mode, lengths, reverse, backend
-            ctx.order, ctx.back, ctx.sorted_lengths = order, back, sorted_lengths
-            ctx.dh_steps = dh_steps
+            ctx.save_for_backward(saved)
+            ctx.lengths, ctx.reverse, ctx.backend = lengths, reverse, backend
+            ctx.order, ctx.back, ctx.dh_steps = order, back, dh_steps
         y, h_n, c_n = _take(y, back, 1), _take(h_n, back, 0), _take(c_n, back, 0)  # the caller's order
         y_out = reverse_within_lengths(y, lengths) if reverse else y
         return (y_out, h_n, c_n) if mode == "lstm" else (y_out, h_n)
@@ -157,14 +157,13 @@ class FusedRNNLayer(Function):
     @staticmethod
     def backward(ctx: Context, dy: np.ndarray, dh_n: np.ndarray,
                  dc_n: np.ndarray | None = None) -> tuple[np.ndarray | None, ...]:
-        x, w_ih, w_hh, b_ih, b_hh, h0, c0, workspace = ctx.saved_tensors
+        (saved,) = ctx.saved_tensors
         order, back = ctx.order, ctx.back
         if ctx.reverse:
             dy = reverse_within_lengths(dy, ctx.lengths)
         dy, dh_n, dc_n = _take(dy, order, 1), _take(dh_n, order, 0), _take(dc_n, order, 0)
         steps = None if ctx.dh_steps is None else np.empty_like(ctx.dh_steps)  # in the kernels' order
-        grads = ctx.backend.rnn_backward(ctx.mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, ctx.sorted_lengths,
-                                         None, workspace, np.ascontiguousarray(dy), dh_n, dc_n, False, steps)
+        grads = ctx.backend.rnn_backward(saved, np.ascontiguousarray(dy), dh_n, dc_n, False, steps)
         if steps is not None:
             steps = _take(steps, back, 1)
             ctx.dh_steps[...] = reverse_within_lengths(steps, ctx.lengths) if ctx.reverse else steps
@@ -235,10 +234,10 @@ class FusedCellStep(Function):
         h2 = h if batched else h[None]
         c2 = c if batched or c is None else c[None]
         # (need_workspace and gate_grads positionally: pybind11 parses a keyword slowly, per step)
-        _, h_n, c_n, workspace = _c_backend().rnn_forward(mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None,
-                                                          ctx.recording)
+        _, h_n, c_n, saved = _c_backend().rnn_forward(mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None,
+                                                      ctx.recording)
         if ctx.recording:
-            ctx.save_for_backward(x3, w_ih, w_hh, b_ih, b_hh, h2, c2, workspace)
+            ctx.save_for_backward(saved)
             ctx.mode, ctx.batched = mode, batched
         if not batched:
             h_n, c_n = h_n[0], None if c_n is None else c_n[0]
@@ -247,18 +246,17 @@ class FusedCellStep(Function):
     @staticmethod
     def backward(ctx: Context, dh: np.ndarray | None,
                  dc: np.ndarray | None = None) -> tuple[Any, ...]:
-        x3, w_ih, w_hh, b_ih, b_hh, h2, c2, workspace = ctx.saved_tensors
+        (saved,) = ctx.saved_tensors  # holds x (1, B, I) and h (B, H) as the kernels read them
         if not ctx.batched:  # (H,) -> (1, H)
             dh, dc = (None if g is None else g[None] for g in (dh, dc))
         # The kernel stops before the weight gradients: they go back as products (dG^T x, dG^T h)
         # that the engine sums over all steps with one GEMM per weight. (Not gru_reset_before: its
         # dW_hn is dG_n^T (r * h), so the kernel computes dW_hh itself.)
         products = ctx.mode != "gru_reset_before"
-        dx, dg_ih, dg_hh, db_ih, db_hh, dh0, dc0 = _c_backend().rnn_backward(
-            ctx.mode, x3, w_ih, w_hh, b_ih, b_hh, h2, c2, None, None, workspace, None, dh, dc, products)
+        dx, dg_ih, dg_hh, db_ih, db_hh, dh0, dc0 = _c_backend().rnn_backward(saved, None, dh, dc, products)
         needs = ctx.needs_input_grad
-        dw_ih = (ProductGrad(dg_ih, x3[0]) if products else dg_ih) if needs[3] else None
-        dw_hh = (ProductGrad(dg_ih if dg_hh is None else dg_hh, h2) if products else dg_hh) if needs[4] else None
+        dw_ih = (ProductGrad(dg_ih, saved.x[0]) if products else dg_ih) if needs[3] else None
+        dw_hh = (ProductGrad(dg_ih if dg_hh is None else dg_hh, saved.h0) if products else dg_hh) if needs[4] else None
         dx, dh0 = (dx[0], dh0) if ctx.batched else (dx[0, 0], dh0[0])
         if dc0 is not None and not ctx.batched:
             dc0 = dc0[0]

@@ -37,19 +37,18 @@ class FusedProjLSTMLayer(Function):
                 lengths: np.ndarray | None, reverse: bool, backend: ModuleType) -> tuple[np.ndarray, ...]:
         if reverse:
             x = reverse_within_lengths(x, lengths)
-        y, h_n, c_n, workspace = backend.lstm_proj_forward(x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, lengths)
+        y, h_n, c_n, saved = backend.lstm_proj_forward(x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, lengths)
         if ctx.recording:
-            ctx.save_for_backward(x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, workspace)
+            ctx.save_for_backward(saved)
             ctx.lengths, ctx.reverse, ctx.backend = lengths, reverse, backend
         return (reverse_within_lengths(y, lengths) if reverse else y), h_n, c_n
 
     @staticmethod
     def backward(ctx: Context, dy: np.ndarray, dh_n: np.ndarray, dc_n: np.ndarray) -> tuple[np.ndarray | None, ...]:
-        x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, workspace = ctx.saved_tensors
+        (saved,) = ctx.saved_tensors
         if ctx.reverse:
             dy = reverse_within_lengths(dy, ctx.lengths)
-        dx, *grads = ctx.backend.lstm_proj_backward(x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, ctx.lengths,
-                                                     workspace, np.ascontiguousarray(dy), dh_n, dc_n)
+        dx, *grads = ctx.backend.lstm_proj_backward(saved, np.ascontiguousarray(dy), dh_n, dc_n)
         if ctx.reverse:
             dx = reverse_within_lengths(dx, ctx.lengths)
         return tuple(g if need else None for g, need in zip((dx, *grads), ctx.needs_input_grad))

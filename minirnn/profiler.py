@@ -36,7 +36,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from . import autograd
-from .autograd import Node
+from .autograd import Node, saved_arrays
 from .graph import format_bytes
 
 _lock = threading.Lock()
@@ -141,7 +141,7 @@ class Profile:
 
     # ------------------------------------------------------------------ saved-bytes bookkeeping
     def _hold(self, kind: str, node: Node) -> None:
-        buffers = {id(root): root for root in map(_buffer, node.saved_tensors) if root is not None}
+        buffers = {id(root): root for root in map(_buffer, saved_arrays(node.saved_tensors)) if root is not None}
         if not buffers:
             return
         for key, root in buffers.items():

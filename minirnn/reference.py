@@ -3,9 +3,9 @@
 This module has exactly the interface of the fused C++ kernels in ``minirnn._C``::
 
     rnn_forward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, need_workspace=True)
-        -> (y, h_n, c_n, workspace)
-    rnn_backward(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, y, workspace, dy, dh_n, dc_n,
-                 gate_grads=False, dh_steps=None) -> (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)
+        -> (y, h_n, c_n, saved)
+    rnn_backward(saved, dy, dh_n, dc_n, gate_grads=False, dh_steps=None)
+        -> (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)
 
 so it serves three purposes: the oracle the kernels are tested against, the NumPy peer in the
 benchmarks, and the teaching text of BPTT. It follows the same recipe as the kernels: one GEMM
@@ -34,15 +34,17 @@ steps ``t < lengths[b]`` only. Past its end its state is carried unchanged and i
 zero, so ``y`` (T, B, H) is zero where ``t >= lengths[b]`` and ``h_n``/``c_n`` hold the state
 after its own last step (``h0``/``c0`` when its length is 0).
 
-The workspace is one 1-D array holding all that backward needs (see :func:`workspace_views`): the
-activated gates of every step, plus for lstm the cell states, for gru ``r_n`` (the recurrent
-part of the n gate, which the reset gate multiplies), for gru_reset_before ``r * h_{t-1}``, and
-every step's ``h_{t-1}``. Its layout is this module's own (the kernels' differs): to a caller it is
-opaque, handed from forward to backward; backward needs no ``y`` (checked when given, as the kernels').
+Forward hands backward a :class:`SavedLayer`: the arguments it checked, and the workspace, one 1-D
+array holding all that backward needs (see :func:`workspace_views`): the activated gates of every
+step, plus for lstm the cell states, for gru ``r_n`` (the recurrent part of the n gate, which the
+reset gate multiplies), for gru_reset_before ``r * h_{t-1}``, and every step's ``h_{t-1}``. The
+workspace's layout is this module's own (the kernels' differs): to a caller the saved state is
+opaque, handed from forward to backward, which checks only the gradients it adds.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, cast
 
 import numpy as np
 
@@ -50,6 +52,50 @@ from .checks import check_array, check_forward_args
 from .modes import FAMILY, NUM_GATES
 
 Arrays = tuple[np.ndarray, ...]
+
+
+# ---------------------------------------------------------------------------- saved state
+@dataclass(frozen=True)
+class SavedLayer:
+    """What a forward hands its backward: the layer's arguments, checked, and the workspace.
+
+    Opaque to callers (as the kernels' ``minirnn._C.SavedLayer``); ``w_hr`` is the projected LSTM's
+    (None otherwise). ``arrays`` are those it holds but ``lengths`` (what the tape counts as the
+    node's saved bytes), ``nbytes`` their bytes.
+    """
+
+    mode: str
+    x: np.ndarray
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+    b_ih: np.ndarray | None
+    b_hh: np.ndarray | None
+    h0: np.ndarray
+    c0: np.ndarray | None
+    lengths: np.ndarray | None
+    workspace: np.ndarray
+    w_hr: np.ndarray | None = None
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        held = (self.x, self.w_ih, self.w_hh, self.w_hr, self.b_ih, self.b_hh, self.h0, self.c0, self.workspace)
+        return tuple(a for a in held if a is not None)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays)
+
+
+def check_saved(saved: Any, forward: str) -> SavedLayer:
+    """``saved`` if it is a :class:`SavedLayer` made by ``forward`` ("rnn_forward" or
+    "lstm_proj_forward"), else TypeError/ValueError naming ``saved``."""
+    if not isinstance(saved, SavedLayer):
+        raise TypeError(f"rnn: saved: expected the SavedLayer returned by {forward} (need_workspace=True), "
+                        f"got {type(saved).__name__}")
+    made_by = "rnn_forward" if saved.w_hr is None else "lstm_proj_forward"
+    if made_by != forward:
+        raise ValueError(f"rnn: saved: expected the SavedLayer returned by {forward}, got one returned by {made_by}")
+    return saved
 
 
 # ---------------------------------------------------------------------------- workspace
@@ -112,11 +158,11 @@ def _lstm_step(pre: np.ndarray, c: np.ndarray, H: int) -> tuple[np.ndarray, np.n
 def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                 b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
                 c0: np.ndarray | None, lengths: np.ndarray | None, need_workspace: bool = True
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Any]:  # the workspace: opaque to callers
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, SavedLayer | None]:
     """Run one recurrent layer over all T steps (equations in the module docstring).
 
     Returns ``y`` (T, B, H), ``h_n`` (B, H), ``c_n`` (B, H) for lstm else None, and the
-    workspace (1-D) that :func:`rnn_backward` reads (None with ``need_workspace=False``).
+    :class:`SavedLayer` that :func:`rnn_backward` takes (None with ``need_workspace=False``).
     """
     check_forward_args(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths)
     T, B, _ = x.shape
@@ -160,7 +206,8 @@ def rnn_forward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
             gates[t] = h_new
         h = np.where(mask[t], h_new, h)
         y[t] = np.where(mask[t], h_new, 0)
-    return y, h, c, workspace if need_workspace else None
+    saved = SavedLayer(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, workspace) if need_workspace else None
+    return y, h, c, saved
 
 
 # ---------------------------------------------------------------------------- backward
@@ -216,28 +263,28 @@ def _step_backward(mode: str, dh: np.ndarray, dc: np.ndarray | None, gates: np.n
     return da, da, np.zeros_like(dh), None
 
 
-def _check_backward_args(mode: str, x: np.ndarray, h0: np.ndarray, lengths: np.ndarray | None,
-                         y: np.ndarray | None, workspace: np.ndarray, dy: np.ndarray | None,
-                         dh_n: np.ndarray | None, dc_n: np.ndarray | None, gate_grads: bool) -> None:
-    """The arguments :func:`rnn_backward` adds to the forward's (already checked)."""
+def check_output_grads(saved: SavedLayer, dy: Any, dh_n: Any, dc_n: Any) -> None:
+    """The gradients a backward adds to what forward saved (already checked): ``dy`` (T, B, R),
+    ``dh_n`` (B, R) and ``dc_n`` (B, H, lstm only), each None or of x's dtype; R is h's width."""
+    x, h0 = saved.x, saved.h0
     T, B, _ = x.shape
-    H = h0.shape[1]
-    check_array("workspace", workspace, (workspace_size(mode, T, B, H),), x.dtype)
-    for name, a, shape in (("y", y, (T, B, H)), ("dy", dy, (T, B, H)), ("dh_n", dh_n, (B, H)), ("dc_n", dc_n, (B, H))):
+    R, H = h0.shape[1], saved.w_hh.shape[0] // NUM_GATES[saved.mode]
+    for name, a, shape in (("dy", dy, (T, B, R)), ("dh_n", dh_n, (B, R)), ("dc_n", dc_n, (B, H))):
         if a is not None:
             check_array(name, a, shape, x.dtype)
-    if dc_n is not None and mode != "lstm":
-        raise ValueError(f"rnn: dc_n: expected None for mode {mode!r}, got an array")
-    if gate_grads and (lengths is not None or mode == "gru_reset_before"):
+    if dc_n is not None and saved.mode != "lstm":
+        raise ValueError(f"rnn: dc_n: expected None for mode {saved.mode!r}, got an array")
+
+
+def _check_backward_args(saved: Any, dy: Any, dh_n: Any, dc_n: Any, gate_grads: bool) -> None:
+    """What :func:`rnn_backward` is given: the saved state of an :func:`rnn_forward`, its gradients."""
+    check_output_grads(check_saved(saved, "rnn_forward"), dy, dh_n, dc_n)
+    if gate_grads and (saved.lengths is not None or saved.mode == "gru_reset_before"):
         raise ValueError("rnn: gate_grads: expected lengths None and a mode other than 'gru_reset_before'")
 
 
-def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
-                 b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray,
-                 c0: np.ndarray | None, lengths: np.ndarray | None, y: np.ndarray | None,
-                 workspace: np.ndarray, dy: np.ndarray | None, dh_n: np.ndarray | None,
-                 dc_n: np.ndarray | None, gate_grads: bool = False,
-                 dh_steps: np.ndarray | None = None) -> tuple[np.ndarray | None, ...]:
+def rnn_backward(saved: SavedLayer, dy: np.ndarray | None, dh_n: np.ndarray | None, dc_n: np.ndarray | None,
+                 gate_grads: bool = False, dh_steps: np.ndarray | None = None) -> tuple[np.ndarray | None, ...]:
     """Backpropagation through time: gradients of every input given dy, dh_n (and dc_n).
 
     Walking t = T-1 .. 0 with ``dh`` = dL/dh_t (starting at ``dh_n``):  a sequence active at
@@ -250,18 +297,19 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                               dW_hh = sum_t dr_t^T h_{t-1}    db_hh = sum_t dr_t
 
     Returns ``(dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)``; ``db_*`` are None without bias,
-    ``dc0`` is None except for lstm. ``y`` (the forward output) is checked when given, not read:
-    the workspace holds every h_{t-1}. ``dy``, ``dh_n``, ``dc_n`` may be None (zero).
+    ``dc0`` is None except for lstm. ``saved`` is what :func:`rnn_forward` returned (its arguments
+    and workspace); ``dy``, ``dh_n``, ``dc_n`` may be None (zero).
     ``gate_grads=True`` (lengths None, not gru_reset_before) returns the gate gradients
     ``dg_ih`` = da and ``dg_hh`` = dr (T*B, G*H) in place of dw_ih and dw_hh (``dg_hh`` None
     unless gru, where dr differs from da), as the kernels do. ``dh_steps`` (T, B, H), when given,
     is filled with every step's ``dL/dh_t`` (``dy_t`` included; zero where ``t >= lengths[b]``).
     """
-    check_forward_args(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths)
-    _check_backward_args(mode, x, h0, lengths, y, workspace, dy, dh_n, dc_n, gate_grads)
+    _check_backward_args(saved, dy, dh_n, dc_n, gate_grads)
+    mode, x, w_ih, w_hh, b_ih, b_hh, lengths = (saved.mode, saved.x, saved.w_ih, saved.w_hh, saved.b_ih,
+                                                saved.b_hh, saved.lengths)
     T, B, _ = x.shape
-    H = h0.shape[1]
-    gates, extra, h_prev_all = workspace_views(mode, workspace, T, B, H)  # h_prev_all: h_{t-1} (T, B, H)
+    H = saved.h0.shape[1]
+    gates, extra, h_prev_all = workspace_views(mode, saved.workspace, T, B, H)  # h_prev_all: h_{t-1} (T, B, H)
     mask = step_mask(lengths, T, B)
     GH_h = _h_gates(mode, H)
     da_all = np.zeros_like(gates)                                       # (T, B, G*H)
@@ -275,7 +323,7 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
             dh_steps[t] = np.where(m, dh_t, 0)
         c_prev = None
         if mode == "lstm":
-            c_prev = extra[t - 1] if t else c0
+            c_prev = extra[t - 1] if t else saved.c0
         da, dr, dh_direct, dc_prev = _step_backward(
             mode, dh_t, dc, gates[t], extra[t], c_prev, h_prev_all[t], H, w_hh)
         da_all[t] = np.where(m, da, 0)
@@ -301,12 +349,13 @@ def rnn_backward(mode: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
 # PyTorch's nn.LSTM(proj_size=P), with ``w_hr`` (P, H), 0 < P < H, ``w_hh`` (4H, P), ``h0`` (B, P):
 #   gates and c_t as the LSTM, from h_{t-1} of P features;  m_t = o * tanh(c_t) (B, H);
 #   h_t = m_t W_hr^T (B, P) = y_t.
-# Same interface as minirnn._C.lstm_proj_forward / lstm_proj_backward. The workspace is the LSTM's
-# (gates and c_t of every step) with h_{t-1} P wide.
+# Same interface as minirnn._C.lstm_proj_forward / lstm_proj_backward. The saved workspace is the
+# LSTM's (gates and c_t of every step) with h_{t-1} P wide.
 def lstm_proj_forward(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, w_hr: np.ndarray,
                       b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray, c0: np.ndarray,
-                      lengths: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The projected LSTM over all T steps: ``y`` (T, B, P), ``h_n`` (B, P), ``c_n`` (B, H), workspace."""
+                      lengths: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, SavedLayer]:
+    """The projected LSTM over all T steps: ``y`` (T, B, P), ``h_n`` (B, P), ``c_n`` (B, H) and the
+    :class:`SavedLayer` :func:`lstm_proj_backward` takes."""
     check_forward_args("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr=w_hr)
     T, B, _ = x.shape
     P, H = w_hr.shape
@@ -324,23 +373,22 @@ def lstm_proj_forward(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, w_hr: n
         cs[t] = c
         h = np.where(mask[t], h_new, h)
         y[t] = np.where(mask[t], h_new, 0)
-    return y, h, c, workspace
+    return y, h, c, SavedLayer("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, workspace, w_hr)
 
 
-def lstm_proj_backward(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, w_hr: np.ndarray,
-                       b_ih: np.ndarray | None, b_hh: np.ndarray | None, h0: np.ndarray, c0: np.ndarray,
-                       lengths: np.ndarray | None, workspace: np.ndarray, dy: np.ndarray | None,
-                       dh_n: np.ndarray | None, dc_n: np.ndarray | None) -> tuple[np.ndarray | None, ...]:
+def lstm_proj_backward(saved: SavedLayer, dy: np.ndarray | None, dh_n: np.ndarray | None,
+                       dc_n: np.ndarray | None) -> tuple[np.ndarray | None, ...]:
     """BPTT of :func:`lstm_proj_forward`: ``(dx, dw_ih, dw_hh, dw_hr, db_ih, db_hh, dh0, dc0)``.
 
     As :func:`rnn_backward` for lstm, with ``dm_t = dh_t W_hr`` in place of dL/dh_t in the cell's
     local derivatives and ``dW_hr = sum_t dh_t^T m_t``. ``dy``, ``dh_n``, ``dc_n`` may be None (zero).
     """
-    check_forward_args("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr=w_hr)
+    check_output_grads(check_saved(saved, "lstm_proj_forward"), dy, dh_n, dc_n)
+    x, w_ih, w_hh, b_ih, lengths = saved.x, saved.w_ih, saved.w_hh, saved.b_ih, saved.lengths
+    w_hr, c0 = cast(np.ndarray, saved.w_hr), cast(np.ndarray, saved.c0)  # (check_saved: a projected LSTM's)
     T, B, _ = x.shape
     P, H = w_hr.shape
-    check_array("workspace", workspace, (workspace_size("lstm", T, B, H, P),), x.dtype)
-    gates, cs, hs = workspace_views("lstm", workspace, T, B, H, P)     # hs: h_{t-1} (T, B, P)
+    gates, cs, hs = workspace_views("lstm", saved.workspace, T, B, H, P)  # hs: h_{t-1} (T, B, P)
     mask = step_mask(lengths, T, B)
     ms = np.where(mask, gates[:, :, 3 * H:] * np.tanh(cs), 0)          # (T, B, H) m_t, zero past the end
     da_all, dh_all = np.zeros_like(gates), np.zeros((T, B, P), x.dtype)

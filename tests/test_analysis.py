@@ -110,12 +110,12 @@ def test_dh_steps_bad_arguments():
     T, B, I, H = 3, 2, 2, 4
     args = ("rnn_tanh", np.zeros((T, B, I)), np.zeros((H, I)), np.zeros((H, H)), None, None, np.zeros((B, H)), None,
             None)
-    y, _, _, ws = _C.rnn_forward(*args)
+    saved = _C.rnn_forward(*args)[3]
     for bad, message in [(np.zeros((T, B, H), np.float32), "dh_steps: expected dtype float64"),
                          (np.zeros((T, B, H + 1)), r"dh_steps: expected \(T, B, H\) = \(3, 2, 4\), got \(3, 2, 5\)"),
                          (np.zeros((H, B, T)).T, "dh_steps: expected a writable C-contiguous array")]:
         with pytest.raises((TypeError, ValueError), match=message):
-            _C.rnn_backward(*args, y, ws, None, None, None, dh_steps=bad)
+            _C.rnn_backward(saved, None, None, None, dh_steps=bad)
     with pytest.raises(ValueError, match=r"rnn: dh_steps: expected shape \(3, 2, 4\)"):
         minirnn.fused.rnn_layer("rnn_tanh", Tensor(args[1]), *(Tensor(a) for a in args[2:4]), None, None, args[6],
                                 dh_steps=np.zeros((T, B, 1)))

@@ -1,4 +1,5 @@
-"""Tests of the fused kernels ``minirnn._C.rnn_forward`` / ``rnn_backward``.
+"""Tests of the fused kernels ``minirnn._C.rnn_forward`` / ``rnn_backward`` and the SavedLayer
+that forward hands backward.
 
 * Oracle: PyTorch (``torch.nn.RNN/LSTM/GRU`` with the same weights, run per sequence so
   unsorted lengths, including 0, are covered); skipped when torch is not installed.
@@ -8,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
 import json
 import os
@@ -64,10 +66,25 @@ def make_inputs(mode, T=6, B=5, I=4, H=7, dtype=np.float64, bias=True, lengths="
 
 
 def run_kernels(args, grads):
-    y, h_n, c_n, ws = _C.rnn_forward(**args)
-    back = _C.rnn_backward(**args, y=y, workspace=ws, **grads)
+    y, h_n, c_n, saved = _C.rnn_forward(**args)
+    back = _C.rnn_backward(saved, **grads)
     names = ["dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0"]
     return dict(y=y, h_n=h_n, c_n=c_n, **dict(zip(names, back)))
+
+
+def layer_calls(mode, bias=True, dtype=np.float64):
+    """(forward, backward, forward's keyword arguments, backward's gradients) of a small layer; mode
+    "lstm_proj" is the projected LSTM (P = 3 < H = 7)."""
+    if mode != "lstm_proj":
+        args, grads = make_inputs(mode, bias=bias, dtype=dtype)
+        return _C.rnn_forward, _C.rnn_backward, args, grads
+    args, grads = make_inputs("lstm", bias=bias, dtype=dtype)
+    rng, P = np.random.default_rng(1), 3
+    del args["mode"]
+    args.update(w_hh=args["w_hh"][:, :P].copy(), w_hr=rng.uniform(-0.3, 0.3, (P, 7)).astype(dtype),
+                h0=args["h0"][:, :P].copy())
+    grads.update(dy=grads["dy"][:, :, :P].copy(), dh_n=grads["dh_n"][:, :P].copy())
+    return _C.lstm_proj_forward, _C.lstm_proj_backward, args, grads
 
 
 def run_torch(args, grads):
@@ -349,9 +366,9 @@ def test_forward_without_workspace_gives_the_same_outputs(mode, lengths, dtype, 
     if lengths == "ended early":
         args["lengths"] = np.minimum(args["lengths"], T - 4)
     with thread_settings(threads, min_step_work=0, sharing=sharing):
-        y, h_n, c_n, ws = _C.rnn_forward(**args)
-        y2, h_n2, c_n2, ws2 = _C.rnn_forward(**args, need_workspace=False)
-    assert ws2 is None and ws is not None
+        y, h_n, c_n, saved = _C.rnn_forward(**args)
+        y2, h_n2, c_n2, saved2 = _C.rnn_forward(**args, need_workspace=False)
+    assert saved2 is None and isinstance(saved, _C.SavedLayer)
     assert_identical(dict(y=y2, h_n=h_n2, c_n=c_n2), dict(y=y, h_n=h_n, c_n=c_n))
 
 
@@ -384,16 +401,20 @@ def test_inference_needs_less_memory_than_training(mode, lengths):
         assert peak < 4 * _C.workspace_size(mode, T, B, H)  # below the training workspace alone
 
 
-def test_backward_leaves_workspace_unchanged_and_repeats():
-    args, grads = make_inputs("lstm")
-    y, _, _, ws = _C.rnn_forward(**args)
-    saved = ws.copy()
-    first = _C.rnn_backward(**args, y=y, workspace=ws, **grads)
-    second = _C.rnn_backward(**args, y=y, workspace=ws, **grads)
-    np.testing.assert_array_equal(ws, saved)
+@pytest.mark.parametrize("mode", ALL_MODES + ["lstm_proj"])
+def test_backward_leaves_saved_unchanged_and_repeats(mode):
+    """Backward only reads the SavedLayer: a second backward from the same one gives the same bits."""
+    forward, backward, args, grads = layer_calls(mode)
+    saved = forward(**args)[3]
+    before = {name: getattr(saved, name).copy() for name in ("x", "h0", "workspace")}
+    first = backward(saved, **grads)
+    second = backward(saved, **grads)
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(saved, name), value, err_msg=name)
     for a, b in zip(first, second):
         assert (a is None and b is None) or np.array_equal(a, b)
-    assert ws.size == _C.workspace_size("lstm", *args["x"].shape[:2], args["w_hh"].shape[1])
+    if mode != "lstm_proj":
+        assert saved.workspace.size == _C.workspace_size(mode, *args["x"].shape[:2], args["w_hh"].shape[1])
 
 
 @pytest.mark.parametrize("lengths", ["unsorted", "sorted"])
@@ -408,16 +429,16 @@ def test_forward_writes_every_workspace_element(mode, lengths):
     for _ in range(3):
         junk = np.full(4 * size, np.nan)
         del junk
-        ws = _C.rnn_forward(**args)[3]
+        ws = _C.rnn_forward(**args)[3].workspace
         assert not np.isnan(ws).any()
 
 
 def test_none_gradients_are_zero():
     args, grads = make_inputs("gru")
-    y, _, _, ws = _C.rnn_forward(**args)
+    saved = _C.rnn_forward(**args)[3]
     zeros = {k: (None if v is None else np.zeros_like(v)) for k, v in grads.items()}
-    a = _C.rnn_backward(**args, y=None, workspace=ws, dy=None, dh_n=None, dc_n=None)
-    b = _C.rnn_backward(**args, y=y, workspace=ws, **zeros)
+    a = _C.rnn_backward(saved, dy=None, dh_n=None, dc_n=None)
+    b = _C.rnn_backward(saved, **zeros)
     for p, q in zip(a, b):
         assert (p is None and q is None) or np.array_equal(p, q)
 
@@ -553,14 +574,10 @@ def _bad_cases():
 
 @pytest.mark.parametrize("desc,change,exc,match", _bad_cases(), ids=[c[0] for c in _bad_cases()])
 def test_bad_inputs_raise(desc, change, exc, match):
-    args, grads = make_inputs("rnn_tanh")
+    args, _ = make_inputs("rnn_tanh")
     args.update(change)
     with pytest.raises(exc, match=match):
         _C.rnn_forward(**args)
-    good, _ = make_inputs("rnn_tanh")
-    _, _, _, ws = _C.rnn_forward(**good)
-    with pytest.raises(exc, match=match):
-        _C.rnn_backward(**args, y=None, workspace=ws, **grads)
 
 
 def test_python_threads_may_call_the_kernels_at_once():
@@ -606,22 +623,90 @@ def test_lstm_requires_c0():
 
 
 def test_bad_backward_only_inputs():
-    args, grads = make_inputs("gru")
-    y, _, _, ws = _C.rnn_forward(**args)
+    args, grads = make_inputs("gru")  # with lengths
+    saved = _C.rnn_forward(**args)[3]
     cases = [
-        (dict(workspace=ws[:-1]), ValueError, "workspace"),
-        (dict(workspace=None), ValueError, "workspace"),
-        (dict(workspace=ws.astype(np.float32)), TypeError, "workspace"),
-        (dict(dy=grads["dy"][:, :, :3]), ValueError, "dy"),
-        (dict(dh_n=grads["dh_n"].T), ValueError, "dh_n"),
+        (dict(dy=grads["dy"][:, :, :3]), ValueError, r"dy: expected \(T, B, H\) = \(6, 5, 7\), got \(6, 5, 3\)"),
+        (dict(dy=grads["dy"].astype(np.float32)), TypeError, r"dy: expected dtype float64 \(the dtype of x\)"),
+        (dict(dh_n=grads["dh_n"].T), ValueError, r"dh_n: expected \(B, H\)"),
         (dict(dc_n=grads["dh_n"]), ValueError, "dc_n: expected None"),
-        (dict(y=y[:2]), ValueError, "y"),
+        (dict(gate_grads=True), ValueError, "lengths: expected None when the gate gradients are returned"),
     ]
     for change, exc, match in cases:
-        kw = dict(args, y=y, workspace=ws, **grads)
-        kw.update(change)
         with pytest.raises(exc, match=match):
-            _C.rnn_backward(**kw)
+            _C.rnn_backward(saved, **dict(grads, **change))
+    args, grads = make_inputs("gru_reset_before", lengths=None)
+    with pytest.raises(ValueError, match="gate_grads: expected False for mode 'gru_reset_before', got True"):
+        _C.rnn_backward(_C.rnn_forward(**args)[3], **grads, gate_grads=True)
+    _, _, proj_args, proj_grads = layer_calls("lstm_proj")
+    proj_saved = _C.lstm_proj_forward(**proj_args)[3]
+    for change, match in [(dict(dy=grads["dy"]), r"dy: expected \(T, B, P\) = \(6, 5, 3\), got \(6, 5, 7\)"),
+                          (dict(dh_n=grads["dh_n"]), r"dh_n: expected \(B, P\) = \(5, 3\), got \(5, 7\)"),
+                          (dict(dc_n=proj_grads["dh_n"]), r"dc_n: expected \(B, H\) = \(5, 7\), got \(5, 3\)")]:
+        with pytest.raises(ValueError, match=match):
+            _C.lstm_proj_backward(proj_saved, **dict(proj_grads, **change))
+
+
+def test_backward_rejects_anything_but_the_saved_layer_of_its_forward():
+    """Backward takes forward's SavedLayer, not forward's arguments: anything else is a TypeError
+    naming `saved`, the other forward's SavedLayer a ValueError; Python cannot make one."""
+    args, grads = make_inputs("lstm")
+    saved = _C.rnn_forward(**args)[3]
+    forward_args = tuple(args.values())
+    not_saved = [None, saved.workspace, forward_args, 3, _C.rnn_forward(**args, need_workspace=False)[3]]
+    for wrong in not_saved:
+        with pytest.raises(TypeError, match=re.escape("saved: expected the SavedLayer returned by rnn_forward "
+                                                      "(need_workspace=True), got <class")):
+            _C.rnn_backward(wrong, **grads)
+        with pytest.raises(TypeError, match="saved: expected the SavedLayer returned by lstm_proj_forward, got <class"):
+            _C.lstm_proj_backward(wrong, None, None, None)
+    _, _, proj_args, proj_grads = layer_calls("lstm_proj")
+    proj_saved = _C.lstm_proj_forward(**proj_args)[3]
+    with pytest.raises(ValueError, match="saved: expected the SavedLayer returned by rnn_forward, got one returned by "
+                                         "lstm_proj_forward"):
+        _C.rnn_backward(proj_saved, None, None, None)
+    with pytest.raises(ValueError, match="saved: expected the SavedLayer returned by lstm_proj_forward, got one "
+                                         "returned by rnn_forward"):
+        _C.lstm_proj_backward(saved, **proj_grads)
+    with pytest.raises(TypeError):
+        _C.SavedLayer()
+    with pytest.raises(AttributeError):
+        saved.workspace = saved.workspace.copy()
+
+
+@pytest.mark.parametrize("mode", ["gru", "lstm", "lstm_proj"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_saved_layer_holds_the_arrays_the_kernels_read(mode, bias):
+    """mode, x and h0 as the kernels read them (contiguous, x's dtype; a strided x is copied, a
+    contiguous one is not), the workspace, and nbytes: the bytes of the float arrays it keeps,
+    lengths not counted."""
+    forward, _, args, _ = layer_calls(mode, bias=bias)
+    args["x"] = np.asfortranarray(args["x"])
+    saved = forward(**args)[3]
+    assert saved.mode == ("lstm" if mode == "lstm_proj" else mode)
+    assert saved.x.flags.c_contiguous and saved.x is not args["x"]
+    np.testing.assert_array_equal(saved.x, args["x"])
+    assert saved.h0 is args["h0"]  # contiguous float64: read in place
+    assert saved.workspace.ndim == 1 and saved.workspace.dtype == args["x"].dtype
+    kept = [args[name] for name in ("w_ih", "w_hh", "w_hr", "b_ih", "b_hh", "h0", "c0") if args.get(name) is not None]
+    assert saved.nbytes == args["x"].nbytes + sum(a.nbytes for a in kept) + saved.workspace.nbytes
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "lstm_proj"])
+def test_saved_layer_outlives_the_callers_arrays(mode):
+    """Backward from a SavedLayer whose forward arguments the caller has dropped (and whose memory
+    freed arrays would have handed on to the NaN-filled arrays made next) gives the gradients of a
+    backward run while the caller still held them."""
+    forward, backward, args, grads = layer_calls(mode)
+    expected = backward(forward(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in args.items()})[3],
+                        **grads)
+    saved = forward(**args)[3]
+    sizes = [v.size for v in args.values() if isinstance(v, np.ndarray)]
+    del args
+    gc.collect()
+    junk = [np.full(n, np.nan) for n in sizes]  # noqa: F841  (occupies memory an array freed too early would be)
+    for got, want in zip(backward(saved, **grads), expected):
+        assert (got is None and want is None) or np.array_equal(got, want)
 
 
 def test_fuzz_random_arguments_never_crash():
@@ -646,9 +731,8 @@ def test_fuzz_random_arguments_never_crash():
                     h0=arr(B, H), c0=arr(B, H) if mode == "lstm" or rng.random() < 0.05 else None,
                     lengths=rng.integers(-1, T + 2, size=B) if rng.random() < 0.5 else None)
         try:
-            y, h_n, c_n, ws = _C.rnn_forward(**args)
-            _C.rnn_backward(**args, y=y, workspace=ws, dy=arr(T, B, H), dh_n=arr(B, H),
-                            dc_n=arr(B, H) if mode == "lstm" else None)
+            saved = _C.rnn_forward(**args)[3]
+            _C.rnn_backward(saved, dy=arr(T, B, H), dh_n=arr(B, H), dc_n=arr(B, H) if mode == "lstm" else None)
         except (TypeError, ValueError):
             pass
 
@@ -664,13 +748,12 @@ x, w_ih = np.zeros((2, 3, 8), f32), np.zeros((3 * H, 8), f32)  # B = 3: the per-
 w_hh, h0 = np.zeros((3 * H, H), f32), np.zeros((3, H), f32)
 _C.rnn_forward("gru", np.zeros((4, 2, 8), f32), w_ih[:6], w_hh[:6, :2], None, None, np.zeros((2, 2), f32),
                None, None)  # OpenBLAS allocates its own buffers on a first gemm, before the limit
-y, _, _, ws = _C.rnn_forward("gru", x, w_ih, w_hh, None, None, h0, None, None)
+saved = _C.rnn_forward("gru", x, w_ih, w_hh, None, None, h0, None, None)[3]
 _C.release_cached_scratch()
 vm = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 resource.setrlimit(resource.RLIMIT_AS, (vm + 24 * 2**20, resource.RLIM_INFINITY))
 for name, call in [("forward", lambda: _C.rnn_forward("gru", x, w_ih, w_hh, None, None, h0, None, None)),
-                   ("backward", lambda: _C.rnn_backward("gru", x, w_ih, w_hh, None, None, h0, None, None,
-                                                        y, ws, None, None, None)),
+                   ("backward", lambda: _C.rnn_backward(saved, None, None, None)),
                    ("one row", lambda: _C.rnn_forward("gru", x[:1, :1], w_ih, w_hh, None, None, h0[:1], None, None,
                                                       need_workspace=False))]:
     try:
@@ -776,16 +859,16 @@ P = H // 2  # lstm_proj: h of P features
 wp, wr, hp = f(G * H, P), f(P, H), np.zeros((B, P), np.float32)
 def call_proj(x):
     args = (x, wi, wp, wr, None, None, hp, h0, None)
-    y, hn, cn, ws = _C.lstm_proj_forward(*args)
-    return _C.lstm_proj_backward(*args, ws, None, hn, cn) if task == "backward" else y
+    y, hn, cn, saved = _C.lstm_proj_forward(*args)
+    return _C.lstm_proj_backward(saved, None, hn, cn) if task == "backward" else y
 def call(x):
     if mode == "lstm_proj":
         return call_proj(x)
     args = (mode, x, wi, wh, None, None, h0, h0 if mode == "lstm" else None, None)
     if task == "infer":
         return _C.rnn_forward(*args, False)
-    y, hn, cn, ws = _C.rnn_forward(*args)
-    return _C.rnn_backward(*args, y, ws, None, hn, cn if mode == "lstm" else None) if task == "backward" else y
+    y, hn, cn, saved = _C.rnn_forward(*args)
+    return _C.rnn_backward(saved, None, hn, cn if mode == "lstm" else None) if task == "backward" else y
 start = time.perf_counter(); call(f(50, B, 1)); estimate = 20 * (time.perf_counter() - start)  # for T = 1000
 threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
 start = time.perf_counter()

@@ -148,14 +148,12 @@ def test_kernels_match_reference_with_w_hh_given_to_blas_unpacked(threads: int) 
     saved = _C.num_threads()
     _C.set_num_threads(threads)
     try:
-        y, h_n, _, ws = _C.rnn_forward("gru_reset_before", x, w_ih, w_hh, b, b, h0, None, None)
-        grads = _C.rnn_backward("gru_reset_before", x, w_ih, w_hh, b, b, h0, None, None, y, ws, np.ones_like(y),
-                                None, None)
+        y, h_n, _, state = _C.rnn_forward("gru_reset_before", x, w_ih, w_hh, b, b, h0, None, None)
+        grads = _C.rnn_backward(state, np.ones_like(y), None, None)
     finally:
         _C.set_num_threads(saved)
-    y_r, h_r, _, ws_r = reference.rnn_forward("gru_reset_before", x, w_ih, w_hh, b, b, h0, None, None)
-    expected = reference.rnn_backward("gru_reset_before", x, w_ih, w_hh, b, b, h0, None, None, y_r, ws_r,
-                                      np.ones_like(y), np.zeros_like(h0), None)
+    y_r, h_r, _, state_r = reference.rnn_forward("gru_reset_before", x, w_ih, w_hh, b, b, h0, None, None)
+    expected = reference.rnn_backward(state_r, np.ones_like(y), np.zeros_like(h0), None)
     assert_close_to_scale(y, y_r, 1e-5, "y")
     for name, a, e in zip(("dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0"), grads, expected):
         assert_close_to_scale(a, e, 1e-5, name)
@@ -165,9 +163,9 @@ def test_reset_before_has_no_gate_gradient_products() -> None:
     """Its dW_hn is dG_n^T (r * h), not a product with h: the kernels refuse gate_grads for it."""
     from minirnn import _C
     x, w_ih, w_hh, b_ih, b_hh, h0 = layer_args("gru_reset_before", np.float64, True)
-    y, _, _, ws = _C.rnn_forward("gru_reset_before", x, w_ih, w_hh, b_ih, b_hh, h0, None, None)
+    saved = _C.rnn_forward("gru_reset_before", x, w_ih, w_hh, b_ih, b_hh, h0, None, None)[3]
     with pytest.raises(ValueError, match="gate_grads: expected False for mode 'gru_reset_before', got True"):
-        _C.rnn_backward("gru_reset_before", x, w_ih, w_hh, b_ih, b_hh, h0, None, None, y, ws, None, None, None, True)
+        _C.rnn_backward(saved, None, None, None, True)
 
 
 def test_repr_names_the_variant() -> None:

@@ -158,12 +158,12 @@ def test_kernels_match_reference_with_lengths_on_any_thread_count(threads: int) 
     try:
         ours = minirnn._C.lstm_proj_forward(*args)
         dy, dh_n, dc_n = (rng.standard_normal(s) for s in ((T, Bl, P), (Bl, P), (Bl, H)))
-        our_grads = minirnn._C.lstm_proj_backward(*args, ours[3], dy, dh_n, dc_n)
+        our_grads = minirnn._C.lstm_proj_backward(ours[3], dy, dh_n, dc_n)
     finally:
         minirnn._C.set_num_threads(before)
         minirnn._C.set_min_step_work(work)
     ref = reference.lstm_proj_forward(*args)
-    ref_grads = reference.lstm_proj_backward(*args, ref[3], dy, dh_n, dc_n)
+    ref_grads = reference.lstm_proj_backward(ref[3], dy, dh_n, dc_n)
     for name, a, e in zip(("y", "h_n", "c_n"), ours[:3], ref[:3]):
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12, err_msg=name)
     names = ("dx", "dw_ih", "dw_hh", "dw_hr", "db_ih", "db_hh", "dh0", "dc0")

@@ -14,7 +14,7 @@ from torch_oracle import assert_close_to_scale, torch_rnn
 
 import minirnn
 from minirnn import Tensor, gradcheck
-from minirnn import fused, modes, reference
+from minirnn import fused, graph, modes, reference
 from minirnn.fused import reverse_within_lengths, rnn_layer
 
 MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
@@ -103,9 +103,9 @@ def torch_layer(mode: str, args: tuple, grads: tuple) -> tuple:
                          list(itertools.product(MODES, (np.float32, np.float64), (True, False), (False, True))))
 def test_reference_matches_torch(mode: str, dtype: type, bias: bool, lengths: bool) -> None:
     args = make_args(mode, dtype, bias, lengths)
-    y, h_n, c_n, workspace = reference.rnn_forward(mode, *args)
+    y, h_n, c_n, saved = reference.rnn_forward(mode, *args)
     grads = output_grads(mode, dtype, args[-1])
-    ours = reference.rnn_backward(mode, *args, y, workspace, *grads)
+    ours = reference.rnn_backward(saved, *grads)
     expected_outs, expected_grads = torch_layer(mode, args, grads)
     rtol = 1e-9 if dtype == np.float64 else 1e-4
     for name, a, e in zip(("y", "h_n", "c_n"), (y, h_n, c_n), expected_outs):
@@ -137,8 +137,8 @@ def test_c_kernels_match_reference(mode: str, dtype: type, bias: bool) -> None:
     grads = output_grads(mode, dtype, args[-1])
     results = []
     for module in (reference, c_module):
-        y, h_n, c_n, workspace = module.rnn_forward(mode, *args)
-        results.append((y, h_n, c_n) + tuple(module.rnn_backward(mode, *args, y, workspace, *grads)))
+        y, h_n, c_n, saved = module.rnn_forward(mode, *args)
+        results.append((y, h_n, c_n) + tuple(module.rnn_backward(saved, *grads)))
     rtol = 1e-12 if dtype == np.float64 else 1e-5
     for name, a, e in zip(("y", "h_n", "c_n", "dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0"), *results):
         assert (a is None) == (e is None), name
@@ -155,9 +155,8 @@ def test_needs_input_grad_limits_gradients() -> None:
     h_n.backward(np.ones_like(h_n.data))  # y unused: its gradient is zero-filled
     assert wx.grad is not None and xt.grad is None
     dy = np.zeros((T, B, H))
-    _, _, _, ws = reference.rnn_forward("gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths)
-    expected = reference.rnn_backward("gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths, y.data, ws,
-                                      dy, np.ones((B, H)), None)[1]
+    saved = reference.rnn_forward("gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, lengths)[3]
+    expected = reference.rnn_backward(saved, dy, np.ones((B, H)), None)[1]
     # rnn_layer runs the batch longest first, so dW sums the rows in another order: equal to rounding
     np.testing.assert_allclose(wx.grad, expected, rtol=1e-12, atol=0)
 
@@ -304,8 +303,8 @@ def test_c_kernels_match_reference_on_random_shapes(mode: str, steps: int, batch
              rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden)) if mode == "lstm" else None)
     results = []
     for module in (reference, fused.get_backend("c")):
-        y, h_n, c_n, workspace = module.rnn_forward(mode, *args)
-        results.append((y, h_n, c_n) + tuple(module.rnn_backward(mode, *args, y, workspace, *grads)))
+        y, h_n, c_n, saved = module.rnn_forward(mode, *args)
+        results.append((y, h_n, c_n) + tuple(module.rnn_backward(saved, *grads)))
     for k, (a, e) in enumerate(zip(*results)):
         assert (a is None) == (e is None), k
         if e is not None:
@@ -348,20 +347,20 @@ def test_reference_takes_the_kernels_arguments(name: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
-def test_reference_backward_needs_only_the_workspace(mode: str) -> None:
-    """y is checked, not read; absent output gradients are zeros; need_workspace=False keeps none."""
+def test_reference_backward_takes_only_what_forward_saved(mode: str) -> None:
+    """Backward needs only the saved state and the output gradients (absent ones are zeros); one
+    saved state serves two backwards alike; need_workspace=False keeps none."""
     args = make_args(mode, np.float64, True, lengths=True, seed=3)
     dy, dh_n, dc_n = output_grads(mode, np.float64, args[-1])
-    y, h_n, c_n, ws = reference.rnn_forward(mode, *args)
-    full = reference.rnn_backward(mode, *args, y, ws, dy, dh_n, dc_n)
-    without_y = reference.rnn_backward(mode, *args, None, ws, dy, dh_n, dc_n)
-    for a, e in zip(without_y, full):
+    y, h_n, c_n, saved = reference.rnn_forward(mode, *args)
+    full = reference.rnn_backward(saved, dy, dh_n, dc_n)
+    for a, e in zip(reference.rnn_backward(saved, dy, dh_n, dc_n), full):
         assert (a is None) == (e is None)
         if e is not None:
             np.testing.assert_array_equal(a, e)
-    zeros = reference.rnn_backward(mode, *args, None, ws, np.zeros_like(dy), np.zeros_like(dh_n),
+    zeros = reference.rnn_backward(saved, np.zeros_like(dy), np.zeros_like(dh_n),
                                    None if dc_n is None else np.zeros_like(dc_n))
-    for a, e in zip(reference.rnn_backward(mode, *args, None, ws, None, None, None), zeros):
+    for a, e in zip(reference.rnn_backward(saved, None, None, None), zeros):
         assert (a is None) == (e is None)
         if e is not None:
             np.testing.assert_array_equal(a, e)
@@ -369,8 +368,36 @@ def test_reference_backward_needs_only_the_workspace(mode: str) -> None:
     assert none is None
     np.testing.assert_array_equal(y2, y)
     np.testing.assert_array_equal(h_n2, h_n)
-    with pytest.raises(ValueError, match="workspace"):
-        reference.rnn_backward(mode, *args, None, ws[1:], dy, dh_n, dc_n)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backward_refuses_what_no_forward_saved(backend: str) -> None:
+    module = fused.get_backend(backend)
+    args = make_args("lstm", np.float64, True, lengths=False)
+    saved = module.rnn_forward("lstm", *args)[3]
+    with pytest.raises(TypeError, match="saved: expected the SavedLayer returned by rnn_forward"):
+        module.rnn_backward(saved.workspace, None, None, None)
+    with pytest.raises(TypeError, match="saved: expected the SavedLayer returned by lstm_proj_forward"):
+        module.lstm_proj_backward(None, None, None, None)
+    with pytest.raises(ValueError, match="saved: expected the SavedLayer returned by lstm_proj_forward, got one "
+                                         "returned by rnn_forward"):
+        module.lstm_proj_backward(saved, None, None, None)
+    with pytest.raises(ValueError, match=r"dh_n: expected .*\(4, 3\), got \(4, 4\)"):
+        module.rnn_backward(saved, None, np.zeros((B, H + 1)), None)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_saved_state_counts_the_arrays_it_holds(backend: str) -> None:
+    """``nbytes``: the arrays forward checked (not lengths) and the workspace, what the tape reports."""
+    module = fused.get_backend(backend)
+    x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths = make_args("lstm", np.float64, True, lengths=True)
+    saved = module.rnn_forward("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths)[3]
+    held = sum(a.nbytes for a in (x, w_ih, w_hh, b_ih, b_hh, h0, c0))
+    assert saved.nbytes == held + saved.workspace.nbytes == sum(a.nbytes for a in saved.arrays)
+    assert saved.workspace.ndim == 1 and saved.workspace.nbytes > 0
+    layer = rnn_layer("lstm", Tensor(x, requires_grad=True), Tensor(w_ih), Tensor(w_hh), Tensor(b_ih),
+                      Tensor(b_hh), h0, c0, None, backend=backend)[0]
+    assert graph.nodes(layer)[0].saved_bytes == saved.nbytes  # (without lengths: the same arrays)
 
 
 @pytest.mark.parametrize("mode", [m for m in ALL_MODES if m != "gru_reset_before"])
@@ -378,9 +405,9 @@ def test_reference_gate_grads_are_the_factors_of_the_weight_gradients(mode: str)
     x, w_ih, w_hh, b_ih, b_hh, h0, c0, _ = make_args(mode, np.float64, True, lengths=False, seed=4)
     args = (x, w_ih, w_hh, b_ih, b_hh, h0, c0, None)
     dy, dh_n, dc_n = output_grads(mode, np.float64, None)
-    y, _, _, ws = reference.rnn_forward(mode, *args)
-    dx, dw_ih, dw_hh, *rest = reference.rnn_backward(mode, *args, None, ws, dy, dh_n, dc_n)
-    gx, dg_ih, dg_hh, *g_rest = reference.rnn_backward(mode, *args, None, ws, dy, dh_n, dc_n, True)
+    y, _, _, saved = reference.rnn_forward(mode, *args)
+    dx, dw_ih, dw_hh, *rest = reference.rnn_backward(saved, dy, dh_n, dc_n)
+    gx, dg_ih, dg_hh, *g_rest = reference.rnn_backward(saved, dy, dh_n, dc_n, True)
     assert (dg_hh is None) == (mode != "gru")
     h_prev = np.concatenate([h0[None], y[:-1]]).reshape(T * B, H)  # lengths None: y holds every state
     np.testing.assert_allclose(dg_ih.T @ x.reshape(T * B, I), dw_ih, rtol=1e-12, atol=1e-14)
@@ -389,7 +416,7 @@ def test_reference_gate_grads_are_the_factors_of_the_weight_gradients(mode: str)
         np.testing.assert_array_equal(a, e)
     if _has_c():  # the kernels' gate gradients are the same
         kernels = fused.get_backend("c")
-        c_grads = kernels.rnn_backward(mode, *args, None, kernels.rnn_forward(mode, *args)[3], dy, dh_n, dc_n, True)
+        c_grads = kernels.rnn_backward(kernels.rnn_forward(mode, *args)[3], dy, dh_n, dc_n, True)
         for name, a, e in zip(("dx", "dg_ih", "dg_hh", "db_ih", "db_hh", "dh0", "dc0"), c_grads,
                               (gx, dg_ih, dg_hh, *g_rest)):
             assert (a is None) == (e is None), name
@@ -402,9 +429,9 @@ def test_gate_grads_refuse_lengths_and_gru_reset_before(backend: str) -> None:
     module = fused.get_backend(backend)
     for mode, lengths in (("gru", True), ("gru_reset_before", False)):
         args = make_args(mode, np.float64, True, lengths=lengths)
-        _, _, _, ws = module.rnn_forward(mode, *args)
+        saved = module.rnn_forward(mode, *args)[3]
         with pytest.raises(ValueError, match="lengths|gate_grads"):
-            module.rnn_backward(mode, *args, None, ws, None, None, None, True)
+            module.rnn_backward(saved, None, None, None, True)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -199,15 +199,11 @@ Inputs parse_inputs(const std::string& mode, py::handle x, py::handle w_ih, py::
   return in;
 }
 
-Grads parse_grads(const Inputs& in, const std::string& forward, int64_t n_ws, py::handle workspace, py::handle dy,
-                  py::handle dh_n, py::handle dc_n) {
+Grads parse_grads(const Inputs& in, py::handle dy, py::handle dh_n, py::handle dc_n) {
   const Sizes s = in.sz;
   const int64_t R = in.P > 0 ? in.P : s.H;
   const std::string r = in.P > 0 ? "P" : "H";
   Grads g;
-  g.workspace = in.float_arg(workspace, "workspace");
-  if (!g.workspace) throw py::value_error("workspace: expected the array returned by " + forward + ", got None");
-  check_shape(g.workspace, "workspace", "(size from " + forward + " with the same arguments,)", {n_ws});
   g.dy = in.float_arg(dy, "dy");
   if (g.dy) check_shape(g.dy, "dy", "(T, B, " + r + ")", {s.T, s.B, R});
   g.dh_n = in.float_arg(dh_n, "dh_n");

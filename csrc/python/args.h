@@ -64,13 +64,12 @@ Inputs parse_inputs(const std::string& mode, py::handle x, py::handle w_ih, py::
                     py::handle b_hh, py::handle h0, py::handle c0, py::handle lengths,
                     py::handle w_hr = py::none());
 
-// A backward call's gradient arguments, checked against its forward's: workspace (n_ws,) from
-// `forward` (its name, for the message); dy (T, B, R), dh_n (B, R), dc_n (B, H) (lstm only), each
-// may be None (zero); R is the width of h (P with w_hr, else H).
+// A backward call's gradient arguments, checked against its forward's inputs: dy (T, B, R),
+// dh_n (B, R), dc_n (B, H) (lstm only), each may be None (zero); R is the width of h (P with w_hr,
+// else H).
 struct Grads {
-  py::array workspace = no_array(), dy = no_array(), dh_n = no_array(), dc_n = no_array();
+  py::array dy = no_array(), dh_n = no_array(), dc_n = no_array();
 };
-Grads parse_grads(const Inputs& in, const std::string& forward, int64_t n_ws, py::handle workspace, py::handle dy,
-                  py::handle dh_n, py::handle dc_n);
+Grads parse_grads(const Inputs& in, py::handle dy, py::handle dh_n, py::handle dc_n);
 
 }  // namespace minirnn::python

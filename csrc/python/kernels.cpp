@@ -1,14 +1,18 @@
 // kernels.cpp -- the recurrent layers' calls of the Python module (kernels.h): the arguments
-// checked (args.h), the results allocated (arrays.h), the kernel run without the GIL.
+// checked (args.h), the results allocated (arrays.h), the kernel run without the GIL. Forward
+// hands backward its checked arguments and workspace (saved_layer.h).
 //
 // Legend: T time steps, B batch, I input features, H hidden units, P proj_size, G gates (1, 4, 3).
 // T = 0 and B = 0 give empty outputs with h_n = h0.
 #include "kernels.h"
 
+#include <utility>
+
 #include "args.h"
 #include "arrays.h"
 #include "lstm_proj.h"
 #include "rnn.h"
+#include "saved_layer.h"
 #include "without_gil.h"
 
 namespace minirnn::python {
@@ -17,9 +21,9 @@ namespace {
 
 // The kernels write every element of the workspace, so it is not zeroed here. keep_workspace
 // false (inference): the smaller inference layout, in scratch memory freed on return, and None is
-// returned instead.
+// returned for the saved state.
 template <typename scalar_t>
-py::tuple forward(const Inputs& in, bool keep_workspace) {
+py::tuple forward(Inputs&& in, bool keep_workspace) {
   const Sizes s = in.sz;
   const bool lstm = in.mode == Mode::lstm;
   const int64_t n_ws = workspace_layout(in.mode, s, /*for_backward=*/keep_workspace).total;
@@ -35,7 +39,7 @@ py::tuple forward(const Inputs& in, bool keep_workspace) {
                           ptr<scalar_t>(in.h0),   ptr<scalar_t>(in.c0),   in.lengths_ptr(),
                           s,                      keep_workspace};
   run_without_gil(a, [&](const auto& b) { minirnn::rnn_forward(in.mode, b); });
-  return py::make_tuple(y, h_n, or_none(c_n), or_none(ws));
+  return py::make_tuple(y, h_n, or_none(c_n), keep_workspace ? save_layer(std::move(in), ws) : py::none());
 }
 
 // dh_steps: None, or a writable C-contiguous (T, B, H) array of x's dtype, written in place (so no
@@ -52,7 +56,8 @@ py::array dh_steps_arg(const Inputs& in, py::handle dh_steps) {
 // gate_grads: instead of dw_ih and dw_hh, the gate gradients dg_ih and dg_hh (T*B, G*H) they are
 // products of (dg_hh None unless gru).
 template <typename scalar_t>
-py::tuple backward(const Inputs& in, const Grads& g, bool gate_grads, py::array steps) {
+py::tuple backward(const SavedLayer& saved, const Grads& g, bool gate_grads, py::array steps) {
+  const Inputs& in = saved.in;
   const Sizes s = in.sz;
   const int64_t GH = in.G * s.H;
   const bool lstm = in.mode == Mode::lstm, bias = bool(in.b_ih), split_dgh = in.mode == Mode::gru;
@@ -68,7 +73,7 @@ py::tuple backward(const Inputs& in, const Grads& g, bool gate_grads, py::array 
   BackwardArgs<scalar_t> a{mut<scalar_t>(dx),          mut<scalar_t>(dw_ih),    mut<scalar_t>(dw_hh),
                            mut<scalar_t>(db_ih),       mut<scalar_t>(db_hh),    mut<scalar_t>(dh0),
                            mut<scalar_t>(dc0),         ptr<scalar_t>(in.x),     ptr<scalar_t>(in.w_ih),
-                           ptr<scalar_t>(in.w_hh),     ptr<scalar_t>(g.workspace), ptr<scalar_t>(g.dy),
+                           ptr<scalar_t>(in.w_hh),     ptr<scalar_t>(saved.workspace), ptr<scalar_t>(g.dy),
                            ptr<scalar_t>(g.dh_n),      ptr<scalar_t>(g.dc_n),   in.lengths_ptr(),
                            s,                          mut<scalar_t>(dg_ih),    mut<scalar_t>(dg_hh)};
   a.dh_steps = mut<scalar_t>(steps);
@@ -80,7 +85,7 @@ py::tuple backward(const Inputs& in, const Grads& g, bool gate_grads, py::array 
 ProjSizes proj_sizes(const Inputs& in) { return {in.sz.T, in.sz.B, in.sz.I, in.sz.H, in.P}; }
 
 template <typename scalar_t>
-py::tuple proj_forward(const Inputs& in) {
+py::tuple proj_forward(Inputs&& in) {
   const ProjSizes s = proj_sizes(in);
   py::array y = empty<scalar_t>({s.T, s.B, s.P});
   py::array h_n = empty<scalar_t>({s.B, s.P});
@@ -92,11 +97,12 @@ py::tuple proj_forward(const Inputs& in) {
                               ptr<scalar_t>(in.b_hh), ptr<scalar_t>(in.h0),   ptr<scalar_t>(in.c0),
                               in.lengths_ptr(),       s};
   run_without_gil(a, [&](const auto& b) { minirnn::lstm_proj_forward(b); });
-  return py::make_tuple(y, h_n, c_n, ws);
+  return py::make_tuple(y, h_n, c_n, save_layer(std::move(in), ws));
 }
 
 template <typename scalar_t>
-py::tuple proj_backward(const Inputs& in, const Grads& g) {
+py::tuple proj_backward(const SavedLayer& saved, const Grads& g) {
+  const Inputs& in = saved.in;
   const ProjSizes s = proj_sizes(in);
   const bool bias = bool(in.b_ih);
   py::array dx = empty<scalar_t>({s.T, s.B, s.I});
@@ -111,7 +117,7 @@ py::tuple proj_backward(const Inputs& in, const Grads& g) {
       mut<scalar_t>(dx),           mut<scalar_t>(dw_ih),   mut<scalar_t>(dw_hh),   mut<scalar_t>(dw_hr),
       mut<scalar_t>(db_ih),        mut<scalar_t>(db_hh),   mut<scalar_t>(dh0),     mut<scalar_t>(dc0),
       ptr<scalar_t>(in.x),         ptr<scalar_t>(in.w_ih), ptr<scalar_t>(in.w_hh), ptr<scalar_t>(in.w_hr),
-      ptr<scalar_t>(g.workspace),  ptr<scalar_t>(g.dy),    ptr<scalar_t>(g.dh_n),  ptr<scalar_t>(g.dc_n),
+      ptr<scalar_t>(saved.workspace), ptr<scalar_t>(g.dy),    ptr<scalar_t>(g.dh_n),  ptr<scalar_t>(g.dc_n),
       in.lengths_ptr(),            s};
   run_without_gil(a, [&](const auto& b) { minirnn::lstm_proj_backward(b); });
   return py::make_tuple(dx, dw_ih, dw_hh, dw_hr, or_none(db_ih), or_none(db_hh), dh0, dc0);
@@ -121,42 +127,34 @@ py::tuple proj_backward(const Inputs& in, const Grads& g) {
 
 py::tuple rnn_forward(const std::string& mode, py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih,
                       py::handle b_hh, py::handle h0, py::handle c0, py::handle lengths, bool need_workspace) {
-  const Inputs in = parse_inputs(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths);
-  return in.is_double ? forward<double>(in, need_workspace) : forward<float>(in, need_workspace);
+  Inputs in = parse_inputs(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths);
+  return in.is_double ? forward<double>(std::move(in), need_workspace) : forward<float>(std::move(in), need_workspace);
 }
 
-py::tuple rnn_backward(const std::string& mode, py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih,
-                       py::handle b_hh, py::handle h0, py::handle c0, py::handle lengths, py::handle y,
-                       py::handle workspace, py::handle dy, py::handle dh_n, py::handle dc_n, bool gate_grads,
+py::tuple rnn_backward(py::handle saved, py::handle dy, py::handle dh_n, py::handle dc_n, bool gate_grads,
                        py::handle dh_steps) {
-  const Inputs in = parse_inputs(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths);
-  const Sizes s = in.sz;
-  py::array ya = in.float_arg(y, "y");  // not needed by the kernels; checked when given
-  if (ya) check_shape(ya, "y", "(T, B, H)", {s.T, s.B, s.H});
-  const Grads g = parse_grads(in, "rnn_forward", workspace_layout(in.mode, s).total, workspace, dy, dh_n, dc_n);
+  const SavedLayer& sv = saved_arg(saved, /*projected=*/false);
+  const Inputs& in = sv.in;
+  const Grads g = parse_grads(in, dy, dh_n, dc_n);
   if (gate_grads && in.lengths)
     throw py::value_error("lengths: expected None when the gate gradients are returned, got an array");
   if (gate_grads && in.mode == Mode::gru_reset_before)  // its dW_hn is no product with h_prev
     throw py::value_error("gate_grads: expected False for mode 'gru_reset_before', got True");
   py::array steps = dh_steps_arg(in, dh_steps);
-  return in.is_double ? backward<double>(in, g, gate_grads, steps) : backward<float>(in, g, gate_grads, steps);
+  return in.is_double ? backward<double>(sv, g, gate_grads, steps) : backward<float>(sv, g, gate_grads, steps);
 }
 
 py::tuple lstm_proj_forward(py::handle x, py::handle w_ih, py::handle w_hh, py::handle w_hr, py::handle b_ih,
                             py::handle b_hh, py::handle h0, py::handle c0, py::handle lengths) {
   if (w_hr.is_none()) throw py::value_error("w_hr: expected an array (P, H), got None");
-  const Inputs in = parse_inputs("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr);
-  return in.is_double ? proj_forward<double>(in) : proj_forward<float>(in);
+  Inputs in = parse_inputs("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr);
+  return in.is_double ? proj_forward<double>(std::move(in)) : proj_forward<float>(std::move(in));
 }
 
-py::tuple lstm_proj_backward(py::handle x, py::handle w_ih, py::handle w_hh, py::handle w_hr, py::handle b_ih,
-                             py::handle b_hh, py::handle h0, py::handle c0, py::handle lengths, py::handle workspace,
-                             py::handle dy, py::handle dh_n, py::handle dc_n) {
-  if (w_hr.is_none()) throw py::value_error("w_hr: expected an array (P, H), got None");
-  const Inputs in = parse_inputs("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, w_hr);
-  const int64_t n_ws = lstm_proj_workspace_layout(proj_sizes(in)).total;
-  const Grads g = parse_grads(in, "lstm_proj_forward", n_ws, workspace, dy, dh_n, dc_n);
-  return in.is_double ? proj_backward<double>(in, g) : proj_backward<float>(in, g);
+py::tuple lstm_proj_backward(py::handle saved, py::handle dy, py::handle dh_n, py::handle dc_n) {
+  const SavedLayer& sv = saved_arg(saved, /*projected=*/true);
+  const Grads g = parse_grads(sv.in, dy, dh_n, dc_n);
+  return sv.in.is_double ? proj_backward<double>(sv, g) : proj_backward<float>(sv, g);
 }
 
 int64_t workspace_size(const std::string& mode, int64_t T, int64_t B, int64_t H) {

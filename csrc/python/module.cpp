@@ -12,6 +12,7 @@
 #include "kernels.h"
 #include "packed_gemm.h"
 #include "parallel.h"
+#include "saved_layer.h"
 #include "scratch.h"
 
 namespace py = pybind11;
@@ -88,26 +89,20 @@ void register_tape_ops(py::module_& m) {
         "the fused cells' activation, overflow-free, NaN propagates).");
 }
 
-// The nine arguments every recurrent call starts with.
-#define MINIRNN_LAYER_ARGS                                                                                       \
-  py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("h0"), py::arg("c0"), \
-      py::arg("lengths")
-
 void register_layers(py::module_& m) {
+  register_saved_layer(m);
   m.def("workspace_size", &workspace_size, py::arg("mode"), py::arg("T"), py::arg("B"), py::arg("H"),
         "Elements in the workspace rnn_forward returns for these sizes.");
-  m.def("rnn_forward", &rnn_forward, py::arg("mode"), MINIRNN_LAYER_ARGS, py::arg("need_workspace") = true,
+  m.def("rnn_forward", &rnn_forward, py::arg("mode"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
+        py::arg("b_hh"), py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("need_workspace") = true,
         doc::kRnnForward);
-  m.def("rnn_backward", &rnn_backward, py::arg("mode"), MINIRNN_LAYER_ARGS, py::arg("y"), py::arg("workspace"),
-        py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"), py::arg("gate_grads") = false,
-        py::arg("dh_steps") = py::none(), doc::kRnnBackward);
+  m.def("rnn_backward", &rnn_backward, py::arg("saved"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"),
+        py::arg("gate_grads") = false, py::arg("dh_steps") = py::none(), doc::kRnnBackward);
   m.def("lstm_proj_forward", &lstm_proj_forward, py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("w_hr"),
         py::arg("b_ih"), py::arg("b_hh"), py::arg("h0"), py::arg("c0"), py::arg("lengths"), doc::kLstmProjForward);
-  m.def("lstm_proj_backward", &lstm_proj_backward, py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("w_hr"),
-        py::arg("b_ih"), py::arg("b_hh"), py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("workspace"),
-        py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"), doc::kLstmProjBackward);
+  m.def("lstm_proj_backward", &lstm_proj_backward, py::arg("saved"), py::arg("dy"), py::arg("dh_n"),
+        py::arg("dc_n"), doc::kLstmProjBackward);
 }
-#undef MINIRNN_LAYER_ARGS
 
 }  // namespace
 

@@ -7,7 +7,7 @@ giving the gradients of every weight and of x) or inference (forward under ``no_
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 
@@ -99,8 +99,8 @@ def numpy_step(problem: Problem, train: bool) -> Step:
             zero, zero_c, problem.lengths)
 
     def training_step() -> None:
-        y, _, _, workspace = reference.rnn_forward(*args)
-        reference.rnn_backward(*args, y, workspace, problem.dy, zero, zero_c)
+        saved = reference.rnn_forward(*args)[3]  # (need_workspace: a SavedLayer, never None)
+        reference.rnn_backward(cast(reference.SavedLayer, saved), problem.dy, zero, zero_c)
 
     def inference() -> None:
         reference.rnn_forward(*args)

@@ -4,7 +4,7 @@ NumPy reports its array allocations to ``tracemalloc``. The C++ extension alloca
 temporaries and its large result arrays (workspace, y, dx, matmul products: 1 MB and more) from its own reuse
 cache (csrc/scratch.h), which tracemalloc does not see; the extension counts those bytes itself.
 A step's peak is the sum of the two peaks, an upper bound (they need not coincide).
-The fused kernels' saved state is one workspace array, of
+The fused kernels' saved state holds one workspace array, of
 ``itemsize * (a*T*B*H + b*B*H)`` bytes with (a, b) per mode from :func:`workspace_elements`; its
 size per (T, B, H) element says how many floats per hidden unit and time step the layer keeps
 for backward.
@@ -64,7 +64,7 @@ def workspace_record(problem: Problem) -> dict[str, Any]:
     h0 = np.zeros((s.B, s.H), problem.x.dtype)
     c0 = h0 if problem.mode == "lstm" else None
     workspace = _C.rnn_forward(problem.mode, problem.x, w["weight_ih_l0"], w["weight_hh_l0"], w["bias_ih_l0"],
-                               w["bias_hh_l0"], h0, c0, problem.lengths)[3]
+                               w["bias_hh_l0"], h0, c0, problem.lengths)[3].workspace
     formula = workspace_formula(problem.mode, workspace.itemsize)
     if workspace_bytes(problem.mode, s.T, s.B, s.H, workspace.itemsize) != workspace.nbytes:
         formula = f"unknown ({formula} does not match: the layout is not linear in T)"
