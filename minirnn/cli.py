@@ -308,7 +308,11 @@ class _Training:
         """Whether to take another step: rank 0's clock and signals decide for every rank."""
         steps = self.args.steps
         go = ((self.step < steps) if steps else (time.perf_counter() < deadline)) and not stop.signum
-        go, stop.signum = distributed.agree((go, stop.signum))
+        go, signum = distributed.agree((go, stop.signum))
+        # Rank 0's signal decides on every rank; on rank 0 itself, its None must not clear a signal
+        # the handler set after it was read (the run would go on as if none had come).
+        if signum is not None or distributed.rank() != 0:
+            stop.signum = signum
         return go
 
     def finish(self, signum: int | None) -> int:

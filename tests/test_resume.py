@@ -143,6 +143,26 @@ def test_a_killed_run_resumes_bitwise_equal(data, tmp_path, uninterrupted, how, 
     assert_bitwise_equal(weights(ckpt), uninterrupted(step + 6))
 
 
+def test_a_signal_while_the_ranks_agree_is_not_lost(data, tmp_path, monkeypatch, capsys):
+    """SIGINT arriving inside distributed.agree, after the loop read "no signal" but before it
+    stored what the ranks agreed: the stop must stand (it used to be overwritten, and the run
+    went on to the end as if no signal had come)."""
+    real_agree = cli.distributed.agree
+    sent = []
+
+    def agree_then_signal(value, root=0):
+        if isinstance(value, tuple) and not sent:  # the loop's (go, signal) decision, its first
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs before this call returns
+        return real_agree(value, root)
+
+    monkeypatch.setattr(cli.distributed, "agree", agree_then_signal)
+    assert train(data, tmp_path / "c.npz", "--steps", "20") == 130 and sent
+    err = capsys.readouterr().err
+    assert "SIGINT: stopped after step" in err
+    assert minirnn.load(tmp_path / "c.npz")["train"]["step"] < 20
+
+
 def test_training_into_nan_stops_and_keeps_the_good_checkpoint(data, tmp_path, capsys):
     """The issue's command: an all-NaN model used to be saved over the good one, exit 0."""
     ckpt = tmp_path / "c.npz"
