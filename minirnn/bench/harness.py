@@ -95,6 +95,7 @@ def _light(shapes: tuple[Shape, ...], max_flops: float | None) -> tuple[Shape, .
 class _Run:
     """The settings every section of one :func:`measure` shares."""
 
+    cores: int
     shapes: tuple[Shape, ...]
     light: tuple[Shape, ...]  # the shapes the slow sections measure (see _light)
     threads: tuple[int, ...]
@@ -124,7 +125,7 @@ def _opening(run: _Run, quick: bool, modes: tuple[str, ...], load_start: float) 
         results["notes"].append(f"quick: memory and variable lengths measured only at "
                                 f"{', '.join(s.label for s in run.light)} (at most {QUICK_SLOW_MAX_FLOPS / 1e9:g} "
                                 "GFLOP per LSTM training step); --full measures all")
-    run.log(f"minirnn bench ({'quick' if quick else 'full'}) on {results['machine']['cpu']}, {all_cores()} cores, "
+    run.log(f"minirnn bench ({'quick' if quick else 'full'}) on {results['machine']['cpu']}, {run.cores} cores, "
             f"commit {results['machine']['commit']}")
     return results
 
@@ -167,7 +168,7 @@ def _model_sections(run: _Run, results: dict[str, Any], charlm: CharLMConfig | N
                           if dynamic else None)
     if distributed:
         run.phase("distributed (1 rank vs 2 MPI ranks)")
-        results["distributed"] = run_distributed(distributed, all_cores())
+        results["distributed"] = run_distributed(distributed, run.cores)
         if results["distributed"] is None:
             results["notes"].append("mpi4py/mpiexec not installed: the distributed section is skipped "
                                     "(pip install 'minirnn[mpi]')")
@@ -185,7 +186,7 @@ def measure(quick: bool = True, modes: tuple[str, ...] = MODES, shapes: tuple[Sh
     cores = all_cores()
     shapes = shapes if shapes is not None else (QUICK_GRID if quick else FULL_GRID)
     slow_max_flops = QUICK_SLOW_MAX_FLOPS if quick else None
-    run = _Run(shapes=shapes, light=_light(shapes, slow_max_flops),
+    run = _Run(cores=cores, shapes=shapes, light=_light(shapes, slow_max_flops),
                threads=threads if threads is not None else ((cores,) if quick else tuple(sorted({1, cores}))),
                repeats=repeats if repeats is not None else (3 if quick else 7), budget_s=1.0 if quick else 5.0,
                slow_max_flops=slow_max_flops, with_torch=torch_peer.available(), log=log, wall_start=wall_start)
