@@ -86,12 +86,12 @@ class SavedLayer:
         return sum(a.nbytes for a in self.arrays)
 
 
-def check_saved(saved: Any, forward: str) -> SavedLayer:
+def _check_saved(saved: Any, forward: str) -> SavedLayer:
     """``saved`` if it is a :class:`SavedLayer` made by ``forward`` ("rnn_forward" or
     "lstm_proj_forward"), else TypeError/ValueError naming ``saved``."""
     if not isinstance(saved, SavedLayer):
-        raise TypeError(f"rnn: saved: expected the SavedLayer returned by {forward} (need_workspace=True), "
-                        f"got {type(saved).__name__}")
+        when = " (need_workspace=True)" if forward == "rnn_forward" else ""  # (lstm_proj_forward always saves)
+        raise TypeError(f"rnn: saved: expected the SavedLayer returned by {forward}{when}, got {type(saved).__name__}")
     made_by = "rnn_forward" if saved.w_hr is None else "lstm_proj_forward"
     if made_by != forward:
         raise ValueError(f"rnn: saved: expected the SavedLayer returned by {forward}, got one returned by {made_by}")
@@ -263,7 +263,7 @@ def _step_backward(mode: str, dh: np.ndarray, dc: np.ndarray | None, gates: np.n
     return da, da, np.zeros_like(dh), None
 
 
-def check_output_grads(saved: SavedLayer, dy: Any, dh_n: Any, dc_n: Any) -> None:
+def _check_output_grads(saved: SavedLayer, dy: Any, dh_n: Any, dc_n: Any) -> None:
     """The gradients a backward adds to what forward saved (already checked): ``dy`` (T, B, R),
     ``dh_n`` (B, R) and ``dc_n`` (B, H, lstm only), each None or of x's dtype; R is h's width."""
     x, h0 = saved.x, saved.h0
@@ -278,7 +278,7 @@ def check_output_grads(saved: SavedLayer, dy: Any, dh_n: Any, dc_n: Any) -> None
 
 def _check_backward_args(saved: Any, dy: Any, dh_n: Any, dc_n: Any, gate_grads: bool) -> None:
     """What :func:`rnn_backward` is given: the saved state of an :func:`rnn_forward`, its gradients."""
-    check_output_grads(check_saved(saved, "rnn_forward"), dy, dh_n, dc_n)
+    _check_output_grads(_check_saved(saved, "rnn_forward"), dy, dh_n, dc_n)
     if gate_grads and (saved.lengths is not None or saved.mode == "gru_reset_before"):
         raise ValueError("rnn: gate_grads: expected lengths None and a mode other than 'gru_reset_before'")
 
@@ -383,7 +383,7 @@ def lstm_proj_backward(saved: SavedLayer, dy: np.ndarray | None, dh_n: np.ndarra
     As :func:`rnn_backward` for lstm, with ``dm_t = dh_t W_hr`` in place of dL/dh_t in the cell's
     local derivatives and ``dW_hr = sum_t dh_t^T m_t``. ``dy``, ``dh_n``, ``dc_n`` may be None (zero).
     """
-    check_output_grads(check_saved(saved, "lstm_proj_forward"), dy, dh_n, dc_n)
+    _check_output_grads(_check_saved(saved, "lstm_proj_forward"), dy, dh_n, dc_n)
     x, w_ih, w_hh, b_ih, lengths = saved.x, saved.w_ih, saved.w_hh, saved.b_ih, saved.lengths
     w_hr, c0 = cast(np.ndarray, saved.w_hr), cast(np.ndarray, saved.c0)  # (check_saved: a projected LSTM's)
     T, B, _ = x.shape

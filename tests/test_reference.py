@@ -14,20 +14,12 @@ from torch_oracle import assert_close_to_scale, torch_rnn
 
 import minirnn
 from minirnn import Tensor, gradcheck
-from minirnn import fused, graph, modes, reference
+from minirnn import _extension, fused, graph, modes, reference
 from minirnn.fused import reverse_within_lengths, rnn_layer
 
 MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
 ALL_MODES = MODES + LECTURE_MODES  # with the modes torch lacks, for the tests that need no torch
 T, B, I, H = 5, 4, 3, 3
-
-
-def _has_c() -> bool:
-    try:
-        fused.get_backend("c")
-    except RuntimeError:
-        return False
-    return True
 
 
 #: The fused layers' two backends as a test parameter; "c" is marked `extension` (skipped where the
@@ -129,7 +121,7 @@ def test_gradcheck_through_fused_layer(backend: str, mode: str) -> None:
     assert gradcheck(lambda *a: rnn_layer(mode, *a, lengths=lengths, reverse=True, backend=backend), tensors)
 
 
-@pytest.mark.skipif(not _has_c(), reason="minirnn._C has no kernels")
+@pytest.mark.extension
 @pytest.mark.parametrize("mode,dtype,bias", list(itertools.product(ALL_MODES, (np.float32, np.float64), (True, False))))
 def test_c_kernels_match_reference(mode: str, dtype: type, bias: bool) -> None:
     c_module = fused.get_backend("c")
@@ -280,7 +272,7 @@ def test_empty_shapes(backend: str, steps: int, batch: int) -> None:
         np.testing.assert_array_equal(h0.grad, 1)
 
 
-@pytest.mark.skipif(not _has_c(), reason="minirnn._C has no kernels")
+@pytest.mark.extension
 @settings(max_examples=40, deadline=None)
 @given(mode=st.sampled_from(MODES), steps=st.integers(0, 4), batch=st.integers(0, 3), inputs=st.integers(1, 3),
        hidden=st.integers(1, 3), bias=st.booleans(), seed=st.integers(0, 2**16))
@@ -414,7 +406,7 @@ def test_reference_gate_grads_are_the_factors_of_the_weight_gradients(mode: str)
     np.testing.assert_allclose((dg_ih if dg_hh is None else dg_hh).T @ h_prev, dw_hh, rtol=1e-12, atol=1e-14)
     for a, e in zip((gx, *g_rest), (dx, *rest)):
         np.testing.assert_array_equal(a, e)
-    if _has_c():  # the kernels' gate gradients are the same
+    if _extension.C is not None:  # the kernels' gate gradients are the same
         kernels = fused.get_backend("c")
         c_grads = kernels.rnn_backward(kernels.rnn_forward(mode, *args)[3], dy, dh_n, dc_n, True)
         for name, a, e in zip(("dx", "dg_ih", "dg_hh", "db_ih", "db_hh", "dh0", "dc0"), c_grads,
