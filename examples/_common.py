@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple
 
 import numpy as np
@@ -87,6 +88,23 @@ def held_out_accuracy(title: str, model: Callable[[Any], Tensor],
         f"{name}: {result[name]:.3f} (majority class {majority_rate(labels):.3f})"
         for name, (_, labels) in sets.items()))
     return result
+
+
+def new_figure(**options: Any) -> Any:
+    """A matplotlib ``Figure(**options)`` (the ``plot`` extra), or None, said on stdout, without matplotlib."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        print(f"no picture drawn: {err}")
+        return None
+    return Figure(**options)
+
+
+def save_picture(fig: Any, path: Path) -> None:
+    """Write ``fig`` to ``path`` (making its folder) and say where."""
+    path.parent.mkdir(exist_ok=True)
+    fig.savefig(path)
+    print(f"picture: {path}")
 
 
 def seed(n: int = 0) -> np.random.Generator:

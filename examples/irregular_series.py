@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import fit, parse_quick, seed
+from _common import fit, new_figure, parse_quick, save_picture, seed
 from minirnn import Tensor, cat, functional as F, nn, no_grad
 
 PICTURE = Path(__file__).resolve().parent / "img" / "irregular_series.png"
@@ -92,12 +92,9 @@ def main(quick: bool = False) -> dict[str, float]:
 
 def draw(curves: dict[str, np.ndarray], path: Path) -> None:
     """MSE against the horizon, one line per model, if matplotlib (the ``plot`` extra) is installed."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as err:
-        print(f"no picture drawn: {err}")
+    fig = new_figure(figsize=(6, 4), layout="tight")
+    if fig is None:
         return
-    fig = Figure(figsize=(6, 4), layout="tight")
     ax = fig.subplots()
     for name, mse in curves.items():
         ax.plot(np.arange(1, mse.size + 1), mse, marker="o", label=name)
@@ -105,9 +102,7 @@ def draw(curves: dict[str, np.ndarray], path: Path) -> None:
     ax.set(xlabel="horizon (observations ahead, predictions fed back)", ylabel="held-out MSE", yscale="log",
            title="free-running forecast of an irregularly sampled sine")
     ax.legend()
-    path.parent.mkdir(exist_ok=True)
-    fig.savefig(path)
-    print(f"picture: {path}")
+    save_picture(fig, path)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import fit, parse_quick, seed
+from _common import fit, new_figure, parse_quick, save_picture, seed
 from minirnn import Tensor, cat, functional as F, nn, no_grad, stack
 
 BITS = 5
@@ -155,12 +155,9 @@ def main(quick: bool = False) -> dict[str, float]:
 def draw(models: dict[str, nn.Module], path: Path, lengths: tuple[int, ...] = (10, 20)) -> None:
     """Input, target and each model's output (probability of each bit) for one held-out sequence
     per length, like the lecture's figure; if matplotlib (the ``plot`` extra) is installed."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as err:
-        print(f"no picture drawn: {err}")
+    fig = new_figure(figsize=(11, 1.2 * (2 + len(models))), layout="constrained")
+    if fig is None:
         return
-    fig = Figure(figsize=(11, 1.2 * (2 + len(models))), layout="constrained")
     axes = fig.subplots(2 + len(models), len(lengths), squeeze=False)
     for column, length in enumerate(lengths):
         inputs, targets = make(np.random.default_rng(7), 1, length)
@@ -176,9 +173,7 @@ def draw(models: dict[str, nn.Module], path: Path, lengths: tuple[int, ...] = (1
             ax.imshow(image.T, aspect="auto", cmap="Blues" if title == "input" else "Reds", vmin=0, vmax=1,
                       interpolation="nearest")
             ax.set(yticks=[], xticks=[], title=f"{title}, length {length}")
-    path.parent.mkdir(exist_ok=True)
-    fig.savefig(path)
-    print(f"picture: {path}")
+    save_picture(fig, path)
 
 
 if __name__ == "__main__":
